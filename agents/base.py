@@ -1,0 +1,81 @@
+"""The one policy interface, shared with stable-baselines3.
+
+Every sampling policy implements ``predict(observation, state=None, episode_start=None,
+deterministic=False) -> (action, state)``, SB3's ``PolicyPredictor`` protocol, so the same
+object runs through SB3's ``evaluate_policy``, through ``evaluate.py`` and through the
+plain-loop replay (:mod:`dus_env.replay`). Policies read only the observation (decoded by name
+with :class:`dus_env.spaces.ObservationLayout`), never the env's internals.
+
+Online learners (REINFORCE) also implement :meth:`OnlinePolicy.observe`, which rollout code
+calls after every step with the reward.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from dus_env.spaces import ObservationLayout
+
+
+@runtime_checkable
+class Policy(Protocol):
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]: ...
+
+
+@runtime_checkable
+class OnlinePolicy(Policy, Protocol):
+    def observe(self, reward: float, terminated: bool) -> None:
+        """Called after each env step with its reward (learning happens here)."""
+        ...
+
+
+class GridPolicy:
+    """Base for hand-written policies over a DUS-v0 observation layout and action grid.
+
+    Accepts a single observation ``(size,)`` or a batch ``(n_envs, size)`` and returns actions of
+    the matching shape, as SB3 does.
+    """
+
+    def __init__(self, layout: ObservationLayout, multipliers: tuple[float, ...]) -> None:
+        if len(multipliers) != layout.n_actions:
+            raise ValueError(
+                f"multipliers has {len(multipliers)} values but the layout's action grid has "
+                f"{layout.n_actions}"
+            )
+        self.layout = layout
+        self.multipliers = np.asarray(multipliers, dtype=float)
+
+    @classmethod
+    def for_env(cls, env: Any, **kwargs: Any) -> GridPolicy:
+        """Build for an env (wrapped or not)."""
+        base = env.unwrapped
+        return cls(base.layout, tuple(base.config.sampler.multipliers), **kwargs)
+
+    @property
+    def uniform_index(self) -> int:
+        ones = np.flatnonzero(np.isclose(self.multipliers, 1.0))
+        return int(ones[0]) if len(ones) else len(self.multipliers) // 2
+
+    def nearest_indices(self, ratios: np.ndarray) -> np.ndarray:
+        """Grid index closest (in log scale) to each requested multiplier."""
+        dist = np.abs(np.log(np.asarray(ratios)[..., None]) - np.log(self.multipliers))
+        return np.argmin(dist, axis=-1).astype(np.int64)
+
+    def _act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        obs = np.asarray(observation, dtype=np.float32)
+        single = obs.ndim == 1
+        batch = obs[None] if single else obs
+        self.layout.decode(batch)  # validates the size
+        actions = self._act(batch, deterministic)
+        return (actions[0] if single else actions), state

@@ -1,0 +1,79 @@
+"""Hand-written policies: uniform, random and the DUS heuristic (DUS-H)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.base import GridPolicy
+from dus_env.errors import check_range
+from dus_env.spaces import ObservationLayout
+
+
+class UniformPolicy(GridPolicy):
+    """Every modality gets the base batch size (multiplier 1.0)."""
+
+    def _act(self, obs, deterministic):
+        return np.full((obs.shape[0], self.layout.n_modalities), self.uniform_index, np.int64)
+
+
+class RandomPolicy(GridPolicy):
+    """A uniformly random grid index per modality, from its own seeded generator."""
+
+    def __init__(self, layout: ObservationLayout, multipliers: tuple[float, ...], seed: int = 0):
+        super().__init__(layout, multipliers)
+        self.rng = np.random.default_rng(seed)
+
+    def _act(self, obs, deterministic):
+        return self.rng.integers(0, len(self.multipliers),
+                                 size=(obs.shape[0], self.layout.n_modalities)).astype(np.int64)
+
+
+class HeuristicPolicy(GridPolicy):
+    """DUS-H: budget-preserving inverse-score allocation.
+
+    From the latest cumulative scores S^j in the observation:
+    ``w^j = (1/S^j)^gamma / sum_k (1/S^k)^gamma`` and the requested multiplier is
+    ``M * w^j`` (so the total stays about ``M * base_batch_size``), clipped to
+    ``[min_multiplier, max_multiplier]`` and snapped to the nearest grid value. The weaker
+    modality (lower S) gets more samples. Uniform while training progress < ``warmup``.
+
+    Args:
+        layout, multipliers: the env's observation layout and action grid.
+        gamma: exponent of the inverse score (0 = uniform; larger = more skew).
+        warmup: fraction of the run (progress in [0, 1]) during which the policy is uniform.
+        min_multiplier, max_multiplier: bounds n_min / n_b and n_max / n_b.
+    """
+
+    def __init__(
+        self,
+        layout: ObservationLayout,
+        multipliers: tuple[float, ...],
+        gamma: float = 1.0,
+        warmup: float = 0.1,
+        min_multiplier: float = 0.5,
+        max_multiplier: float = 2.0,
+    ) -> None:
+        super().__init__(layout, multipliers)
+        check_range("gamma", gamma, 0.0)
+        check_range("warmup", warmup, 0.0, 1.0)
+        check_range("min_multiplier", min_multiplier, 0.0, low_inclusive=False)
+        if max_multiplier < min_multiplier:
+            raise ValueError(
+                f"max_multiplier={max_multiplier} must be >= min_multiplier={min_multiplier}"
+            )
+        self.gamma, self.warmup = gamma, warmup
+        self.min_multiplier, self.max_multiplier = min_multiplier, max_multiplier
+
+    def requested_multipliers(self, obs: np.ndarray) -> np.ndarray:
+        """The unsnapped multipliers M * w^j for a batch of observations."""
+        scores = np.clip(self.layout.cumulative_scores(obs).astype(float), 1e-6, None)
+        inv = scores ** (-self.gamma)
+        weights = inv / inv.sum(axis=-1, keepdims=True)
+        m = self.layout.n_modalities
+        return np.clip(m * weights, self.min_multiplier, self.max_multiplier)
+
+    def _act(self, obs, deterministic):
+        actions = self.nearest_indices(self.requested_multipliers(obs))
+        progress = self.layout.decode(obs)["progress"][:, 0]
+        actions[progress < self.warmup] = self.uniform_index
+        return actions

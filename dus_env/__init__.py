@@ -1,0 +1,71 @@
+"""dus-env: Data-aware Unimodal Sampling (DUS) for rebalanced multimodal learning.
+
+``import dus_env`` registers the Gymnasium environment ``dus_env/DUS-v0`` (string entry point,
+so importing stays cheap). The library never prints, never seeds global random generators and
+never imports stable-baselines3.
+
+Paper symbol -> code name: n_b -> ``base_batch_size``; n_t^j -> ``batch_sizes[modality]``;
+s_t^j -> ``batch_scores[modality]``; S_t^j -> ``cumulative_scores[modality]``;
+t, T -> ``iteration``, ``total_iterations``.
+"""
+
+from __future__ import annotations
+
+from dus_env.config import (
+    PRESETS,
+    EnvConfig,
+    MfeatConfig,
+    MLAConfig,
+    ModelConfig,
+    MonitorConfig,
+    OGMGEConfig,
+    RewardConfig,
+    SamplerConfig,
+    SyntheticConfig,
+    TrainerConfig,
+    config_from_dict,
+    config_to_dict,
+    get_preset,
+)
+
+__version__ = "0.1.0"
+ENV_ID = "dus_env/DUS-v0"
+
+
+def _register_envs() -> None:
+    from gymnasium.envs.registration import register, registry
+
+    if ENV_ID not in registry:
+        register(id=ENV_ID, entry_point="dus_env.env:DUSEnv")
+
+
+_register_envs()
+
+
+def __getattr__(name: str):
+    # Heavy modules (torch models, the env) load on first use, not on import.
+    if name == "DUSEnv":
+        from dus_env.env import DUSEnv
+
+        return DUSEnv
+    raise AttributeError(f"module 'dus_env' has no attribute {name!r}")
+
+
+__all__ = [
+    "ENV_ID",
+    "PRESETS",
+    "DUSEnv",
+    "EnvConfig",
+    "MLAConfig",
+    "MfeatConfig",
+    "ModelConfig",
+    "MonitorConfig",
+    "OGMGEConfig",
+    "RewardConfig",
+    "SamplerConfig",
+    "SyntheticConfig",
+    "TrainerConfig",
+    "config_from_dict",
+    "config_to_dict",
+    "get_preset",
+]

@@ -1,0 +1,460 @@
+"""Frozen, validated configuration for every component, and the presets.
+
+Each component receives only its own slice: the sampler a :class:`SamplerConfig`, the trainer
+a :class:`TrainerConfig`, and so on. :class:`EnvConfig` nests them all and is the only thing
+the environment takes. Presets are plain Python values in :data:`PRESETS`.
+
+Configs can be written to and read from plain dicts (JSON) with :func:`config_to_dict` and
+:func:`config_from_dict`; unknown keys fail with the valid keys and a "did you mean".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+from dus_env.errors import check_choice, check_range, did_you_mean
+
+HOSTS: tuple[str, ...] = ("joint", "mla", "ogm_ge", "unimodal")
+REWARDS: tuple[str, ...] = ("val_delta", "discrepancy", "terminal", "hybrid")
+MFEAT_VIEWS: tuple[str, ...] = ("fou", "fac", "kar", "pix", "zer", "mor")
+
+
+# --------------------------------------------------------------------------- data
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """A seeded generator of paired Gaussian-mixture modalities with controlled imbalance.
+
+    Every class of modality ``j`` is a mixture of ``clusters_per_class[j]`` Gaussian blobs in
+    ``dim`` dimensions; more clusters make the modality harder to learn (a nonlinear boundary),
+    ``separation[j]`` sets how far apart the blobs are (signal strength), and the first
+    ``confused_pairs[j]`` class pairs share their blobs in modality ``j`` (that modality cannot
+    separate them, so the other modality carries complementary information).
+    """
+
+    name: Literal["synthetic"] = "synthetic"
+    """Dataset kind; selects this config in dicts."""
+    modalities: tuple[str, ...] = ("strong", "weak")
+    """Modality names (M >= 2)."""
+    n_classes: int = 10
+    """Number of classes."""
+    dim: int = 32
+    """Input dimension of every modality."""
+    clusters_per_class: tuple[int, ...] = (1, 8)
+    """Gaussian blobs per class, per modality (learning difficulty)."""
+    separation: tuple[float, ...] = (3.0, 0.7)
+    """Blob-centre scale relative to unit noise, per modality (signal strength)."""
+    confused_pairs: tuple[int, ...] = (3, 0)
+    """Number of class pairs ((0,1), (2,3), ...) each modality cannot tell apart."""
+    n_train: int = 20000
+    """Training samples."""
+    n_val: int = 2000
+    """Validation samples (model selection and the env's reward)."""
+    n_test: int = 4000
+    """Test samples (reported, never tuned on)."""
+    seed: int = 0
+    """Seed of the generated data (the dataset is the same across env episodes)."""
+
+    def __post_init__(self) -> None:
+        m = len(self.modalities)
+        if m < 2:
+            raise ValueError(f"data.modalities={list(self.modalities)!r} needs at least 2 modalities")
+        if len(set(self.modalities)) != m:
+            raise ValueError(f"data.modalities={list(self.modalities)!r} has duplicate names")
+        for fname in ("clusters_per_class", "separation", "confused_pairs"):
+            if len(getattr(self, fname)) != m:
+                raise ValueError(
+                    f"data.{fname}={getattr(self, fname)!r} needs one value per modality ({m})"
+                )
+        check_range("data.n_classes", self.n_classes, 2)
+        check_range("data.dim", self.dim, 1)
+        for fname in ("n_train", "n_val", "n_test"):
+            check_range(f"data.{fname}", getattr(self, fname), self.n_classes)
+        for c in self.clusters_per_class:
+            check_range("data.clusters_per_class", c, 1)
+        for s in self.separation:
+            check_range("data.separation", s, 0.0, low_inclusive=False)
+        for p in self.confused_pairs:
+            check_range("data.confused_pairs", p, 0, self.n_classes // 2)
+
+
+@dataclass(frozen=True)
+class MfeatConfig:
+    """The UCI Multiple Features handwritten digits (2,000 samples, 10 classes, 6 views)."""
+
+    name: Literal["mfeat"] = "mfeat"
+    """Dataset kind; selects this config in dicts."""
+    views: tuple[str, ...] = ("fac", "zer")
+    """Feature views used as modalities (any >= 2 of fou, fac, kar, pix, zer, mor)."""
+    val_fraction: float = 0.15
+    """Fraction of samples in the validation split (stratified)."""
+    test_fraction: float = 0.25
+    """Fraction of samples in the test split (stratified)."""
+    split_seed: int = 0
+    """Seed of the fixed stratified split."""
+
+    def __post_init__(self) -> None:
+        if len(self.views) < 2:
+            raise ValueError(
+                f"data.views={list(self.views)!r} needs at least 2 views; valid views: "
+                f"{list(MFEAT_VIEWS)}"
+            )
+        for view in self.views:
+            check_choice("data.views", view, MFEAT_VIEWS)
+        if len(set(self.views)) != len(self.views):
+            raise ValueError(f"data.views={list(self.views)!r} has duplicate views")
+        check_range("data.val_fraction", self.val_fraction, 0.0, 1.0, low_inclusive=False)
+        check_range("data.test_fraction", self.test_fraction, 0.0, 1.0, low_inclusive=False)
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError(
+                f"data.val_fraction + data.test_fraction = "
+                f"{self.val_fraction + self.test_fraction} must be < 1"
+            )
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return self.views
+
+
+DataConfig = Union[SyntheticConfig, MfeatConfig]
+DATA_CONFIGS: dict[str, type] = {"synthetic": SyntheticConfig, "mfeat": MfeatConfig}
+
+
+# --------------------------------------------------------------------------- model
+@dataclass(frozen=True)
+class ModelConfig:
+    """Per-modality encoders and the heads on top of them."""
+
+    encoder: str = "mlp"
+    """Encoder kind from ``dus_env.models.ENCODERS`` (``mlp`` for vector data)."""
+    hidden_dims: tuple[int, ...] = (128,)
+    """Hidden layer widths of the MLP encoder."""
+    feature_dim: int = 64
+    """Width of every encoder's output (MLA's shared head needs one width for all)."""
+
+    def __post_init__(self) -> None:
+        from dus_env.models.encoders import ENCODERS
+
+        check_choice("model.encoder", self.encoder, ENCODERS)
+        for h in self.hidden_dims:
+            check_range("model.hidden_dims", h, 1)
+        check_range("model.feature_dim", self.feature_dim, 1)
+
+
+# --------------------------------------------------------------------------- trainer
+@dataclass(frozen=True)
+class MLAConfig:
+    """Options of the MLA host (alternating unimodal updates through one shared head)."""
+
+    projection: bool = True
+    """Apply the orthogonal head-gradient projection (the public MLA code never does)."""
+    alpha: float = 0.1
+    """Regulariser alpha in P <- P - k k^T / (alpha + r k)."""
+    fusion: Literal["sample", "batch"] = "sample"
+    """Entropy weights at test time per sample (paper text) or per batch (public code)."""
+
+    def __post_init__(self) -> None:
+        check_range("trainer.mla.alpha", self.alpha, 0.0, low_inclusive=False)
+        check_choice("trainer.mla.fusion", self.fusion, ("sample", "batch"))
+
+
+@dataclass(frozen=True)
+class OGMGEConfig:
+    """Options of the OGM-GE host (on-the-fly gradient modulation + generalisation noise)."""
+
+    alpha: float = 0.8
+    """Modulation strength in 1 - tanh(alpha * (rho - 1))."""
+    noise: bool = True
+    """Add Gaussian noise with the modulated gradient's own std (generalisation enhancement)."""
+    start_epoch: float = 0.0
+    """First epoch (inclusive) in which modulation applies."""
+    end_epoch: float = 1e9
+    """Epoch (exclusive) after which modulation stops."""
+
+    def __post_init__(self) -> None:
+        check_range("trainer.ogm_ge.alpha", self.alpha, 0.0)
+        if self.end_epoch <= self.start_epoch:
+            raise ValueError(
+                f"trainer.ogm_ge.end_epoch={self.end_epoch} must exceed start_epoch="
+                f"{self.start_epoch}"
+            )
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """The training engine: host method, optimiser and loss reduction."""
+
+    host: str = "joint"
+    """Host MML method: joint, mla, ogm_ge or unimodal."""
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    """Optimiser."""
+    lr: float = 0.05
+    """Learning rate (fixed; DUS changes batch sizes, not the step size)."""
+    momentum: float = 0.9
+    """SGD momentum."""
+    weight_decay: float = 1e-4
+    """L2 weight decay."""
+    loss_reduction: Literal["mean", "base_sum"] = "mean"
+    """Per-modality loss: mean over that modality's batch (a bigger batch means less gradient
+    noise, not a bigger step), or sum divided by the base batch size (a bigger batch means a
+    proportionally bigger step)."""
+    unimodal_weight: float = 1.0
+    """Weight of each unimodal loss (joint, ogm_ge)."""
+    fusion_weight: float = 1.0
+    """Weight of the fusion loss on the paired batch (joint, ogm_ge)."""
+    mla: MLAConfig = field(default_factory=MLAConfig)
+    """MLA options."""
+    ogm_ge: OGMGEConfig = field(default_factory=OGMGEConfig)
+    """OGM-GE options."""
+
+    def __post_init__(self) -> None:
+        check_choice("trainer.host", self.host, HOSTS)
+        check_choice("trainer.optimizer", self.optimizer, ("sgd", "adam"))
+        check_choice("trainer.loss_reduction", self.loss_reduction, ("mean", "base_sum"))
+        check_range("trainer.lr", self.lr, 0.0, low_inclusive=False)
+        check_range("trainer.momentum", self.momentum, 0.0, 1.0, high_inclusive=False)
+        check_range("trainer.weight_decay", self.weight_decay, 0.0)
+        check_range("trainer.unimodal_weight", self.unimodal_weight, 0.0)
+        check_range("trainer.fusion_weight", self.fusion_weight, 0.0)
+
+
+# --------------------------------------------------------------------------- sampler
+@dataclass(frozen=True)
+class SamplerConfig:
+    """How an action becomes per-modality batch sizes, and how batches are drawn."""
+
+    base_batch_size: int = 64
+    """n_b: every modality's batch size under uniform sampling."""
+    multipliers: tuple[float, ...] = (0.5, 0.75, 1.0, 1.5, 2.0)
+    """Action index k for modality j asks for round(multipliers[k] * base_batch_size)."""
+    min_batch_size: int = 32
+    """Lower bound n_min of any modality's batch size."""
+    max_batch_size: int = 128
+    """Upper bound n_max of any modality's batch size."""
+    budget: Literal["renormalize", "free"] = "renormalize"
+    """``renormalize`` rescales the requested sizes so they sum to M * base_batch_size (the
+    action sets proportions; every policy consumes the same samples); ``free`` takes them as is."""
+    fusion_batch: Literal["fixed", "prefix"] = "fixed"
+    """The fusion (paired) loss trains on a fixed paired batch of base_batch_size (default) or on
+    the shrinking paired prefix of min_j n_j samples."""
+
+    def __post_init__(self) -> None:
+        check_range("sampler.base_batch_size", self.base_batch_size, 1)
+        if not 1 <= self.min_batch_size <= self.base_batch_size <= self.max_batch_size:
+            raise ValueError(
+                "sampler batch-size bounds must satisfy 1 <= min_batch_size <= base_batch_size "
+                f"<= max_batch_size; got min_batch_size={self.min_batch_size}, base_batch_size="
+                f"{self.base_batch_size}, max_batch_size={self.max_batch_size}"
+            )
+        if len(self.multipliers) < 2:
+            raise ValueError(
+                f"sampler.multipliers={self.multipliers!r} needs at least 2 values to choose from"
+            )
+        for x in self.multipliers:
+            check_range("sampler.multipliers", x, 0.0, low_inclusive=False)
+        if list(self.multipliers) != sorted(set(self.multipliers)):
+            raise ValueError(
+                f"sampler.multipliers={self.multipliers!r} must be strictly increasing"
+            )
+        check_choice("sampler.budget", self.budget, ("renormalize", "free"))
+        check_choice("sampler.fusion_batch", self.fusion_batch, ("fixed", "prefix"))
+
+
+# --------------------------------------------------------------------------- monitor
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Learning-status scores and the modality discrepancy."""
+
+    average: Literal["mean", "ema"] = "mean"
+    """Cumulative score: running mean over all iterations (paper) or an EMA."""
+    ema_beta: float = 0.99
+    """EMA decay when ``average='ema'``."""
+    discrepancy: Literal["gap", "ratio"] = "gap"
+    """Discrepancy in the observation: S^j - mean_{k!=j} S^k, or S^j / mean_{k!=j} S^k."""
+    history_length: int = 8
+    """H: how many past values of cumulative scores and discrepancy the observation keeps."""
+
+    def __post_init__(self) -> None:
+        check_choice("monitor.average", self.average, ("mean", "ema"))
+        check_range("monitor.ema_beta", self.ema_beta, 0.0, 1.0, low_inclusive=False,
+                    high_inclusive=False)
+        check_choice("monitor.discrepancy", self.discrepancy, ("gap", "ratio"))
+        check_range("monitor.history_length", self.history_length, 1)
+
+
+# --------------------------------------------------------------------------- reward
+@dataclass(frozen=True)
+class RewardConfig:
+    """The reward, selected by name."""
+
+    name: str = "val_delta"
+    """val_delta (change of validation accuracy since the last step), discrepancy (reduction of
+    the mean absolute gap), terminal (validation accuracy at the last step only) or hybrid."""
+    val_subset_size: int = 500
+    """Size of the fixed validation subset the reward reads (0: the whole split)."""
+    scale: float = 100.0
+    """Multiplier on accuracy terms (100: rewards in accuracy points)."""
+    hybrid_discrepancy_weight: float = 0.5
+    """Weight of the discrepancy term in ``hybrid`` (the val_delta term has weight 1)."""
+    divergence_penalty: float = 100.0
+    """Subtracted once when training diverges (non-finite loss or weights)."""
+
+    def __post_init__(self) -> None:
+        check_choice("reward.name", self.name, REWARDS)
+        check_range("reward.val_subset_size", self.val_subset_size, 0)
+        check_range("reward.scale", self.scale, 0.0, low_inclusive=False)
+        check_range("reward.hybrid_discrepancy_weight", self.hybrid_discrepancy_weight, 0.0)
+        check_range("reward.divergence_penalty", self.divergence_penalty, 0.0)
+
+
+# --------------------------------------------------------------------------- env
+@dataclass(frozen=True)
+class EnvConfig:
+    """Everything one DUS-v0 environment needs."""
+
+    data: DataConfig = field(default_factory=SyntheticConfig)
+    """Dataset (SyntheticConfig or MfeatConfig)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Encoders and heads."""
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    """Host method and optimiser."""
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    """Action grid and batch drawing."""
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    """Scores, discrepancy and history."""
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    """Reward function."""
+    total_iterations: int = 400
+    """T: training iterations in one episode (the budget)."""
+    iters_per_step: int = 20
+    """Training iterations one env step applies its action for."""
+    device: str = "cpu"
+    """Torch device of the model."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, tuple(DATA_CONFIGS.values())):
+            raise TypeError(
+                f"data must be one of {[c.__name__ for c in DATA_CONFIGS.values()]}, "
+                f"got {type(self.data).__name__}"
+            )
+        check_range("total_iterations", self.total_iterations, 1)
+        check_range("iters_per_step", self.iters_per_step, 1, self.total_iterations)
+        if self.total_iterations % self.iters_per_step:
+            raise ValueError(
+                f"total_iterations={self.total_iterations} must be a multiple of "
+                f"iters_per_step={self.iters_per_step}"
+            )
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.data.modalities)
+
+    @property
+    def n_steps(self) -> int:
+        """Env steps in one episode."""
+        return self.total_iterations // self.iters_per_step
+
+    def replace(self, **changes: Any) -> EnvConfig:
+        """A copy with top-level fields replaced (nested configs are replaced whole)."""
+        return dataclasses.replace(self, **changes)
+
+
+# --------------------------------------------------------------------------- presets
+def _tiny() -> EnvConfig:
+    return EnvConfig(
+        data=SyntheticConfig(n_classes=4, dim=8, clusters_per_class=(1, 2), separation=(3.0, 1.5),
+                             confused_pairs=(1, 0), n_train=512, n_val=128, n_test=128),
+        model=ModelConfig(hidden_dims=(32,), feature_dim=16),
+        sampler=SamplerConfig(base_batch_size=16, min_batch_size=8, max_batch_size=32),
+        monitor=MonitorConfig(history_length=4),
+        reward=RewardConfig(val_subset_size=0),
+        total_iterations=60,
+        iters_per_step=10,
+    )
+
+
+PRESETS: dict[str, EnvConfig] = {
+    "default": EnvConfig(),
+    "tiny": _tiny(),
+    "mfeat": EnvConfig(
+        data=MfeatConfig(views=("fac", "zer")),
+        sampler=SamplerConfig(base_batch_size=32, min_batch_size=16, max_batch_size=64),
+        reward=RewardConfig(val_subset_size=0),
+        total_iterations=300,
+        iters_per_step=15,
+    ),
+    "mfeat3": EnvConfig(
+        data=MfeatConfig(views=("fou", "kar", "mor")),
+        sampler=SamplerConfig(base_batch_size=32, min_batch_size=16, max_batch_size=64),
+        reward=RewardConfig(val_subset_size=0),
+        total_iterations=300,
+        iters_per_step=15,
+    ),
+}
+
+
+def get_preset(name: str) -> EnvConfig:
+    """The preset called ``name``; unknown names fail with the choices."""
+    check_choice("preset", name, PRESETS)
+    return PRESETS[name]
+
+
+# --------------------------------------------------------------------------- dicts
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a (nested) config."""
+    return dataclasses.asdict(config)
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        if isinstance(value, Mapping):
+            kind = value.get("name", "synthetic")
+            check_choice(f"{path}.name", kind, DATA_CONFIGS)
+            return _from_dict(DATA_CONFIGS[kind], value, path)
+        return value
+    if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+        return _from_dict(tp, value, path)
+    if origin is tuple and isinstance(value, (list, tuple)):
+        return tuple(value)
+    return value
+
+
+def _from_dict(cls: type, data: Mapping[str, Any], path: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            where = f"{path}." if path else ""
+            raise ValueError(
+                f"unknown config key {where}{key!r}; valid keys: {names}." + did_you_mean(key, names)
+            )
+        kwargs[key] = _convert(hints[key], value, f"{path}.{key}" if path else key)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: Mapping[str, Any], base: EnvConfig | None = None) -> EnvConfig:
+    """Build an :class:`EnvConfig` from a nested dict, over ``base`` (default: ``EnvConfig()``).
+
+    Keys missing from ``data`` keep ``base``'s values; nested dicts are merged the same way.
+    Unknown keys raise ``ValueError`` naming the key and the valid ones.
+    """
+    merged = _merge(config_to_dict(base if base is not None else EnvConfig()), data)
+    return _from_dict(EnvConfig, merged, "")
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if key == "data" and isinstance(value, Mapping) and value.get("name", out[key].get("name")) != out[key].get("name"):
+            out[key] = dict(value)  # a different dataset kind replaces the whole slice
+        elif isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,328 @@
+"""DUS-v0: multimodal training as a Gymnasium environment."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.error import ResetNeeded
+
+from dus_env.config import EnvConfig, config_from_dict, config_to_dict, get_preset
+from dus_env.data import make_dataset
+from dus_env.monitor import DiscrepancyMonitor, MonitorState
+from dus_env.rewards import needs_validation, reward_terms
+from dus_env.sampler import ModalitySampler, multipliers_to_batch_sizes
+from dus_env.seeding import spawn_seeds
+from dus_env.spaces import ObservationLayout
+from dus_env.trainer import EvalStats, MMLTrainer, StepStats
+
+ENV_VERSION = 0
+"""Bumped with the env id whenever observation, action or reward meaning changes."""
+
+
+def resolve_config(
+    config: EnvConfig | Mapping[str, Any] | None = None, preset: str | None = None
+) -> EnvConfig:
+    """The config an env built with these arguments uses.
+
+    ``config`` may be an :class:`EnvConfig` (then ``preset`` must be None), a dict of overrides
+    applied over ``preset`` (default ``"default"``), or None (the preset itself).
+    """
+    if isinstance(config, EnvConfig):
+        if preset is not None:
+            raise ValueError("pass either config=EnvConfig(...) or preset=..., not both")
+        return config
+    base = get_preset(preset if preset is not None else "default")
+    if config is None:
+        return base
+    if isinstance(config, Mapping):
+        return config_from_dict(config, base=base)
+    raise TypeError(f"config must be an EnvConfig, a dict or None, got {type(config).__name__}")
+
+
+class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
+    """Decide, every few training iterations, how many samples each modality trains on.
+
+    ## Description
+    One episode is one multimodal training run from a freshly initialised model, over a fixed
+    budget of ``total_iterations`` iterations. Each env step applies one action for
+    ``iters_per_step`` iterations: the action sets each modality's batch size, the sampler draws
+    a paired window, the trainer (host method: joint, MLA, OGM-GE, unimodal) takes a step, and
+    the monitor folds each modality's batch score s^j (mean softmax probability of the true
+    class on that modality's own batch) into cumulative scores S^j and their discrepancy.
+
+    ## Action Space
+    ``MultiDiscrete([K] * M)``: for each modality (in ``config.modalities`` order) an index into
+    ``sampler.multipliers``; modality j asks for ``multipliers[a_j] * base_batch_size`` samples.
+    With ``sampler.budget='renormalize'`` (default) the request is rescaled to a total of
+    ``M * base_batch_size`` (the action sets proportions), then clipped to
+    ``[min_batch_size, max_batch_size]`` and rounded.
+
+    ## Observation Space
+    A flat float32 ``Box`` of length ``2*H*M + 2*M + 1`` (see :mod:`dus_env.spaces`):
+
+    =====================  =======  ==================================================
+    part                   length   meaning
+    =====================  =======  ==================================================
+    history_scores         H*M      cumulative scores of the last H steps, oldest first
+    history_discrepancy    H*M      gap (or ratio) of the last H steps, oldest first
+    batch_scores           M        batch scores averaged over the last step
+    progress               1        iterations done / total_iterations
+    previous_action        M        last action index / (K - 1)
+    =====================  =======  ==================================================
+
+    ``env.unwrapped.layout`` (an :class:`ObservationLayout`) decodes it by name.
+
+    ## Rewards
+    Selected by ``reward.name`` (:mod:`dus_env.rewards`); default ``val_delta``: the change in
+    validation accuracy (in points, ``scale=100``) on a fixed validation subset since the last
+    step, so the return telescopes to the final minus the initial validation accuracy. The
+    test split is never read.
+
+    ## Starting State
+    A freshly initialised model (seeded from ``reset(seed=...)``), a new epoch permutation,
+    cumulative scores at chance level 1/C, previous action = uniform.
+
+    ## Episode End
+    ``terminated`` after ``total_iterations`` iterations, or at once when training diverges
+    (non-finite loss or weights), with ``-reward.divergence_penalty`` and
+    ``info["diverged"] = True``. ``truncated`` is only ever set by wrappers.
+
+    ## Info
+    ``batch_sizes``, ``batch_scores``, ``cumulative_scores``, ``gap``, ``ratio`` (dicts by
+    modality), ``losses`` (step means), ``validation`` (metrics dict, when the reward read
+    them), ``samples_consumed`` (per modality), ``paired_consumed``, ``iteration``,
+    ``progress``, ``epoch``, ``wall_time`` (seconds of this step), ``reward_terms``,
+    ``diverged``.
+
+    ## Arguments
+    ``gym.make("dus_env/DUS-v0", preset="tiny")``, ``DUSEnv(config=EnvConfig(...))`` or
+    ``DUSEnv(config={"trainer": {"host": "mla"}}, preset="default")`` (dict overrides over a
+    preset). ``render_mode="ansi"`` returns a one-line text summary.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(
+        self,
+        config: EnvConfig | Mapping[str, Any] | None = None,
+        *,
+        preset: str | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        self.config = resolve_config(config, preset)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode={render_mode!r} is not valid; valid choices: "
+                f"{self.metadata['render_modes'] + [None]}"
+            )
+        self.render_mode = render_mode
+        self.modalities = self.config.modalities
+        self.dataset = make_dataset(self.config.data)
+        if tuple(self.dataset.modalities) != self.modalities:
+            raise ValueError(
+                f"dataset modalities {self.dataset.modalities} differ from the config's "
+                f"{self.modalities}"
+            )
+        self.layout = ObservationLayout.from_config(self.config)
+        self.observation_space = self.layout.observation_space()
+        self.action_space = self.layout.action_space()
+        self._val_split = self.dataset.split("val")
+        self._val_indices = self._fixed_val_subset()
+        multipliers = list(self.config.sampler.multipliers)
+        self.uniform_action = np.full(
+            len(self.modalities),
+            multipliers.index(1.0) if 1.0 in multipliers else len(multipliers) // 2,
+            dtype=np.int64,
+        )
+        self._trainer: MMLTrainer | None = None
+        self._done = True
+
+    # ------------------------------------------------------------------ helpers
+    def _fixed_val_subset(self) -> np.ndarray | None:
+        size = self.config.reward.val_subset_size
+        n = len(self._val_split)
+        if size == 0 or size >= n:
+            return None
+        return np.sort(np.random.default_rng(0).permutation(n)[:size])
+
+    def spec_dict(self) -> dict[str, Any]:
+        """What a policy trained on this env depends on (saved with policy artefacts)."""
+        return {
+            "env_id": "dus_env/DUS-v0",
+            "env_version": ENV_VERSION,
+            "modalities": list(self.modalities),
+            "n_modalities": len(self.modalities),
+            "observation_size": self.layout.size,
+            "history_length": self.layout.history_length,
+            "discrepancy": self.layout.discrepancy,
+            "multipliers": list(self.config.sampler.multipliers),
+            "base_batch_size": self.config.sampler.base_batch_size,
+        }
+
+    def _validate(self) -> EvalStats:
+        assert self._trainer is not None
+        return self._trainer.evaluate(self._val_split, self._val_indices)
+
+    def _check_action(self, action: Any) -> np.ndarray:
+        arr = np.asarray(action)
+        m, k = len(self.modalities), len(self.config.sampler.multipliers)
+        if arr.shape != (m,):
+            raise ValueError(
+                f"action has shape {arr.shape}; expected ({m},): one index per modality "
+                f"{list(self.modalities)}"
+            )
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(
+                f"action has dtype {arr.dtype}; expected integers (indices into "
+                f"sampler.multipliers={list(self.config.sampler.multipliers)})"
+            )
+        if arr.min() < 0 or arr.max() >= k:
+            raise ValueError(
+                f"action={arr.tolist()} is out of range; valid range: integers in [0, {k - 1}] "
+                f"(indices into sampler.multipliers={list(self.config.sampler.multipliers)})"
+            )
+        return arr.astype(np.int64)
+
+    # ------------------------------------------------------------------ API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        model_seed, sampler_seed = spawn_seeds(self.np_random, 2)
+        cfg = self.config
+        self._trainer = MMLTrainer.build(
+            cfg.trainer, cfg.model, self.dataset, cfg.sampler.base_batch_size, model_seed,
+            cfg.device,
+        )
+        self._sampler = ModalitySampler(
+            cfg.sampler, self.modalities, self.dataset.split("train"),
+            np.random.default_rng(sampler_seed),
+        )
+        self._monitor = DiscrepancyMonitor(cfg.monitor, len(self.modalities),
+                                           prior=1.0 / self.dataset.n_classes)
+        self._state = self._monitor.reset()
+        self._step_scores = self._state.batch_scores
+        self._previous_action = self.uniform_action.copy()
+        self._steps = 0
+        self._done = False
+        self._val_acc: float | None = None
+        validation = None
+        if needs_validation(cfg.reward, last_step=False):
+            validation = self._validate()
+            self._val_acc = validation.accuracy
+        info = self._info(self._state, {}, None, validation, {}, 0.0, False)
+        return self._observation(), info
+
+    def step(
+        self, action: Any
+    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._trainer is None or self._done:
+            raise ResetNeeded(
+                "call reset() before step()" if self._trainer is None
+                else "the episode has ended; call reset() before step()"
+            )
+        start = time.perf_counter()
+        action = self._check_action(action)
+        sizes = multipliers_to_batch_sizes(action, self.config.sampler)
+        previous = self._state
+        stats = self._train(sizes)
+        diverged = any(s.diverged for s in stats) or not self._trainer.parameters_finite()
+        self._state = self._monitor.record()
+        self._steps += 1
+        last = self._steps == self.config.n_steps
+        validation = None
+        if not diverged and needs_validation(self.config.reward, last):
+            validation = self._validate()
+        terms = reward_terms(
+            self.config.reward, previous=previous, current=self._state,
+            previous_val=self._val_acc, val=validation.accuracy if validation else None,
+            last_step=last, diverged=diverged,
+        )
+        if validation is not None:
+            self._val_acc = validation.accuracy
+        self._previous_action = action
+        self._done = last or diverged
+        info = self._info(self._state, sizes, stats, validation, terms,
+                          time.perf_counter() - start, diverged)
+        return self._observation(), float(sum(terms.values())), bool(self._done), False, info
+
+    def _train(self, sizes: tuple[int, ...]) -> list[StepStats]:
+        trainer, sampler, monitor = self._trainer, self._sampler, self._monitor
+        assert trainer is not None
+        stats = []
+        for _ in range(self.config.iters_per_step):
+            step = trainer.train_step(sampler.next_batch(sizes))
+            stats.append(step)
+            if step.diverged:
+                break
+            monitor.update([step.batch_scores[m] for m in self.modalities])
+        finite = [s for s in stats if not s.diverged] or stats
+        self._step_scores = np.mean(
+            [[s.batch_scores[m] for m in self.modalities] for s in finite], axis=0
+        )
+        return stats
+
+    def _observation(self) -> np.ndarray:
+        progress = self._steps / self.config.n_steps
+        return self.layout.encode(self._state, self._step_scores, progress, self._previous_action)
+
+    def _info(
+        self,
+        state: MonitorState,
+        sizes: tuple[int, ...] | dict,
+        stats: list[StepStats] | None,
+        validation: EvalStats | None,
+        terms: dict[str, float],
+        wall_time: float,
+        diverged: bool,
+    ) -> dict[str, Any]:
+        names = self.modalities
+        losses: dict[str, float] = {}
+        if stats:
+            for key in stats[0].losses:
+                losses[key] = float(np.mean([s.losses[key] for s in stats]))
+        return {
+            "batch_sizes": {m: int(n) for m, n in zip(names, sizes)} if sizes else {},
+            "batch_scores": {m: float(v) for m, v in zip(names, self._step_scores)},
+            "cumulative_scores": {m: float(v) for m, v in zip(names, state.cumulative_scores)},
+            "gap": {m: float(v) for m, v in zip(names, state.gap)},
+            "ratio": {m: float(v) for m, v in zip(names, state.ratio)},
+            "losses": losses,
+            "validation": validation.as_dict() if validation is not None else None,
+            "samples_consumed": dict(self._sampler.samples_consumed),
+            "paired_consumed": int(self._sampler.paired_consumed),
+            "iteration": int(self._trainer.iteration) if self._trainer else 0,
+            "progress": self._steps / self.config.n_steps,
+            "epoch": float(self._sampler.epoch),
+            "wall_time": float(wall_time),
+            "reward_terms": dict(terms),
+            "diverged": bool(diverged),
+        }
+
+    # ------------------------------------------------------------------ extras
+    @property
+    def trainer(self) -> MMLTrainer:
+        """The current episode's trainer (for final evaluation by scripts)."""
+        if self._trainer is None:
+            raise ResetNeeded("call reset() before using the trainer")
+        return self._trainer
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or self._trainer is None:
+            return None
+        s = ", ".join(f"{m}={v:.3f}" for m, v in zip(self.modalities, self._state.cumulative_scores))
+        return f"step {self._steps}/{self.config.n_steps} iteration {self._trainer.iteration}: S {s}"
+
+    def close(self) -> None:
+        self._trainer = None
+        self._done = True
+
+    def config_dict(self) -> dict[str, Any]:
+        return config_to_dict(self.config)

@@ -1,0 +1,125 @@
+"""Learning-status monitor: batch scores -> cumulative scores -> modality discrepancy.
+
+Numpy only. ``update`` takes the batch scores s_t^j of one iteration (mean softmax probability
+of the true class on modality j's own batch) and returns a frozen :class:`MonitorState`:
+
+* cumulative scores S_t^j: the running mean of s^j over all iterations so far (the paper:
+  S_1 = s_1, S_t = ((t-1)/t) S_{t-1} + s_t / t) or, with ``average='ema'``,
+  S_t = beta S_{t-1} + (1 - beta) s_t (S_1 = s_1);
+* gap_t^j = S_t^j - mean_{k != j} S_t^k and ratio_t^j = S_t^j / mean_{k != j} S_t^k;
+* a fixed-length history of S and of the configured discrepancy: :meth:`record` appends the
+  current values (the env records once per env step, a plain loop once per decision), the last
+  H are kept, oldest first, padded at the front with the oldest kept value until H exist. The
+  state after :meth:`reset` is recorded once, at the prior (chance level).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dus_env.config import MonitorConfig
+
+RATIO_MAX = 10.0
+"""Ratios are clipped to [0, RATIO_MAX] so the observation stays bounded."""
+
+
+@dataclass(frozen=True, eq=False)
+class MonitorState:
+    """The monitor after an iteration. Arrays follow the modality order."""
+
+    iteration: int
+    batch_scores: np.ndarray
+    cumulative_scores: np.ndarray
+    gap: np.ndarray
+    ratio: np.ndarray
+    history_scores: np.ndarray
+    """Shape (H, M): the last H cumulative scores, oldest first."""
+    history_discrepancy: np.ndarray
+    """Shape (H, M): the last H values of the configured discrepancy, oldest first."""
+
+    @property
+    def discrepancy(self) -> np.ndarray:
+        return self.history_discrepancy[-1]
+
+
+def discrepancy(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gap, ratio) of each modality against the mean of the others; any M >= 2."""
+    scores = np.asarray(scores, dtype=np.float64)
+    m = len(scores)
+    others = (scores.sum() - scores) / (m - 1)
+    gap = scores - others
+    ratio = np.clip(scores / np.maximum(others, 1e-12), 0.0, RATIO_MAX)
+    return gap, ratio
+
+
+class DiscrepancyMonitor:
+    """Tracks cumulative scores and discrepancy over one training run.
+
+    Args:
+        config: averaging rule, discrepancy kind and history length.
+        n_modalities: M.
+        prior: score assumed before the first iteration (chance level, 1 / n_classes), used to
+            fill the history at the start.
+    """
+
+    def __init__(self, config: MonitorConfig, n_modalities: int, prior: float) -> None:
+        if n_modalities < 2:
+            raise ValueError(f"n_modalities={n_modalities} must be at least 2")
+        self.config = config
+        self.n_modalities = n_modalities
+        self.prior = float(prior)
+        self.reset()
+
+    def reset(self) -> MonitorState:
+        """Forget everything; returns the prior state."""
+        self._t = 0
+        self._cumulative = np.full(self.n_modalities, self.prior)
+        self._scores: deque[np.ndarray] = deque(maxlen=self.config.history_length)
+        self._disc: deque[np.ndarray] = deque(maxlen=self.config.history_length)
+        self._batch = np.full(self.n_modalities, self.prior)
+        return self.record()
+
+    def update(self, batch_scores: Sequence[float]) -> MonitorState:
+        """Fold in one iteration's batch scores."""
+        s = np.asarray(batch_scores, dtype=np.float64)
+        if s.shape != (self.n_modalities,):
+            raise ValueError(
+                f"batch_scores has shape {s.shape}; expected ({self.n_modalities},)"
+            )
+        self._t += 1
+        if self._t == 1:
+            self._cumulative = s.copy()
+        elif self.config.average == "mean":
+            self._cumulative = ((self._t - 1) * self._cumulative + s) / self._t
+        else:
+            beta = self.config.ema_beta
+            self._cumulative = beta * self._cumulative + (1.0 - beta) * s
+        self._batch = s
+        return self._make_state()
+
+    def record(self) -> MonitorState:
+        """Append the current cumulative scores and discrepancy to the history."""
+        gap, ratio = discrepancy(self._cumulative)
+        self._scores.append(self._cumulative.copy())
+        self._disc.append(gap if self.config.discrepancy == "gap" else ratio)
+        return self._make_state()
+
+    def _make_state(self) -> MonitorState:
+        gap, ratio = discrepancy(self._cumulative)
+        h = self.config.history_length
+        pad = h - len(self._scores)
+        hist_s = np.stack([self._scores[0]] * pad + list(self._scores))
+        hist_d = np.stack([self._disc[0]] * pad + list(self._disc))
+        return MonitorState(
+            iteration=self._t,
+            batch_scores=self._batch.copy(),
+            cumulative_scores=self._cumulative.copy(),
+            gap=gap,
+            ratio=ratio,
+            history_scores=hist_s,
+            history_discrepancy=hist_d,
+        )
