@@ -190,12 +190,19 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         return arr.astype(np.int64)
 
+    @staticmethod
+    def episode_seeds(np_random: np.random.Generator) -> tuple[int, int]:
+        """(model_seed, sampler_seed) of an episode, drawn from the env's ``np_random`` right
+        after ``reset(seed=...)``; a plain training loop can rebuild the same run from them."""
+        model_seed, sampler_seed = spawn_seeds(np_random, 2)
+        return model_seed, sampler_seed
+
     # ------------------------------------------------------------------ API
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        model_seed, sampler_seed = spawn_seeds(self.np_random, 2)
+        model_seed, sampler_seed = self.episode_seeds(self.np_random)
         cfg = self.config
         self._trainer = MMLTrainer.build(
             cfg.trainer, cfg.model, self.dataset, cfg.sampler.base_batch_size, model_seed,
