@@ -334,6 +334,9 @@ class EnvConfig:
     """Training iterations one env step applies its action for."""
     device: str = "cpu"
     """Torch device of the model."""
+    info_wall_time: bool = True
+    """Put the step's wall-clock seconds in ``info["wall_time"]``. The only non-reproducible
+    info entry: turn it off for bit-for-bit identical infos (Gymnasium's determinism check)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, tuple(DATA_CONFIGS.values())):
@@ -430,9 +433,9 @@ def _from_dict(cls: type, data: Mapping[str, Any], path: str) -> Any:
     kwargs = {}
     for key, value in data.items():
         if key not in names:
-            where = f"{path}." if path else ""
+            full = f"{path}.{key}" if path else str(key)
             raise ValueError(
-                f"unknown config key {where}{key!r}; valid keys: {names}." + did_you_mean(key, names)
+                f"unknown config key {full!r}; valid keys: {names}." + did_you_mean(key, names)
             )
         kwargs[key] = _convert(hints[key], value, f"{path}.{key}" if path else key)
     return cls(**kwargs)

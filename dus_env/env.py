@@ -95,8 +95,8 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
     ``batch_sizes``, ``batch_scores``, ``cumulative_scores``, ``gap``, ``ratio`` (dicts by
     modality), ``losses`` (step means), ``validation`` (metrics dict, when the reward read
     them), ``samples_consumed`` (per modality), ``paired_consumed``, ``iteration``,
-    ``progress``, ``epoch``, ``wall_time`` (seconds of this step), ``reward_terms``,
-    ``diverged``.
+    ``progress``, ``epoch``, ``reward_terms``, ``diverged``, and ``wall_time`` (seconds of
+    this step; ``info_wall_time=False`` leaves it out so infos are bit-for-bit reproducible).
 
     ## Arguments
     ``gym.make("dus_env/DUS-v0", preset="tiny")``, ``DUSEnv(config=EnvConfig(...))`` or
@@ -107,7 +107,7 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
     * v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(
         self,
@@ -295,7 +295,7 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         if stats:
             for key in stats[0].losses:
                 losses[key] = float(np.mean([s.losses[key] for s in stats]))
-        return {
+        info = {
             "batch_sizes": {m: int(n) for m, n in zip(names, sizes)} if sizes else {},
             "batch_scores": {m: float(v) for m, v in zip(names, self._step_scores)},
             "cumulative_scores": {m: float(v) for m, v in zip(names, state.cumulative_scores)},
@@ -308,10 +308,12 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
             "iteration": int(self._trainer.iteration) if self._trainer else 0,
             "progress": self._steps / self.config.n_steps,
             "epoch": float(self._sampler.epoch),
-            "wall_time": float(wall_time),
             "reward_terms": dict(terms),
             "diverged": bool(diverged),
         }
+        if self.config.info_wall_time:
+            info["wall_time"] = float(wall_time)
+        return info
 
     # ------------------------------------------------------------------ extras
     @property

@@ -1,0 +1,375 @@
+"""Replay a sampling policy inside an ordinary PyTorch training loop (no Gymnasium, no env).
+
+:class:`SamplingController` is DUS-v0 turned inside out: the user's loop trains, and after each
+iteration hands the controller every modality's (detached) logits and labels. The controller
+computes the batch scores s^j, folds them into a :class:`~dus_env.monitor.DiscrepancyMonitor`,
+and every ``iters_per_step`` iterations builds the observation with the same
+:meth:`ObservationLayout.encode <dus_env.spaces.ObservationLayout.encode>` the env uses and asks
+the policy for the next per-modality batch sizes. With the same seeds, policy and training
+steps, its decisions equal the env's, decision for decision.
+
+:class:`DUSBatchSampler` is a ``torch.utils.data`` batch sampler on top of it: each iteration it
+yields a window of indices of one shared permutation (the env's sampler semantics, computed by
+:class:`~dus_env.sampler.ModalitySampler` itself), and modality ``j`` trains on the first
+``batch_sizes[j]`` rows of the window::
+
+    controller = SamplingController.from_config(config, policy)
+    batches = DUSBatchSampler(controller, len(train_set), np.random.default_rng(seed))
+    for window in DataLoader(train_set, batch_sampler=batches):   # num_workers=0
+        sizes, fusion = batches.batch_sizes, batches.fusion_size
+        ...  # modality m's loss on window rows [:sizes[m]], the fusion loss on [:fusion]
+        controller.observe({m: (logits[m].detach(), labels[: sizes[m]]) for m in modalities})
+
+Policies are any object with SB3's ``predict(observation, state, episode_start,
+deterministic)``; this module never imports stable-baselines3. Online learners are only asked
+to act here (there is no reward in a plain loop), so they do not learn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+from dus_env.config import EnvConfig, MonitorConfig, SamplerConfig
+from dus_env.errors import check_range
+from dus_env.monitor import DiscrepancyMonitor, MonitorState
+from dus_env.sampler import ModalitySampler, multipliers_to_batch_sizes
+from dus_env.spaces import ObservationLayout
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One policy decision of a :class:`SamplingController`."""
+
+    iteration: int
+    """Training iterations done when the decision was made (0, k, 2k, ...)."""
+    observation: np.ndarray
+    """The observation the policy saw."""
+    action: tuple[int, ...]
+    """Grid index per modality."""
+    batch_sizes: dict[str, int]
+    """Per-modality batch sizes the action maps to."""
+
+
+def batch_score(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """s^j: mean softmax probability of the true class (computed as the trainer computes it)."""
+    if logits.ndim != 2 or labels.ndim != 1 or logits.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"logits of shape {tuple(logits.shape)} and labels of shape {tuple(labels.shape)} "
+            "do not match; expected logits (N, C) and labels (N,)"
+        )
+    if logits.shape[0] == 0:
+        raise ValueError("logits has 0 rows; a batch score needs at least one sample")
+    logits = logits.detach()
+    labels = labels.detach().to(device=logits.device, dtype=torch.long)
+    return float(torch.softmax(logits, dim=1).gather(1, labels[:, None]).mean())
+
+
+class SamplingController:
+    """Sets per-modality batch sizes of a plain training loop from a policy.
+
+    Args:
+        policy: any object with ``predict(obs, state, episode_start, deterministic)`` returning
+            ``(action, state)``; the action is one index into ``sampler.multipliers`` per
+            modality (a trained PPO model, :class:`agents.HeuristicPolicy`, ...).
+        modalities: modality names; the order of observations, actions and batch sizes.
+        sampler: the action grid and batch-size bounds (``multipliers``, ``base_batch_size``,
+            ``min_batch_size``, ``max_batch_size``, ``budget``).
+        monitor: score averaging, discrepancy kind and history length of the observation.
+        n_classes: number of classes (the monitor starts at chance level 1 / n_classes).
+        total_iterations: T, the run's iteration budget (progress = iterations / T).
+        iters_per_step: iterations between decisions (the env's ``iters_per_step``).
+
+    Decisions are made at iteration 0 (on construction and :meth:`reset`) and after every
+    ``iters_per_step`` iterations while fewer than ``total_iterations`` are done; past the
+    budget the last sizes stay in force. An iteration whose scores are not finite (a diverged
+    step) counts as an iteration but is left out of the monitor, as the env does.
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        modalities: Sequence[str],
+        sampler: SamplerConfig,
+        monitor: MonitorConfig,
+        n_classes: int,
+        total_iterations: int,
+        iters_per_step: int,
+    ) -> None:
+        if not callable(getattr(policy, "predict", None)):
+            raise TypeError(
+                f"policy must have a predict(observation, state, episode_start, deterministic) "
+                f"method; got {type(policy).__name__}"
+            )
+        self.modalities = tuple(modalities)
+        if len(self.modalities) < 2 or len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(
+                f"modalities={list(self.modalities)!r} needs at least 2 distinct names"
+            )
+        check_range("n_classes", n_classes, 2)
+        check_range("total_iterations", total_iterations, 1)
+        check_range("iters_per_step", iters_per_step, 1, total_iterations)
+        self.policy = policy
+        self.sampler_config = sampler
+        self.monitor_config = monitor
+        self.n_classes = int(n_classes)
+        self.total_iterations = int(total_iterations)
+        self.iters_per_step = int(iters_per_step)
+        self.layout = ObservationLayout(
+            n_modalities=len(self.modalities),
+            history_length=monitor.history_length,
+            discrepancy=monitor.discrepancy,
+            n_actions=len(sampler.multipliers),
+        )
+        multipliers = list(sampler.multipliers)
+        self.uniform_action = np.full(
+            len(self.modalities),
+            multipliers.index(1.0) if 1.0 in multipliers else len(multipliers) // 2,
+            dtype=np.int64,
+        )
+        self._monitor = DiscrepancyMonitor(monitor, len(self.modalities), 1.0 / self.n_classes)
+        self.reset()
+
+    @classmethod
+    def from_config(
+        cls, config: EnvConfig, policy: Any, *, n_classes: int | None = None
+    ) -> SamplingController:
+        """A controller with the layout, grid and budget of an env built from ``config``.
+
+        ``n_classes`` defaults to ``config.data.n_classes`` where the data config has one
+        (synthetic data); pass it for datasets whose class count is fixed by the data (mfeat: 10).
+        """
+        if n_classes is None:
+            n_classes = getattr(config.data, "n_classes", None)
+            if n_classes is None:
+                raise ValueError(
+                    f"data config {type(config.data).__name__} does not state the number of "
+                    "classes; pass n_classes=... (e.g. dataset.n_classes)"
+                )
+        return cls(
+            policy, config.modalities, config.sampler, config.monitor, n_classes,
+            config.total_iterations, config.iters_per_step,
+        )
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Start a new run: prior monitor state, uniform previous action, first decision."""
+        self.iteration = 0
+        self._steps = 0
+        self._state: MonitorState = self._monitor.reset()
+        self._interval_scores: list[np.ndarray] = []
+        self._step_scores = self._state.batch_scores
+        self._previous_action = self.uniform_action.copy()
+        self._policy_state: Any = None
+        self._episode_start = True
+        self.decisions: list[Decision] = []
+        """Every decision so far, oldest first."""
+        self._decide()
+
+    @property
+    def n_steps(self) -> int:
+        """Decisions in one run."""
+        return -(-self.total_iterations // self.iters_per_step)
+
+    @property
+    def batch_sizes(self) -> dict[str, int]:
+        """Current batch size of each modality."""
+        return dict(self.decisions[-1].batch_sizes)
+
+    @property
+    def batch_size_tuple(self) -> tuple[int, ...]:
+        """Current batch sizes in modality order."""
+        return tuple(self.decisions[-1].batch_sizes[m] for m in self.modalities)
+
+    @property
+    def done(self) -> bool:
+        """Whether the iteration budget is used up (no further decisions)."""
+        return self.iteration >= self.total_iterations
+
+    @property
+    def monitor_state(self) -> MonitorState:
+        """The monitor as of the latest iteration."""
+        return self._state
+
+    # ------------------------------------------------------------------ feeding
+    def observe(self, outputs: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> bool:
+        """Feed one training iteration: for every modality, its logits on its own batch and
+        the labels of those rows. Returns whether a new decision was made."""
+        self._check_modalities(outputs, "outputs")
+        scores = {}
+        for m in self.modalities:
+            pair = outputs[m]
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(
+                    f"outputs[{m!r}] must be a (logits, labels) pair; got {type(pair).__name__}"
+                )
+            scores[m] = batch_score(*pair)
+        return self.observe_scores(scores)
+
+    def observe_scores(self, scores: Mapping[str, float]) -> bool:
+        """Feed one training iteration as precomputed batch scores s^j (mean softmax
+        probability of the true class on modality j's own rows). Returns whether a new
+        decision was made."""
+        self._check_modalities(scores, "scores")
+        values = np.array([float(scores[m]) for m in self.modalities], dtype=np.float64)
+        self.iteration += 1
+        if np.isfinite(values).all():
+            self._monitor.update(values)
+            self._interval_scores.append(values)
+        if self.iteration % self.iters_per_step and self.iteration != self.total_iterations:
+            return False
+        if self.iteration > self.total_iterations:
+            return False
+        self._state = self._monitor.record()
+        if self._interval_scores:
+            self._step_scores = np.mean(self._interval_scores, axis=0)
+        self._interval_scores = []
+        self._steps += 1
+        if self.done:
+            return False
+        self._decide()
+        return True
+
+    def _check_modalities(self, mapping: Mapping[str, Any], name: str) -> None:
+        if not isinstance(mapping, Mapping) or set(mapping) != set(self.modalities):
+            got = sorted(mapping) if isinstance(mapping, Mapping) else type(mapping).__name__
+            raise ValueError(
+                f"{name} must have one entry per modality {list(self.modalities)}; got {got}"
+            )
+
+    # ------------------------------------------------------------------ deciding
+    def observation(self) -> np.ndarray:
+        """The observation the policy sees now (the env's encoding)."""
+        progress = min(self.iteration / self.total_iterations, 1.0)
+        return self.layout.encode(self._state, self._step_scores, progress,
+                                  self._previous_action)
+
+    def _decide(self) -> None:
+        obs = self.observation()
+        episode_start = np.array([self._episode_start])
+        action, self._policy_state = self.policy.predict(
+            obs, state=self._policy_state, episode_start=episode_start, deterministic=True
+        )
+        self._episode_start = False
+        action = self._check_action(action)
+        sizes = multipliers_to_batch_sizes(action, self.sampler_config)
+        self._previous_action = action
+        self.decisions.append(Decision(
+            iteration=self.iteration,
+            observation=obs,
+            action=tuple(int(a) for a in action),
+            batch_sizes={m: int(n) for m, n in zip(self.modalities, sizes)},
+        ))
+
+    def _check_action(self, action: Any) -> np.ndarray:
+        arr = np.asarray(action)
+        m, k = len(self.modalities), self.layout.n_actions
+        if arr.shape == (1, m):
+            arr = arr[0]
+        if arr.shape != (m,) or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(
+                f"policy returned action={arr.tolist()!r} (shape {arr.shape}, dtype {arr.dtype}); "
+                f"expected {m} integer indices into sampler.multipliers, one per modality "
+                f"{list(self.modalities)}"
+            )
+        if arr.min() < 0 or arr.max() >= k:
+            raise ValueError(
+                f"policy returned action={arr.tolist()} out of range; valid range: integers in "
+                f"[0, {k - 1}] (indices into sampler.multipliers="
+                f"{list(self.sampler_config.multipliers)})"
+            )
+        return arr.astype(np.int64)
+
+
+class _IndexSplit:
+    """A split whose 'inputs' and 'labels' are the row indices themselves, so that
+    :class:`ModalitySampler` can be reused to draw index windows."""
+
+    def __init__(self, n: int) -> None:
+        self.labels = torch.arange(n)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def get(self, modality: str, indices: np.ndarray | torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(indices, dtype=torch.long)
+
+
+class DUSBatchSampler(Sampler[list[int]]):
+    """A batch sampler whose per-iteration windows follow a :class:`SamplingController`.
+
+    Each iteration yields ``max(max_j n_j, fusion_size)`` indices from one shared permutation of
+    ``range(n_samples)`` (a fresh permutation from ``generator`` when one is used up, windows
+    running across the boundary), exactly as the env's :class:`ModalitySampler` draws them.
+    Modality ``j`` trains on the first :attr:`batch_sizes`\\ ``[j]`` rows of the window and any
+    paired loss on the first :attr:`fusion_size` rows. Sizes are read from the controller when
+    a window is drawn, so use it with ``num_workers=0`` (workers prefetch windows ahead of the
+    controller's decisions).
+
+    Args:
+        controller: decides the batch sizes (its sampler config sets the fusion-batch rule).
+        n_samples: size of the training set.
+        generator: a numpy generator or an integer seed; the only source of randomness.
+        n_iterations: windows per pass over this sampler (default: the controller's
+            ``total_iterations``, one whole run).
+    """
+
+    def __init__(
+        self,
+        controller: SamplingController,
+        n_samples: int,
+        generator: np.random.Generator | int,
+        n_iterations: int | None = None,
+    ) -> None:
+        check_range("n_samples", n_samples, 1)
+        if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
+            generator = np.random.default_rng(int(generator))
+        if not isinstance(generator, np.random.Generator):
+            raise TypeError(
+                f"generator must be a numpy Generator or an int seed; got "
+                f"{type(generator).__name__}"
+            )
+        self.controller = controller
+        self.n_iterations = controller.total_iterations if n_iterations is None else n_iterations
+        check_range("n_iterations", self.n_iterations, 1)
+        self._sampler = ModalitySampler(
+            controller.sampler_config, controller.modalities, _IndexSplit(n_samples), generator
+        )
+        self.batch_sizes: dict[str, int] = {}
+        """Per-modality sizes of the window yielded last."""
+        self.fusion_size = 0
+        """Rows of the window yielded last that the paired (fusion) loss trains on."""
+
+    @property
+    def samples_consumed(self) -> dict[str, int]:
+        """Samples each modality's own loss has been given so far."""
+        return dict(self._sampler.samples_consumed)
+
+    @property
+    def paired_consumed(self) -> int:
+        """Samples the paired (fusion) loss has been given so far."""
+        return int(self._sampler.paired_consumed)
+
+    @property
+    def epoch(self) -> float:
+        """Epochs of the permutation stream drawn so far."""
+        return self._sampler.epoch
+
+    def next_window(self) -> list[int]:
+        """The next window, for the controller's current batch sizes."""
+        batch = self._sampler.next_batch(self.controller.batch_size_tuple)
+        self.batch_sizes = dict(batch.batch_sizes)
+        self.fusion_size = batch.fusion_size
+        return batch.labels.tolist()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for _ in range(self.n_iterations):
+            yield self.next_window()
+
+    def __len__(self) -> int:
+        return self.n_iterations

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from dus_env.config import MonitorConfig
+from dus_env.monitor import DiscrepancyMonitor, discrepancy
+
+
+def test_running_mean_matches_hand_computed_values():
+    mon = DiscrepancyMonitor(MonitorConfig(history_length=3), n_modalities=2, prior=0.1)
+    expected = [0.2, 0.3, 0.4]
+    for s, want in zip([0.2, 0.4, 0.6], expected):
+        state = mon.update([s, 0.5])
+        assert state.cumulative_scores[0] == pytest.approx(want)
+        assert state.cumulative_scores[1] == pytest.approx(0.5)
+
+
+def test_ema_variant():
+    mon = DiscrepancyMonitor(MonitorConfig(average="ema", ema_beta=0.5), 2, prior=0.1)
+    mon.update([0.2, 0.2])
+    state = mon.update([0.6, 0.2])
+    assert state.cumulative_scores[0] == pytest.approx(0.5 * 0.2 + 0.5 * 0.6)
+
+
+def test_gap_and_ratio_for_three_modalities():
+    gap, ratio = discrepancy(np.array([0.9, 0.6, 0.3]))
+    assert gap == pytest.approx([0.9 - 0.45, 0.6 - 0.6, 0.3 - 0.75])
+    assert ratio == pytest.approx([0.9 / 0.45, 1.0, 0.3 / 0.75])
+
+
+def test_history_is_fixed_length_oldest_first_and_padded():
+    mon = DiscrepancyMonitor(MonitorConfig(history_length=3), 2, prior=0.25)
+    state = mon.reset()
+    assert state.history_scores.shape == (3, 2)
+    assert np.allclose(state.history_scores, 0.25)
+    for s in (0.2, 0.4, 0.6, 0.8):
+        mon.update([s, s])
+        state = mon.record()
+    # running means after each record: 0.2, 0.3, 0.4, 0.5 -> last three kept
+    assert state.history_scores[:, 0] == pytest.approx([0.3, 0.4, 0.5])
+    assert state.history_discrepancy.shape == (3, 2)
+
+
+def test_update_rejects_wrong_shape_and_m_below_two():
+    mon = DiscrepancyMonitor(MonitorConfig(), 2, prior=0.5)
+    with pytest.raises(ValueError, match="expected \\(2,\\)"):
+        mon.update([0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="at least 2"):
+        DiscrepancyMonitor(MonitorConfig(), 1, prior=0.5)
