@@ -93,8 +93,8 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Info
     ``batch_sizes``, ``batch_scores``, ``cumulative_scores``, ``gap``, ``ratio`` (dicts by
-    modality), ``losses`` (step means), ``validation`` (metrics dict, when the reward read
-    them), ``samples_consumed`` (per modality), ``paired_consumed``, ``iteration``,
+    modality), ``losses`` (step means), ``validation`` (metrics on the fixed validation subset when the
+    reward read them: accuracies each step, plus macro-F1 and MAP at the last step), ``samples_consumed`` (per modality), ``paired_consumed``, ``iteration``,
     ``progress``, ``epoch``, ``reward_terms``, ``diverged``, and ``wall_time`` (seconds of
     this step; ``info_wall_time=False`` leaves it out so infos are bit-for-bit reproducible).
 
@@ -166,9 +166,9 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
             "base_batch_size": self.config.sampler.base_batch_size,
         }
 
-    def _validate(self) -> EvalStats:
+    def _validate(self, full: bool = False) -> EvalStats:
         assert self._trainer is not None
-        return self._trainer.evaluate(self._val_split, self._val_indices)
+        return self._trainer.evaluate(self._val_split, self._val_indices, full=full)
 
     def _check_action(self, action: Any) -> np.ndarray:
         arr = np.asarray(action)
@@ -246,7 +246,7 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         last = self._steps == self.config.n_steps
         validation = None
         if not diverged and needs_validation(self.config.reward, last):
-            validation = self._validate()
+            validation = self._validate(full=last)
         terms = reward_terms(
             self.config.reward, previous=previous, current=self._state,
             previous_val=self._val_acc, val=validation.accuracy if validation else None,

@@ -83,8 +83,11 @@ class DiscrepancyMonitor:
         self._batch = np.full(self.n_modalities, self.prior)
         return self.record()
 
-    def update(self, batch_scores: Sequence[float]) -> MonitorState:
-        """Fold in one iteration's batch scores."""
+    def update(self, batch_scores: Sequence[float]) -> np.ndarray:
+        """Fold in one iteration's batch scores; returns the cumulative scores (a copy).
+
+        Cheap on purpose (it runs every iteration); :attr:`state` builds the full state.
+        """
         s = np.asarray(batch_scores, dtype=np.float64)
         if s.shape != (self.n_modalities,):
             raise ValueError(
@@ -99,6 +102,11 @@ class DiscrepancyMonitor:
             beta = self.config.ema_beta
             self._cumulative = beta * self._cumulative + (1.0 - beta) * s
         self._batch = s
+        return self._cumulative.copy()
+
+    @property
+    def state(self) -> MonitorState:
+        """The current state (history as last recorded)."""
         return self._make_state()
 
     def record(self) -> MonitorState:

@@ -46,11 +46,13 @@ class EvalStats:
     """Metrics on one split (or subset)."""
 
     accuracy: float
-    macro_f1: float
-    map: float
     modality_accuracy: dict[str, float]
     """Accuracy of each modality's own prediction (its head, or MLA's shared head)."""
     n_samples: int
+    macro_f1: float | None = None
+    """Macro-F1 (scikit-learn); None for a quick evaluation."""
+    map: float | None = None
+    """Mean average precision (scikit-learn); None for a quick evaluation."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -107,7 +109,8 @@ class MMLTrainer:
 
     def train_step(self, batch: Batch) -> StepStats:
         """One iteration on ``batch``; a non-finite loss skips the update and flags divergence."""
-        self.model.train()
+        if not self.model.training:
+            self.model.train()
         batch = self._to_device(batch)
         out = self.host.step(self.model, self.optimizer, batch)
         self.iteration += 1
@@ -159,8 +162,13 @@ class MMLTrainer:
         split: DatasetSplit,
         indices: np.ndarray | None = None,
         chunk_size: int = 4096,
+        full: bool = True,
     ) -> EvalStats:
-        """Metrics of the current model on ``split`` (or on the rows ``indices`` of it)."""
+        """Metrics of the current model on ``split`` (or on the rows ``indices`` of it).
+
+        ``full=False`` computes only the accuracies (fast; what the env's reward reads each
+        step); ``full=True`` adds macro-F1 and MAP from scikit-learn.
+        """
         idx = np.arange(len(split)) if indices is None else np.asarray(indices)
         fused, per = [], {m: [] for m in self.model.modalities}
         for start in range(0, len(idx), chunk_size):
@@ -173,14 +181,21 @@ class MMLTrainer:
         probs = torch.cat(fused).double().numpy()
         if not np.isfinite(probs).all():
             probs = np.nan_to_num(probs, nan=0.0, posinf=0.0, neginf=0.0)
+        per_modality = {m: torch.cat(v).numpy() for m, v in per.items()}
+        if not full:  # the env's per-step reward: plain argmax accuracy, no scikit-learn overhead
+            return EvalStats(
+                accuracy=float(np.mean(probs.argmax(axis=1) == labels)),
+                modality_accuracy={
+                    m: float(np.mean(p.argmax(axis=1) == labels)) for m, p in per_modality.items()
+                },
+                n_samples=len(idx),
+            )
         return EvalStats(
             accuracy=metrics.accuracy(labels, probs),
+            modality_accuracy={m: metrics.accuracy(labels, p) for m, p in per_modality.items()},
+            n_samples=len(idx),
             macro_f1=metrics.macro_f1(labels, probs),
             map=metrics.mean_average_precision(labels, probs),
-            modality_accuracy={
-                m: metrics.accuracy(labels, torch.cat(v).numpy()) for m, v in per.items()
-            },
-            n_samples=len(idx),
         )
 
     @torch.no_grad()

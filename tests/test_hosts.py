@@ -90,3 +90,18 @@ def test_ogm_ge_scales_encoder_gradients_in_training():
         stats = trainer.train_step(sampler.next_batch((16, 16)))
         seen.append(stats.extras["ogm_coeff/strong"])
     assert min(seen) < 1.0  # the strong modality dominates and is slowed down
+
+
+def test_quick_and_full_evaluation_agree_on_accuracy():
+    cfg = get_preset("tiny")
+    data = make_dataset(cfg.data)
+    trainer = MMLTrainer.build(TrainerConfig(), cfg.model, data, 16, seed=0)
+    sampler = ModalitySampler(cfg.sampler, data.modalities, data.split("train"),
+                              np.random.default_rng(0))
+    for _ in range(20):
+        trainer.train_step(sampler.next_batch((16, 16)))
+    quick = trainer.evaluate(data.split("val"), full=False)
+    full = trainer.evaluate(data.split("val"))
+    assert quick.accuracy == full.accuracy
+    assert quick.modality_accuracy == full.modality_accuracy
+    assert quick.macro_f1 is None and 0.0 <= full.macro_f1 <= 1.0 and 0.0 <= full.map <= 1.0

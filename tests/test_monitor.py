@@ -9,16 +9,16 @@ def test_running_mean_matches_hand_computed_values():
     mon = DiscrepancyMonitor(MonitorConfig(history_length=3), n_modalities=2, prior=0.1)
     expected = [0.2, 0.3, 0.4]
     for s, want in zip([0.2, 0.4, 0.6], expected):
-        state = mon.update([s, 0.5])
-        assert state.cumulative_scores[0] == pytest.approx(want)
-        assert state.cumulative_scores[1] == pytest.approx(0.5)
+        cumulative = mon.update([s, 0.5])
+        assert cumulative == pytest.approx([want, 0.5])
+        assert mon.state.cumulative_scores == pytest.approx([want, 0.5])
+        assert mon.state.batch_scores == pytest.approx([s, 0.5])
 
 
 def test_ema_variant():
     mon = DiscrepancyMonitor(MonitorConfig(average="ema", ema_beta=0.5), 2, prior=0.1)
     mon.update([0.2, 0.2])
-    state = mon.update([0.6, 0.2])
-    assert state.cumulative_scores[0] == pytest.approx(0.5 * 0.2 + 0.5 * 0.6)
+    assert mon.update([0.6, 0.2])[0] == pytest.approx(0.5 * 0.2 + 0.5 * 0.6)
 
 
 def test_gap_and_ratio_for_three_modalities():
