@@ -120,8 +120,222 @@ class MfeatConfig:
         return self.views
 
 
-DataConfig = Union[SyntheticConfig, MfeatConfig]
-DATA_CONFIGS: dict[str, type] = {"synthetic": SyntheticConfig, "mfeat": MfeatConfig}
+# ----------------------------------------------------------- data: real benchmarks (issue 5)
+# Readers live in dus_env/data/{audiovisual,image_text,nvgesture,features}.py; the on-disk
+# layouts are documented in docs/datasets.md. ``root=None`` means "resolve at load time from the
+# environment": the per-dataset variable (e.g. DUS_CREMAD_ROOT), else DUS_DATA_ROOT/<name>.
+ON_ERROR: tuple[str, ...] = ("raise", "skip")
+
+
+def _check_real(prefix: str, cfg: Any) -> None:
+    check_choice(f"{prefix}.on_error", cfg.on_error, ON_ERROR)
+    if cfg.root is not None and not str(cfg.root).strip():
+        raise ValueError(f"{prefix}.root={cfg.root!r} is empty; use None to read the environment")
+
+
+@dataclass(frozen=True)
+class CremadConfig:
+    """CREMA-D (audio + visual, 6 emotions), in the layout ``prepare cremad`` writes."""
+
+    name: Literal["cremad"] = "cremad"
+    """Dataset kind; selects this config in dicts."""
+    root: str | None = None
+    """Prepared data folder; None: $DUS_CREMAD_ROOT, else $DUS_DATA_ROOT/cremad."""
+    n_frames: int = 1
+    """Frames per clip, sampled uniformly from the clip's 1-fps frames."""
+    image_size: int = 224
+    """Frames are resized to image_size x image_size."""
+    val_fraction: float = 0.1
+    """Fraction of train carved (stratified, seeded) into val when there is no val.csv."""
+    split_seed: int = 0
+    """Seed of that validation split."""
+    expect_canonical: bool = True
+    """Fail unless train.csv / test.csv have the OGM-GE counts (6,698 / 744 rows)."""
+    on_error: str = "raise"
+    """A bad row or missing/corrupt media file: ``raise``, or ``skip`` it (counted, reported)."""
+    verify: bool = False
+    """Decode every media file at load time (finds corrupt files up front; slow)."""
+
+    def __post_init__(self) -> None:
+        _check_real("data", self)
+        check_range("data.n_frames", self.n_frames, 1)
+        check_range("data.image_size", self.image_size, 8)
+        check_range("data.val_fraction", self.val_fraction, 0.0, 1.0, low_inclusive=False,
+                    high_inclusive=False)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return ("audio", "visual")
+
+
+@dataclass(frozen=True)
+class KineticsSoundsConfig:
+    """Kinetics-Sounds (audio + visual, the 31 classes shipped in data/files)."""
+
+    name: Literal["kinetics_sounds"] = "kinetics_sounds"
+    """Dataset kind; selects this config in dicts."""
+    root: str | None = None
+    """Prepared data folder; None: $DUS_KS_ROOT, else $DUS_DATA_ROOT/kinetics_sounds."""
+    n_frames: int = 3
+    """Frames per clip, sampled uniformly from the clip's frames."""
+    image_size: int = 224
+    """Frames are resized to image_size x image_size."""
+    val_fraction: float = 0.1
+    """Fraction of train carved (stratified, seeded) into val when there is no val.csv."""
+    split_seed: int = 0
+    """Seed of that validation split."""
+    on_error: str = "raise"
+    """A bad row or missing/corrupt media file: ``raise``, or ``skip`` it (counted, reported)."""
+    verify: bool = False
+    """Decode every media file at load time (finds corrupt files up front; slow)."""
+
+    def __post_init__(self) -> None:
+        _check_real("data", self)
+        check_range("data.n_frames", self.n_frames, 1)
+        check_range("data.image_size", self.image_size, 8)
+        check_range("data.val_fraction", self.val_fraction, 0.0, 1.0, low_inclusive=False,
+                    high_inclusive=False)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return ("audio", "visual")
+
+
+@dataclass(frozen=True)
+class Twitter2015Config:
+    """Twitter2015 (image + text, 3 sentiment classes; TomBERT-style train/dev/test.tsv)."""
+
+    name: Literal["twitter2015"] = "twitter2015"
+    """Dataset kind; selects this config in dicts."""
+    root: str | None = None
+    """Folder with the .tsv files and images/; None: $DUS_TWITTER2015_ROOT, else
+    $DUS_DATA_ROOT/twitter2015."""
+    image_size: int = 224
+    """Images are resized to image_size x image_size."""
+    max_length: int = 128
+    """Tokens per text (padded / truncated)."""
+    tokenizer: str | None = None
+    """Local Hugging Face tokenizer folder (e.g. bert-base-uncased); None: the built-in hashing
+    tokenizer (pairs with the ``text_bag`` encoder)."""
+    expect_canonical: bool = True
+    """Fail unless the splits have the TomBERT counts (3,179 / 1,122 / 1,037 rows)."""
+    on_error: str = "raise"
+    """A bad row or missing/corrupt image: ``raise``, or ``skip`` it (counted, reported)."""
+    verify: bool = False
+    """Decode every image at load time."""
+
+    def __post_init__(self) -> None:
+        _check_real("data", self)
+        check_range("data.image_size", self.image_size, 8)
+        check_range("data.max_length", self.max_length, 2)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return ("image", "text")
+
+
+@dataclass(frozen=True)
+class SarcasmConfig:
+    """Multimodal sarcasm detection (image + text, 2 classes; JSON records)."""
+
+    name: Literal["sarcasm"] = "sarcasm"
+    """Dataset kind; selects this config in dicts."""
+    root: str | None = None
+    """Folder with train/valid/test.json and images/; None: $DUS_SARCASM_ROOT, else
+    $DUS_DATA_ROOT/sarcasm."""
+    image_size: int = 224
+    """Images are resized to image_size x image_size."""
+    max_length: int = 128
+    """Tokens per text (padded / truncated)."""
+    tokenizer: str | None = None
+    """Local Hugging Face tokenizer folder; None: the built-in hashing tokenizer."""
+    expect_canonical: bool = True
+    """Fail unless the splits have the published counts (19,816 / 2,410 / 2,409)."""
+    on_error: str = "raise"
+    """A bad record or missing/corrupt image: ``raise``, or ``skip`` it (counted, reported)."""
+    verify: bool = False
+    """Decode every image at load time."""
+
+    def __post_init__(self) -> None:
+        _check_real("data", self)
+        check_range("data.image_size", self.image_size, 8)
+        check_range("data.max_length", self.max_length, 2)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return ("image", "text")
+
+
+@dataclass(frozen=True)
+class NVGestureConfig:
+    """NVGesture (RGB + depth + optical flow, 25 gestures; official .lst splits)."""
+
+    name: Literal["nvgesture"] = "nvgesture"
+    """Dataset kind; selects this config in dicts."""
+    root: str | None = None
+    """Prepared data folder; None: $DUS_NVGESTURE_ROOT, else $DUS_DATA_ROOT/nvgesture."""
+    n_frames: int | None = None
+    """Frames per clip, sampled uniformly from the prepared clip (None: all of them)."""
+    val_fraction: float = 0.1
+    """Fraction of train carved (stratified, seeded) into val."""
+    split_seed: int = 0
+    """Seed of that validation split."""
+    expect_canonical: bool = True
+    """Fail unless the .lst files have the official counts (1,050 / 482)."""
+    on_error: str = "raise"
+    """A bad line or missing/corrupt clip: ``raise``, or ``skip`` it (counted, reported)."""
+    verify: bool = False
+    """Load every clip at load time."""
+
+    def __post_init__(self) -> None:
+        _check_real("data", self)
+        if self.n_frames is not None:
+            check_range("data.n_frames", self.n_frames, 1)
+        check_range("data.val_fraction", self.val_fraction, 0.0, 1.0, low_inclusive=False,
+                    high_inclusive=False)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return ("rgb", "depth", "flow")
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """Precomputed frozen-encoder features (``prepare features``): cheap RL on real data."""
+
+    name: Literal["features"] = "features"
+    """Dataset kind; selects this config in dicts."""
+    modalities: tuple[str, ...] = ("audio", "visual")
+    """Modalities to use, in order (checked against the file)."""
+    path: str | None = None
+    """The .npz file ``prepare features`` wrote; None: $DUS_FEATURES_PATH."""
+    standardize: bool = True
+    """Standardise each modality with train-split statistics."""
+
+    def __post_init__(self) -> None:
+        if len(self.modalities) < 2 or len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(
+                f"data.modalities={list(self.modalities)!r} needs >= 2 distinct modalities"
+            )
+        if self.path is not None and not str(self.path).strip():
+            raise ValueError(f"data.path={self.path!r} is empty; use None to read the environment")
+
+
+DataConfig = Union[
+    SyntheticConfig, MfeatConfig, CremadConfig, KineticsSoundsConfig, Twitter2015Config,
+    SarcasmConfig, NVGestureConfig, FeaturesConfig,
+]
+DATA_CONFIGS: dict[str, type] = {
+    "synthetic": SyntheticConfig,
+    "mfeat": MfeatConfig,
+    "cremad": CremadConfig,
+    "kinetics_sounds": KineticsSoundsConfig,
+    "twitter2015": Twitter2015Config,
+    "sarcasm": SarcasmConfig,
+    "nvgesture": NVGestureConfig,
+    "features": FeaturesConfig,
+}
+# ------------------------------------------------------- end data: real benchmarks (issue 5)
 
 
 # --------------------------------------------------------------------------- model
@@ -135,14 +349,36 @@ class ModelConfig:
     """Hidden layer widths of the MLP encoder."""
     feature_dim: int = 64
     """Width of every encoder's output (MLA's shared head needs one width for all)."""
+    encoders: tuple[tuple[str, str], ...] = ()
+    """Per-modality overrides of ``encoder``: ``(("text", "bert"), ("image", "resnet50"))``."""
+    weights: tuple[tuple[str, str], ...] = ()
+    """Local pretrained weights per encoder kind: ``(("bert", "/models/bert-base-uncased"),)``.
+    Never downloaded; kinds without an entry start from random initialisation."""
 
     def __post_init__(self) -> None:
         from dus_env.models.encoders import ENCODERS
 
         check_choice("model.encoder", self.encoder, ENCODERS)
+        for fname in ("encoders", "weights"):  # JSON gives lists; keep the config hashable
+            object.__setattr__(self, fname, tuple(tuple(p) for p in getattr(self, fname)))
+        for pair in (*self.encoders, *self.weights):
+            if len(pair) != 2:
+                raise ValueError(f"model.encoders / model.weights entries are pairs, got {pair!r}")
+        for _, kind in self.encoders:
+            check_choice("model.encoders", kind, ENCODERS)
+        for kind, _ in self.weights:
+            check_choice("model.weights", kind, ENCODERS)
         for h in self.hidden_dims:
             check_range("model.hidden_dims", h, 1)
         check_range("model.feature_dim", self.feature_dim, 1)
+
+    def encoder_for(self, modality: str) -> str:
+        """The encoder kind of ``modality`` (its override, else ``encoder``)."""
+        return dict(self.encoders).get(modality, self.encoder)
+
+    def weights_for(self, kind: str) -> str | None:
+        """The local weights path of encoder ``kind``, or None."""
+        return dict(self.weights).get(kind)
 
 
 # --------------------------------------------------------------------------- trainer
@@ -381,7 +617,16 @@ def _tiny() -> EnvConfig:
 
 
 PRESETS: dict[str, EnvConfig] = {
-    "default": EnvConfig(),
+    # Designed and measured in docs/synthetic_preset.md (benchmarks/imbalance.py): the strong
+    # modality confuses all 5 class pairs, so the fusion head needs from the weak encoder only the
+    # within-pair bit; with 8-wide features, and the fusion loss weighted as much as the two
+    # unimodal losses together, that fusion gradient crowds out the weak encoder's 10-way
+    # structure (weak linear probe several points below the weak modality trained alone).
+    "default": EnvConfig(
+        data=SyntheticConfig(confused_pairs=(5, 0)),
+        model=ModelConfig(feature_dim=8),
+        trainer=TrainerConfig(fusion_weight=2.0),
+    ),
     "tiny": _tiny(),
     "mfeat": EnvConfig(
         data=MfeatConfig(views=("fac", "zer")),
@@ -399,6 +644,55 @@ PRESETS: dict[str, EnvConfig] = {
     ),
 }
 
+
+# ------------------------------------------------- presets: real benchmarks (issue 5)
+# The paper setups (METHOD.md, last section; reference/paper.md "Optimisation"): ResNet-18 from
+# scratch per modality, SGD lr 1e-2 momentum 0.9 wd 1e-4, batch 64 for audio-video; ResNet-50 +
+# BERT-base, Adam 2e-5, batch 32 for image-text; batch 2 for NVGesture (3D ResNet-18 stands in
+# for I3D). 100 epochs (the sources give 100-120); one env step is one epoch, so
+# iters_per_step = ceil(n_train / batch) with n_train the train split after the 10% validation
+# carve (CREMA-D 6,028; Kinetics-Sounds 13,319 of OGM-GE's 14,799; NVGesture 945) or the
+# published train split (Twitter2015 3,179; Sarcasm 19,816). "<name>_features" trains MLPs on
+# features from `python -m dus_env.data.prepare features --preset <name>` (set data.path).
+PAPER_EPOCHS: int = 100
+
+
+def _benchmark(data: Any, model: ModelConfig, trainer: TrainerConfig, batch: int,
+               n_train: int) -> EnvConfig:
+    per_epoch = -(-n_train // batch)
+    return EnvConfig(
+        data=data, model=model, trainer=trainer,
+        sampler=SamplerConfig(base_batch_size=batch, min_batch_size=max(1, batch // 2),
+                              max_batch_size=2 * batch),
+        total_iterations=PAPER_EPOCHS * per_epoch, iters_per_step=per_epoch,
+    )
+
+
+def _benchmarks() -> dict[str, EnvConfig]:
+    sgd = TrainerConfig(optimizer="sgd", lr=1e-2, momentum=0.9, weight_decay=1e-4)
+    adam = TrainerConfig(optimizer="adam", lr=2e-5, weight_decay=0.0)
+    av = ModelConfig(encoder="resnet18", feature_dim=512)
+    it = ModelConfig(encoder="resnet50", encoders=(("text", "bert"),), feature_dim=768)
+    video = ModelConfig(encoder="r3d18", feature_dim=512)
+    real = {
+        "cremad": (CremadConfig(), av, sgd, 64, 6028),
+        "kinetics_sounds": (KineticsSoundsConfig(), av, sgd, 64, 13319),
+        "twitter2015": (Twitter2015Config(), it, adam, 32, 3179),
+        "sarcasm": (SarcasmConfig(), it, adam, 32, 19816),
+        "nvgesture": (NVGestureConfig(), video, sgd, 2, 945),
+    }
+    out = {}
+    mlp = ModelConfig(encoder="mlp", hidden_dims=(256,), feature_dim=128)
+    for name, (data, model, trainer, batch, n_train) in real.items():
+        out[name] = _benchmark(data, model, trainer, batch, n_train)
+        features = FeaturesConfig(modalities=data.modalities)
+        feat_trainer = dataclasses.replace(trainer, lr=1e-3) if trainer.optimizer == "adam" else trainer
+        out[f"{name}_features"] = _benchmark(features, mlp, feat_trainer, batch, n_train)
+    return out
+
+
+PRESETS.update(_benchmarks())
+# --------------------------------------------- end presets: real benchmarks (issue 5)
 
 def get_preset(name: str) -> EnvConfig:
     """The preset called ``name``; unknown names fail with the choices."""

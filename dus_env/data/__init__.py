@@ -15,6 +15,12 @@ from dus_env.errors import check_choice
 DATASETS: dict[str, str] = {
     "synthetic": "dus_env.data.synthetic:make_synthetic",
     "mfeat": "dus_env.data.mfeat:load_mfeat",
+    "cremad": "dus_env.data.audiovisual:load_cremad",
+    "kinetics_sounds": "dus_env.data.audiovisual:load_kinetics_sounds",
+    "twitter2015": "dus_env.data.image_text:load_twitter2015",
+    "sarcasm": "dus_env.data.image_text:load_sarcasm",
+    "nvgesture": "dus_env.data.nvgesture:load_nvgesture",
+    "features": "dus_env.data.features:load_features",
 }
 """Dataset kind -> ``module:function`` building a :class:`MultimodalDataset` from its config."""
 

@@ -35,8 +35,9 @@ class MultimodalClassifier(nn.Module):
         super().__init__()
         self.modalities = tuple(modalities)
         self.n_classes = n_classes
-        build = ENCODERS[config.encoder]
-        self.encoders = nn.ModuleDict({m: build(tuple(input_shapes[m]), config) for m in modalities})
+        self.encoders = nn.ModuleDict({
+            m: ENCODERS[config.encoder_for(m)](tuple(input_shapes[m]), config) for m in modalities
+        })
         d = config.feature_dim
         if shared_head:
             self.shared_head: nn.Linear | None = nn.Linear(d, n_classes)

@@ -29,8 +29,30 @@ def build_mlp(input_shape: tuple[int, ...], config: ModelConfig) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-ENCODERS: dict[str, EncoderBuilder] = {"mlp": build_mlp}
-"""Encoder kind -> builder. ``ModelConfig.encoder`` must name one of these."""
+def _lazy(target: str) -> EncoderBuilder:
+    """A builder importing ``module:function`` on first use (keeps ``import dus_env`` cheap)."""
+
+    def build(input_shape: tuple[int, ...], config: ModelConfig) -> nn.Module:
+        import importlib
+
+        module, func = target.split(":")
+        return getattr(importlib.import_module(module), func)(input_shape, config)
+
+    build.__doc__ = f"Lazy builder for ``{target}``."
+    return build
+
+
+ENCODERS: dict[str, EncoderBuilder] = {
+    "mlp": build_mlp,
+    "resnet18": _lazy("dus_env.models.vision:build_resnet18"),
+    "resnet50": _lazy("dus_env.models.vision:build_resnet50"),
+    "r3d18": _lazy("dus_env.models.vision:build_r3d18"),
+    "text_bag": _lazy("dus_env.models.text:build_text_bag"),
+    "bert": _lazy("dus_env.models.text:build_bert"),
+}
+"""Encoder kind -> builder. ``ModelConfig.encoder`` must name one of these. ``resnet18`` /
+``resnet50`` take ``(C, H, W)`` images or ``(T, C, H, W)`` frame stacks, ``r3d18`` video clips,
+``text_bag`` / ``bert`` token ids (see :mod:`dus_env.models.vision` and :mod:`dus_env.models.text`)."""
 
 
 def register_encoder(name: str, builder: EncoderBuilder, *, overwrite: bool = False) -> None:
