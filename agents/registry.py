@@ -21,7 +21,24 @@ def _fresh(name: str) -> Callable[[Any, int], Policy]:
         return lambda env, seed: RandomPolicy.for_env(env, seed=seed)
     if name == "heuristic":
         return lambda env, seed: HeuristicPolicy.for_env(env)
+    if name == "reinforce":
+        from agents.reinforce import ReinforceAgent
+
+        return lambda env, seed: ReinforceAgent.for_env(env, seed=seed)
     raise NotImplementedError(f"policy {name!r} is not available yet")
+
+
+def load_policy(kind: str, path: str, env: Any | None = None) -> Policy:
+    """A saved policy of ``kind`` (ppo, reinforce) from ``path``, checked against ``env``'s
+    spec when given. Saved REINFORCE agents load frozen (replay: deterministic = argmax)."""
+    check_choice("policy kind", kind, ARTIFACT_KINDS)
+    if kind == "ppo":
+        from agents.ppo import PPOPolicy
+
+        return PPOPolicy.load(path, env)
+    from agents.reinforce import ReinforceAgent
+
+    return ReinforceAgent.load(path, env, frozen=True)
 
 
 def make_policy(spec: str, env: Any, seed: int = 0) -> Policy:
@@ -29,10 +46,13 @@ def make_policy(spec: str, env: Any, seed: int = 0) -> Policy:
 
     ``spec`` is one of :data:`POLICY_NAMES`, or ``ppo:PATH`` / ``reinforce:PATH`` for a saved
     artefact (checked against the env's spec; an incompatible env fails naming what differs).
+    A missing file raises ``FileNotFoundError``, a corrupt one ``agents.artifact.ArtifactError``,
+    an incompatible one ``agents.artifact.IncompatibleEnvError``, each naming the path.
     """
     if ":" in spec:
         kind, path = spec.split(":", 1)
-        check_choice("policy kind", kind, ARTIFACT_KINDS)
-        raise NotImplementedError(f"loading {kind!r} artefacts is not available yet ({path})")
+        if not path:
+            raise ValueError(f"policy spec {spec!r} has no path after {kind + ':'!r}")
+        return load_policy(kind, path, env)
     check_choice("policy", spec, POLICY_NAMES)
     return _fresh(spec)(env, seed)

@@ -1,0 +1,218 @@
+"""Stable-Baselines3 callbacks for DUS-v0: ``dus/*`` scalars and rollout-aligned checkpoints.
+
+:func:`step_scalars` and :func:`episode_scalars` turn one env ``info`` into named scalars; the
+callbacks send them to the SB3 logger (TensorBoard, CSV), and ``train_agent.py`` reuses the same
+functions for the online REINFORCE agent, so both agents log the same names:
+
+=================================  ======================================================
+name                               value
+=================================  ======================================================
+``dus/batch_size/<modality>``      samples the modality trained on in this step
+``dus/score/<modality>``           batch score s^j averaged over the step
+``dus/cumulative_score/<m>``       cumulative score S^j after the step
+``dus/gap/<modality>``             discrepancy S^j - mean_{k!=j} S^k
+``dus/loss/<term>``                step-mean training loss per term
+``dus/reward/<term>``              each reward term (``val_delta``, ...)
+``dus/val_acc``                    validation accuracy, on steps where the reward read it
+``dus/episode/*``                  at episode end: ``return``, ``length``,
+                                   ``final_val_acc``, ``diverged``, ``samples/<m>``,
+                                   ``cumulative_score/<m>`` (final S^j)
+=================================  ======================================================
+
+Per-modality and per-loss scalars go to TensorBoard/CSV but not to the stdout table (SB3
+truncates its keys there, and long modality names would collide).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+
+
+def step_scalars(info: dict[str, Any]) -> dict[str, float]:
+    """The per-step ``dus/*`` scalars of one env info."""
+    out: dict[str, float] = {}
+    for m, n in info.get("batch_sizes", {}).items():
+        out[f"dus/batch_size/{m}"] = float(n)
+    for m, v in info.get("batch_scores", {}).items():
+        out[f"dus/score/{m}"] = float(v)
+    for m, v in info.get("cumulative_scores", {}).items():
+        out[f"dus/cumulative_score/{m}"] = float(v)
+    for m, v in info.get("gap", {}).items():
+        out[f"dus/gap/{m}"] = float(v)
+    for k, v in info.get("losses", {}).items():
+        out[f"dus/loss/{k}"] = float(v)
+    for k, v in info.get("reward_terms", {}).items():
+        out[f"dus/reward/{k}"] = float(v)
+    validation = info.get("validation")
+    if validation:
+        out["dus/val_acc"] = float(validation["accuracy"])
+    return out
+
+
+def episode_scalars(info: dict[str, Any], episode_return: float | None = None,
+                    length: int | None = None) -> dict[str, float]:
+    """The ``dus/episode/*`` scalars from an episode's last info (and return/length when known;
+    a Monitor-wrapped env puts them in ``info["episode"]``)."""
+    out: dict[str, float] = {}
+    if episode_return is None and "episode" in info:
+        episode_return, length = info["episode"]["r"], info["episode"]["l"]
+    if episode_return is not None:
+        out["dus/episode/return"] = float(episode_return)
+    if length is not None:
+        out["dus/episode/length"] = float(length)
+    validation = info.get("validation")
+    if validation:
+        out["dus/episode/final_val_acc"] = float(validation["accuracy"])
+    out["dus/episode/diverged"] = float(bool(info.get("diverged", False)))
+    for m, n in info.get("samples_consumed", {}).items():
+        out[f"dus/episode/samples/{m}"] = float(n)
+    for m, v in info.get("cumulative_scores", {}).items():
+        out[f"dus/episode/cumulative_score/{m}"] = float(v)
+    return out
+
+
+_STDOUT_KEYS = ("dus/val_acc", "dus/episode/return", "dus/episode/length",
+                "dus/episode/final_val_acc", "dus/episode/diverged")
+
+
+def stdout_exclusion(key: str) -> tuple[str, ...] | None:
+    """Logger ``exclude`` for ``key``: only a few summary scalars reach the stdout table."""
+    if key in _STDOUT_KEYS or key.startswith("dus/reward/"):
+        return None
+    return ("stdout", "log")
+
+
+class DUSInfoCallback(BaseCallback):
+    """Log the ``dus/*`` scalars of every env step (means over each rollout) and of every
+    finished episode to the model's logger; keep a record of finished episodes.
+
+    Args:
+        episodes_file: if given, each finished episode is appended to this JSON-lines file
+            as soon as it ends (its ``dus/episode/*`` scalars plus ``timesteps``).
+    """
+
+    def __init__(self, episodes_file: str | os.PathLike | None = None, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.episodes_file = Path(episodes_file) if episodes_file is not None else None
+        self.episodes: list[dict[str, float]] = []
+        """One dict of ``dus/episode/*`` scalars (and ``timesteps``) per finished episode."""
+
+    def _on_step(self) -> bool:
+        infos = self.locals.get("infos", [])
+        dones = self.locals.get("dones", np.zeros(len(infos), dtype=bool))
+        for info, done in zip(infos, dones):
+            for key, value in step_scalars(info).items():
+                self.logger.record_mean(key, value, exclude=stdout_exclusion(key))
+            if done:
+                scalars = episode_scalars(info)
+                for key, value in scalars.items():
+                    self.logger.record_mean(key, value, exclude=stdout_exclusion(key))
+                record = {**scalars, "timesteps": int(self.model.num_timesteps)}
+                self.episodes.append(record)
+                if self.episodes_file is not None:
+                    append_jsonl(self.episodes_file, record)
+        return True
+
+
+def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
+    """Append one JSON line to ``path``."""
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def truncate_jsonl(path: str | os.PathLike, max_timesteps: int) -> None:
+    """Drop the lines of ``path`` recorded after ``max_timesteps`` (work a resumed run redoes)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line).get("timesteps", 0) <= max_timesteps]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+_CHECKPOINT_RE = re.compile(r"_(\d+)_steps\.zip$")
+
+
+class RolloutCheckpointCallback(CheckpointCallback):
+    """:class:`CheckpointCallback` that saves between rollouts, never in the middle of one.
+
+    SB3's callback saves every ``save_freq`` env steps, which for PPO may fall inside a rollout
+    whose data (and update) a resumed run would never see. This one saves at the start of a
+    rollout (right after the previous update) once at least ``save_freq_timesteps`` timesteps
+    passed since the last save, and once more when training ends, so resuming from the newest
+    checkpoint repeats nothing and skips nothing. Files are written to a temp name and renamed,
+    so a kill mid-save leaves no truncated checkpoint; only the newest ``keep_last`` are kept.
+
+    Args:
+        save_freq_timesteps: timesteps (all envs together) between checkpoints.
+        save_path: folder of the checkpoints ``{name_prefix}_{timesteps}_steps.zip``.
+        name_prefix: file name prefix.
+        keep_last: how many checkpoints to keep (None: all).
+    """
+
+    def __init__(self, save_freq_timesteps: int, save_path: str | os.PathLike,
+                 name_prefix: str = "rl_model", keep_last: int | None = 3,
+                 verbose: int = 0) -> None:
+        if save_freq_timesteps < 1:
+            raise ValueError(f"save_freq_timesteps={save_freq_timesteps} must be >= 1")
+        if keep_last is not None and keep_last < 1:
+            raise ValueError(f"keep_last={keep_last} must be >= 1 or None")
+        super().__init__(save_freq=save_freq_timesteps, save_path=str(save_path),
+                         name_prefix=name_prefix, verbose=verbose)
+        self.keep_last = keep_last
+        self._last_saved = -1
+
+    def _on_training_start(self) -> None:
+        self._last_saved = self.model.num_timesteps  # a resumed model is already saved there
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_start(self) -> None:
+        self.num_timesteps = self.model.num_timesteps
+        if self.num_timesteps - self._last_saved >= self.save_freq:
+            self.save_now()
+
+    def _on_training_end(self) -> None:
+        self.num_timesteps = self.model.num_timesteps
+        if self.num_timesteps != self._last_saved:
+            self.save_now()
+
+    def save_now(self) -> Path:
+        path = Path(self._checkpoint_path(extension="zip"))
+        tmp = path.with_name(path.name + ".tmp")
+        self.model.save(tmp)
+        os.replace(tmp, path)
+        self._last_saved = self.num_timesteps
+        if self.keep_last is not None:
+            for old in list_checkpoints(self.save_path, self.name_prefix)[:-self.keep_last]:
+                old.unlink(missing_ok=True)
+        return path
+
+
+def list_checkpoints(folder: str | os.PathLike, name_prefix: str = "rl_model") -> list[Path]:
+    """Checkpoint files in ``folder``, oldest (fewest timesteps) first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for p in folder.glob(f"{name_prefix}_*_steps.zip"):
+        match = _CHECKPOINT_RE.search(p.name)
+        if match:
+            found.append((int(match.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def checkpoint_timesteps(path: str | os.PathLike) -> int:
+    """The timestep count in a checkpoint's file name."""
+    match = _CHECKPOINT_RE.search(Path(path).name)
+    if not match:
+        raise ValueError(f"{str(path)!r} is not named like a checkpoint (*_<timesteps>_steps.zip)")
+    return int(match.group(1))
