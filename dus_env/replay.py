@@ -344,6 +344,8 @@ class DUSBatchSampler(Sampler[list[int]]):
         """Per-modality sizes of the window yielded last."""
         self.fusion_size = 0
         """Rows of the window yielded last that the paired (fusion) loss trains on."""
+        self.window_epoch = 0.0
+        """Epochs of the stream drawn before the window yielded last (OGM-GE's epoch window)."""
 
     @property
     def samples_consumed(self) -> dict[str, int]:
@@ -365,6 +367,7 @@ class DUSBatchSampler(Sampler[list[int]]):
         batch = self._sampler.next_batch(self.controller.batch_size_tuple)
         self.batch_sizes = dict(batch.batch_sizes)
         self.fusion_size = batch.fusion_size
+        self.window_epoch = batch.epoch
         return batch.labels.tolist()
 
     def __iter__(self) -> Iterator[list[int]]:
