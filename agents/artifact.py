@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 ARTIFACT_ENTRY = "dus_artifact.json"
+RUN_POLICY_FILE = "policy.zip"  # the artefact inside a train_agent.py run directory
 """Name of the metadata entry inside every artefact zip."""
 FORMAT_VERSION = 1
 """Bumped when the artefact layout changes."""
@@ -152,10 +153,13 @@ def read_artifact(path: str | Path, kind: str | None = None) -> Artifact:
     that is not a readable dus-env artefact, both naming the path.
     """
     path = Path(path)
+    if path.is_dir() and (path / RUN_POLICY_FILE).is_file():
+        path = path / RUN_POLICY_FILE  # a train_agent.py run directory
     if not path.exists():
         raise FileNotFoundError(f"policy file {str(path)!r} does not exist")
     if path.is_dir():
-        raise ArtifactError(f"policy file {str(path)!r} is a directory, not an artefact file")
+        raise ArtifactError(f"policy file {str(path)!r} is a directory without a "
+                            f"{RUN_POLICY_FILE}, not an artefact file")
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()

@@ -245,6 +245,7 @@ class PPOPolicy:
         from stable_baselines3 import PPO
 
         artifact = read_artifact(path, ARTIFACT_KIND)
+        path = artifact.path  # a run directory resolves to its policy file
         if env is not None:
             check_compatible(artifact.env_spec, env_spec_of(env), path)
         try:

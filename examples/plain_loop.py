@@ -10,7 +10,7 @@ Usage::
 
     python examples/plain_loop.py                      # DUS-H on the default synthetic data
     python examples/plain_loop.py --policy uniform     # the plain baseline
-    python examples/plain_loop.py --policy ppo:runs/ppo/model.zip
+    python examples/plain_loop.py --policy ppo:runs/quickstart   # a train_agent.py run
 """
 
 from __future__ import annotations

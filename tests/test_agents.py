@@ -17,6 +17,7 @@ from agents.artifact import (
     ArtifactError,
     IncompatibleEnvError,
     check_compatible,
+    RUN_POLICY_FILE,
     read_artifact,
     spec_differences,
 )
@@ -165,6 +166,20 @@ def test_truncated_policy_file_is_an_artifact_error(artefacts, tmp_path):
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(ArtifactError, match="cut.zip"):
         make_policy(f"ppo:{cut}", tiny_env())
+
+
+def test_run_directory_resolves_to_its_policy_file(artefacts, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / RUN_POLICY_FILE).write_bytes(artefacts["ppo"].read_bytes())
+    loaded, original = read_artifact(run), read_artifact(artefacts["ppo"])
+    assert loaded.path == run / RUN_POLICY_FILE
+    assert (loaded.kind, loaded.env_spec, loaded.entries) == (
+        original.kind, original.env_spec, original.entries)
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    with pytest.raises(ArtifactError, match=f"empty_run.*without a {RUN_POLICY_FILE}"):
+        read_artifact(empty)
 
 
 def test_zip_without_header_is_an_artifact_error(tmp_path):
