@@ -4,8 +4,8 @@
     iterations, with the trainer and sampler the env would build for the same seed;
 (b) env: ``DUSEnv.step`` over a whole episode with the same batch sizes and the validation
     reward switched off (``reward.name='discrepancy'``, which reads no validation data).
-Runs alternate (a, b, a, b, ...) so machine noise hits both alike; the script prints the median
-ratio b / a with its spread. It also prints the share of episode time the default validation
+Runs alternate, in an order rotated every repeat, so machine noise and order effects hit
+both alike; the script prints the median ratio b / a with its spread. It also prints the share of episode time the default validation
 reward (``val_delta``) costs: 1 - time(episode, no validation) / time(episode, val_delta).
 
     python benchmarks/overhead.py              # default preset, 15 repeats
@@ -81,9 +81,14 @@ def main(argv: list[str] | None = None) -> dict:
     ratios, shares, bare_times, env_times = [], [], [], []
     for r in range(args.repeats):
         seed = 1000 + r
-        t_bare = bare_loop(no_val, dataset, seed, action)
-        t_env = env_episode(env_off, seed, action)
-        t_val = env_episode(env_on, seed, action)
+        runs = {
+            "bare": lambda: bare_loop(no_val, dataset, seed, action),
+            "env": lambda: env_episode(env_off, seed, action),
+            "val": lambda: env_episode(env_on, seed, action),
+        }
+        order = list(runs)[r % 3:] + list(runs)[:r % 3]  # rotate: no arm always runs first
+        times = {name: runs[name]() for name in order}
+        t_bare, t_env, t_val = times["bare"], times["env"], times["val"]
         bare_times.append(t_bare)
         env_times.append(t_env)
         ratios.append(t_env / t_bare)

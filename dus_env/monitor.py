@@ -77,10 +77,12 @@ class DiscrepancyMonitor:
     def reset(self) -> MonitorState:
         """Forget everything; returns the prior state."""
         self._t = 0
-        self._cumulative = np.full(self.n_modalities, self.prior)
+        # Plain floats between records: update() runs every iteration and numpy's per-call
+        # overhead dominates at M = 2 or 3 (benchmarks/overhead.py).
+        self._cumulative = [self.prior] * self.n_modalities
         self._scores: deque[np.ndarray] = deque(maxlen=self.config.history_length)
         self._disc: deque[np.ndarray] = deque(maxlen=self.config.history_length)
-        self._batch = np.full(self.n_modalities, self.prior)
+        self._batch = [self.prior] * self.n_modalities
         return self.record()
 
     def update(self, batch_scores: Sequence[float]) -> np.ndarray:
@@ -88,21 +90,23 @@ class DiscrepancyMonitor:
 
         Cheap on purpose (it runs every iteration); :attr:`state` builds the full state.
         """
-        s = np.asarray(batch_scores, dtype=np.float64)
-        if s.shape != (self.n_modalities,):
+        s = [float(v) for v in batch_scores]
+        if len(s) != self.n_modalities:
             raise ValueError(
-                f"batch_scores has shape {s.shape}; expected ({self.n_modalities},)"
+                f"batch_scores has shape ({len(s)},); expected ({self.n_modalities},): one "
+                "score per modality"
             )
         self._t += 1
-        if self._t == 1:
-            self._cumulative = s.copy()
+        t = self._t
+        if t == 1:
+            self._cumulative = s
         elif self.config.average == "mean":
-            self._cumulative = ((self._t - 1) * self._cumulative + s) / self._t
+            self._cumulative = [((t - 1) * c + x) / t for c, x in zip(self._cumulative, s)]
         else:
             beta = self.config.ema_beta
-            self._cumulative = beta * self._cumulative + (1.0 - beta) * s
+            self._cumulative = [beta * c + (1.0 - beta) * x for c, x in zip(self._cumulative, s)]
         self._batch = s
-        return self._cumulative.copy()
+        return np.array(self._cumulative)
 
     @property
     def state(self) -> MonitorState:
@@ -111,8 +115,9 @@ class DiscrepancyMonitor:
 
     def record(self) -> MonitorState:
         """Append the current cumulative scores and discrepancy to the history."""
-        gap, ratio = discrepancy(self._cumulative)
-        self._scores.append(self._cumulative.copy())
+        cumulative = np.array(self._cumulative)
+        gap, ratio = discrepancy(cumulative)
+        self._scores.append(cumulative)
         self._disc.append(gap if self.config.discrepancy == "gap" else ratio)
         return self._make_state()
 
@@ -124,8 +129,8 @@ class DiscrepancyMonitor:
         hist_d = np.stack([self._disc[0]] * pad + list(self._disc))
         return MonitorState(
             iteration=self._t,
-            batch_scores=self._batch.copy(),
-            cumulative_scores=self._cumulative.copy(),
+            batch_scores=np.array(self._batch),
+            cumulative_scores=np.array(self._cumulative),
             gap=gap,
             ratio=ratio,
             history_scores=hist_s,
