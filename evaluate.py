@@ -16,12 +16,22 @@ Outputs in ``--out-dir``:
   seed-paired difference to ``uniform`` where it ran.
 * ``batch_sizes.png``, ``scores.png``, ``val_accuracy.png``, ``final_metrics.png``.
 * ``config.json``: the arguments and the resolved env config of each host.
+* ``failed_runs.json`` (Ray backend, only when runs failed for good): each run that failed on
+  every attempt, with its error; such runs have no row, so a rerun retries them.
+
+Backends: ``--backend local`` (default) runs the sweep in this process, one run after another.
+``--backend ray`` makes every run one Ray task with its own resources (``--cpus-per-run``,
+``--gpus-per-run``); rows stream into the same ``results.csv`` as runs finish, in finishing
+order; a run whose worker dies or raises is retried up to ``--max-retries`` times and reported.
+With no ``--address`` Ray starts on this machine (``--ray-cpus`` cores); ``--address`` joins a
+running cluster (see docs/scaling.md). Ray is the optional extra ``pip install 'dus-env[ray]'``.
 
 Usage::
 
     python evaluate.py --preset default --policies uniform,heuristic --seeds 0-4
     python evaluate.py --preset tiny --policies uniform,random,heuristic,ppo:runs/ppo/model.zip \\
         --hosts joint,mla --seeds 0-9 --budget-matched --out-dir runs/eval_tiny
+    python evaluate.py --preset tiny --policies uniform,heuristic --seeds 0-9 --backend ray
 """
 
 from __future__ import annotations
@@ -30,12 +40,14 @@ import argparse
 import copy
 import csv
 import dataclasses
+import functools
 import io
 import json
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +65,11 @@ from dus_env.errors import check_choice
 KEY_FIELDS: tuple[str, ...] = ("policy", "host", "preset", "seed")
 """A run is identified by these columns of ``results.csv``."""
 MAIN_METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "map")
+BACKENDS: tuple[str, ...] = ("local", "ray")
+"""Where the runs of a sweep execute: this process, one after another, or Ray tasks."""
+RAY_FLAGS: tuple[str, ...] = ("address", "ray_cpus", "cpus_per_run", "gpus_per_run",
+                              "max_retries")
+"""Flags that only the Ray backend reads."""
 
 
 @dataclass
@@ -77,8 +94,26 @@ class Args:
         "training rows the linear probes of the frozen encoders are fit on")})
     confidence: float = field(default=0.95, metadata={"help": "confidence level of intervals"})
     threads: int = field(default=1, metadata={"help": (
-        "torch CPU threads (small models run fastest on 1)")})
+        "CPU threads of each run: torch's and the BLAS pools' (the linear probes); small "
+        "models run fastest on 1")})
     quiet: bool = field(default=False, metadata={"help": "no progress bar, no summary print"})
+    backend: str = field(default="local", metadata={"help": (
+        "where runs execute: " + ", ".join(BACKENDS) + " (ray: one Ray task per run; needs "
+        "pip install 'dus-env[ray]')")})
+    address: str = field(default="", metadata={"help": (
+        "Ray backend: the cluster to join (host:port of the head node, ray://host:10001, or "
+        "auto); empty: start Ray on this machine")})
+    ray_cpus: int = field(default=0, metadata={"help": (
+        "Ray backend without --address: logical CPUs of the Ray instance started here "
+        "(0: every core this process may use)")})
+    cpus_per_run: float = field(default=1.0, metadata={"help": (
+        "Ray backend: CPUs each run reserves (match --threads)")})
+    gpus_per_run: float = field(default=0.0, metadata={"help": (
+        "Ray backend: GPUs each run reserves; a fraction shares a GPU (runs with a GPU train "
+        "on it)")})
+    max_retries: int = field(default=2, metadata={"help": (
+        "Ray backend: retries of a run whose worker died or raised, before it is reported "
+        "failed")})
 
 
 class UsageError(ValueError):
@@ -151,10 +186,12 @@ class Plan:
     budget: str
 
 
-def make_env(preset: str, host: str, budget_matched: bool) -> DUSEnv:
+def make_env(preset: str, host: str, budget_matched: bool, device: str = "cpu") -> DUSEnv:
     overrides: dict[str, Any] = {"trainer": {"host": host}}
     if budget_matched:
         overrides["sampler"] = {"budget": "renormalize"}
+    if device != "cpu":
+        overrides["device"] = device
     return DUSEnv(config=overrides, preset=preset)
 
 
@@ -168,13 +205,29 @@ def validate(args: Args) -> Plan:
         hosts = _names("--hosts", args.hosts)
         for host in hosts:
             check_choice("--hosts", host, HOSTS)
+        check_choice("--backend", args.backend, BACKENDS)
     except ValueError as err:
         raise UsageError(str(err)) from None
     seeds = parse_seeds(args.seeds)
     for name, value, low in (("--probe-max-train", args.probe_max_train, 1),
-                             ("--threads", args.threads, 1)):
+                             ("--threads", args.threads, 1),
+                             ("--ray-cpus", args.ray_cpus, 0),
+                             ("--cpus-per-run", args.cpus_per_run, 0),
+                             ("--gpus-per-run", args.gpus_per_run, 0),
+                             ("--max-retries", args.max_retries, 0)):
         if value < low:
             raise UsageError(f"{name}={value} is out of range; valid range: [{low}, inf)")
+    if args.address and args.ray_cpus:
+        raise UsageError(f"--ray-cpus={args.ray_cpus} sizes a Ray instance started on this "
+                         f"machine; with --address={args.address!r} the cluster's own resources "
+                         "apply: drop one of them")
+    if args.backend != "ray":
+        defaults = Args()
+        for name in RAY_FLAGS:
+            if getattr(args, name) != getattr(defaults, name):
+                flag = "--" + name.replace("_", "-")
+                raise UsageError(f"{flag}={getattr(args, name)!r} applies to the Ray backend "
+                                 f"only; add --backend ray or drop {flag}")
     if not 0.0 < args.confidence < 1.0:
         raise UsageError(f"--confidence={args.confidence} is out of range; valid range: (0, 1)")
     out_dir = Path(args.out_dir or os.path.join("runs", "evaluate", args.preset))
@@ -339,13 +392,15 @@ class BestValidation(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-def run_one(env: DUSEnv, spec: str, preset: str, seed: int,
-            probe_max_train: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One training run driven by ``spec``; returns (results row, trace)."""
+def run_one(env: DUSEnv, spec: str, preset: str, seed: int, probe_max_train: int,
+            wrapper: Callable[[gym.Env], gym.Env] | None = None,
+            ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One training run driven by ``spec``; returns (results row, trace). ``wrapper`` (a test
+    hook) wraps the env the policy steps."""
     start = time.perf_counter()
     policy = make_policy(spec, env, seed=seed)
     tracker = BestValidation(env)
-    episode = run_episode(tracker, policy, seed=seed)
+    episode = run_episode(wrapper(tracker) if wrapper else tracker, policy, seed=seed)
     trainer, dataset = env.trainer, env.dataset
     if tracker.best_state is not None:
         trainer.model.load_state_dict(tracker.best_state)
@@ -433,7 +488,127 @@ def write_reports(plan: Plan, rows: list[dict[str, str]]) -> dict[str, Any]:
     return summary
 
 
-def sweep(plan: Plan) -> list[dict[str, str]]:
+RunKey = tuple[str, str, int]
+"""(policy, host, seed): one run of a sweep (the preset is the sweep's)."""
+
+
+@dataclass(frozen=True)
+class RunFault:
+    """Test hook of the Ray backend: the worker running ``(policy, host, seed)`` kills its own
+    process (SIGKILL) at env step ``step`` on each of its first ``attempts`` attempts. Attempts
+    are counted with marker files in ``marker_dir`` (so workers must share it: one machine)."""
+
+    policy: str
+    host: str
+    seed: int
+    marker_dir: str
+    step: int = 2
+    attempts: int = 1
+
+    def strikes(self, spec: str, host: str, seed: int) -> bool:
+        """Whether this attempt of ``(spec, host, seed)`` is to be killed (records it)."""
+        if (self.policy, self.host, self.seed) != (spec, host, seed):
+            return False
+        folder = Path(self.marker_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        done = len(list(folder.glob("attempt_*")))
+        if done >= self.attempts:
+            return False
+        (folder / f"attempt_{done + 1}").write_text(str(os.getpid()))
+        return True
+
+
+@dataclass
+class RunFailure:
+    """A run that failed on every attempt (Ray backend); it gets no row, so a rerun retries it."""
+
+    error: str
+    attempts: int
+
+
+def run_local(plan: Plan, todo: Sequence[RunKey]
+              ) -> Iterator[tuple[RunKey, tuple[dict, dict] | RunFailure]]:
+    """The local backend: each run in this process, in order."""
+    from threadpoolctl import threadpool_limits
+
+    for policy, host, seed in todo:
+        with threadpool_limits(limits=plan.args.threads):
+            result = run_one(plan.envs[host], policy, plan.args.preset, seed,
+                             plan.args.probe_max_train)
+        yield (policy, host, seed), result
+
+
+def _policy_files(policies: Sequence[str]) -> dict[str, bytes]:
+    """The bytes of every policy file a sweep replays, keyed by its ``kind:PATH`` spec (shipped
+    to the Ray workers, which may sit on machines without that path)."""
+    return {spec: Path(spec.split(":", 1)[1]).read_bytes() for spec in policies if ":" in spec}
+
+
+def run_on_worker(spec: str, host: str, seed: int, settings: dict[str, Any],
+                  files: dict[str, bytes]) -> tuple[dict, dict]:
+    """Body of one Ray task: one run, on an env cached per worker process (``reset(seed)``
+    makes a run independent of the runs before it in the same env)."""
+    import ray
+    from threadpoolctl import threadpool_limits
+
+    from agents.ray_backend import KillProcessAtStep, worker_cache
+
+    torch.set_num_threads(settings["threads"])
+    device = "cuda" if ray.get_gpu_ids() else "cpu"
+    env = worker_cache(("evaluate", settings["preset"], host, settings["budget_matched"],
+                        device),
+                       lambda: make_env(settings["preset"], host, settings["budget_matched"],
+                                        device))
+    wrapper = None
+    fault: RunFault | None = settings.get("fault")
+    if fault is not None and fault.strikes(spec, host, seed):
+        wrapper = functools.partial(KillProcessAtStep, step=fault.step)
+    with tempfile.TemporaryDirectory(prefix="dus_policy_") as tmp:
+        local_spec = spec
+        if spec in files:  # replay the shipped copy of the policy file
+            kind, path = spec.split(":", 1)
+            local = Path(tmp) / Path(path).name
+            local.write_bytes(files[spec])
+            local_spec = f"{kind}:{local}"
+        with threadpool_limits(limits=settings["threads"]):
+            row, trace = run_one(env, local_spec, settings["preset"], seed,
+                                 settings["probe_max_train"], wrapper=wrapper)
+    row["policy"] = trace["policy"] = spec
+    return row, trace
+
+
+def run_ray(plan: Plan, todo: Sequence[RunKey], fault: RunFault | None = None
+            ) -> Iterator[tuple[RunKey, tuple[dict, dict] | RunFailure]]:
+    """The Ray backend: one Ray task per run (needs an initialised Ray); yields runs as they
+    finish. Retries are Ray's (``max_retries``); each run comes back exactly once."""
+    import ray
+
+    from agents.ray_backend import TaskResources, run_tasks
+
+    args = plan.args
+    settings = {"preset": args.preset, "budget_matched": args.budget_matched,
+                "probe_max_train": args.probe_max_train, "threads": args.threads,
+                "fault": fault}
+    files_ref = ray.put(_policy_files(plan.policies))
+    resources = TaskResources(num_cpus=args.cpus_per_run, num_gpus=args.gpus_per_run,
+                              max_retries=args.max_retries)
+    jobs = [(key, (key[0], key[1], key[2], settings, files_ref)) for key in todo]
+    for outcome in run_tasks(run_on_worker, jobs, resources, name="dus_evaluate_run"):
+        if outcome.ok and outcome.attempts > 1:
+            policy, host, seed = outcome.key
+            print(f"evaluate.py: run policy={policy} host={host} seed={seed} was retried and "
+                  f"finished on attempt {outcome.attempts} of {args.max_retries + 1}",
+                  file=sys.stderr)
+        if outcome.ok:
+            yield outcome.key, outcome.value
+        else:
+            yield outcome.key, RunFailure(outcome.error or "unknown error", outcome.attempts)
+
+
+def sweep(plan: Plan, fault: RunFault | None = None
+          ) -> tuple[list[dict[str, str]], dict[RunKey, RunFailure]]:
+    """Run every run of ``plan`` not yet in ``results.csv``; append each row (and trace) as it
+    finishes. Returns all rows and the runs that failed for good (Ray backend only)."""
     from tqdm import tqdm
 
     first = next(iter(plan.envs.values()))
@@ -442,16 +617,42 @@ def sweep(plan: Plan) -> list[dict[str, str]]:
     todo = [(p, h, s) for s in plan.seeds for h in plan.hosts for p in plan.policies
             if (p, h, plan.args.preset, s) not in done]
     csv_path, trace_path = plan.out_dir / "results.csv", plan.out_dir / "traces.jsonl"
-    bar = tqdm(todo, desc="runs", unit="run", disable=plan.args.quiet, dynamic_ncols=True)
-    for policy, host, seed in bar:
+    failures: dict[RunKey, RunFailure] = {}
+    bar = tqdm(total=len(todo), desc="runs", unit="run", disable=plan.args.quiet,
+               dynamic_ncols=True)
+    if plan.args.backend == "ray":
+        results = run_ray(plan, todo, fault)
+    else:
+        results = run_local(plan, todo)
+    for (policy, host, seed), result in results:
+        bar.update(1)
         bar.set_postfix_str(f"{policy} {host} seed={seed}")
-        row, trace = run_one(plan.envs[host], policy, plan.args.preset, seed,
-                             plan.args.probe_max_train)
+        if isinstance(result, RunFailure):
+            failures[(policy, host, seed)] = result
+            continue
+        row, trace = result
+        key = run_key(row)
+        if key in done:  # never write a run twice
+            continue
+        done.add(key)
         append_line(trace_path, json.dumps(trace) + "\n")
         append_line(csv_path, csv_line(row, header))
         rows.append({k: str(v) for k, v in row.items()})
     bar.close()
-    return rows
+    record_failures(plan.out_dir, failures)
+    return rows, failures
+
+
+def record_failures(out_dir: Path, failures: dict[RunKey, RunFailure]) -> None:
+    """Write ``failed_runs.json`` listing the runs that failed for good, or remove a stale one
+    when every run of this sweep finished."""
+    path = out_dir / "failed_runs.json"
+    if not failures:
+        path.unlink(missing_ok=True)
+        return
+    listing = [{"policy": p, "host": h, "seed": s, "attempts": f.attempts, "error": f.error}
+               for (p, h, s), f in failures.items()]
+    path.write_text(json.dumps(listing, indent=2) + "\n")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.ArgumentParser, Args]:
@@ -460,18 +661,56 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.ArgumentPars
     return parser, Args(**vars(ns))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def connect_ray(args: Args):
+    """Start or join Ray for ``--backend ray``; raises UsageError when Ray is missing or the
+    address does not answer."""
+    from agents.ray_backend import RayConnectionError, RayNotInstalledError, check_fits, connect
+
+    try:
+        session = connect(args.address or None, num_cpus=args.ray_cpus or None,
+                          log_to_driver=not args.quiet)
+    except (RayNotInstalledError, RayConnectionError) as err:
+        raise UsageError(f"--backend ray: {err}") from None
+    try:
+        warning = check_fits(session, "--cpus-per-run", args.cpus_per_run, "--gpus-per-run",
+                             args.gpus_per_run)
+    except ValueError as err:
+        session.close()
+        raise UsageError(str(err)) from None
+    if warning:
+        print(f"evaluate.py: {warning}", file=sys.stderr)
+    return session
+
+
+def main(argv: Sequence[str] | None = None, fault: RunFault | None = None) -> int:
+    """Run the sweep; 0 when every run has its row, 1 when some run failed for good (listed on
+    stderr and in ``failed_runs.json``; rerun to retry them). ``fault`` is a test hook."""
     parser, args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    session = None
     try:
         plan = validate(args)
+        if args.backend == "ray":
+            session = connect_ray(args)
     except UsageError as err:
         parser.error(str(err))
-    rows = sweep(plan)
+    try:
+        rows, failures = sweep(plan, fault)
+    finally:
+        if session is not None:
+            session.close()
     write_reports(plan, rows)
     if not args.quiet:
         print((plan.out_dir / "summary.md").read_text())
         print(f"results: {plan.out_dir / 'results.csv'} ({len(rows)} runs)")
+    if failures:
+        for (policy, host, seed), failure in failures.items():
+            print(f"evaluate.py: run policy={policy} host={host} seed={seed} failed after "
+                  f"{failure.attempts} attempt(s): {failure.error}", file=sys.stderr)
+        print(f"evaluate.py: {len(failures)} run(s) failed and have no row (listed in "
+              f"{plan.out_dir / 'failed_runs.json'}); rerun the same command to retry them",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -3,6 +3,7 @@
     python train_agent.py                                  # PPO, "default" preset
     python train_agent.py --agent reinforce --preset tiny --total-timesteps 600
     python train_agent.py --n-envs 2 --total-timesteps 8000
+    python train_agent.py --vec-env ray --n-envs 4 --total-timesteps 8000   # envs in Ray actors
     python train_agent.py --resume runs/DUS-v0-default__ppo__0__1700000000
 
 A run directory ``{out_dir}/{env}__{agent}__{seed}__{unixtime}`` receives ``config.json``
@@ -15,6 +16,12 @@ PPO trains in rollouts of ``n_steps * n_envs`` env steps, so the total is rounde
 number of rollouts; REINFORCE trains in whole episodes (each one a training run), so its total is
 rounded up to whole episodes. ``--resume DIR`` continues from the newest checkpoint in DIR and
 stops at the requested total (pass a larger ``--total-timesteps`` to extend a finished run).
+
+``--vec-env ray`` puts each PPO env in its own Ray actor (``agents.ray_vec_env.RayVecEnv``):
+on this machine by default, on a running cluster with ``--address``. An actor whose process
+dies is restarted (``--max-restarts``) and its episode ends as a terminal step flagged
+``info["worker_restarted"]``; PPO trains on. Needs ``pip install 'dus-env[ray]'``; see
+docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -32,6 +39,10 @@ from pathlib import Path
 from typing import Any
 
 AGENTS: tuple[str, ...] = ("ppo", "reinforce")
+VEC_ENVS: tuple[str, ...] = ("auto", "dummy", "subproc", "ray")
+RAY_FLAGS: tuple[str, ...] = ("address", "ray_cpus", "cpus_per_env", "gpus_per_env",
+                              "max_restarts")
+"""Flags only --vec-env ray reads."""
 
 
 @dataclass
@@ -46,7 +57,24 @@ class Args:
     total_timesteps: int = 4000
     """Env steps to train for (all envs together); default-preset episodes are 20 steps."""
     n_envs: int = 1
-    """Parallel envs for PPO (SubprocVecEnv when > 1); reinforce learns from one env."""
+    """Parallel envs for PPO (see --vec-env); reinforce learns from one env."""
+    vec_env: str = "auto"
+    """How PPO's envs run: auto (dummy for one env, subproc for more), dummy (all in this
+    process), subproc (one process each), ray (one Ray actor each; pip install
+    'dus-env[ray]')."""
+    address: str | None = None
+    """--vec-env ray: the Ray cluster to join (host:port of the head node, ray://host:10001,
+    or auto); not given: start Ray on this machine."""
+    ray_cpus: int = 0
+    """--vec-env ray without --address: logical CPUs of the Ray instance started here (0: every
+    core this process may use)."""
+    cpus_per_env: float = 1.0
+    """--vec-env ray: CPUs each env actor reserves."""
+    gpus_per_env: float = 0.0
+    """--vec-env ray: GPUs each env actor reserves (a fraction shares a GPU; envs with a GPU
+    train their model on it)."""
+    max_restarts: int = 3
+    """--vec-env ray: restarts of each env actor after its process dies (-1: no limit)."""
     seed: int = 0
     """Seed of the agent and of the training episodes."""
     out_dir: str = "runs"
@@ -97,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 help=help_text)
         elif f.type in ("int", int):
             parser.add_argument(flag, type=int, default=f.default, metavar="N", help=help_text)
+        elif f.type in ("float", float):
+            parser.add_argument(flag, type=float, default=f.default, metavar="X", help=help_text)
         else:
             parser.add_argument(flag, type=str, default=f.default, metavar=f.name.upper(),
                                 help=help_text)
@@ -162,6 +192,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Args, Path | None]:
         args = Args(**merged)
     check_choice(parser, "agent", args.agent, AGENTS)
     check_choice(parser, "preset", args.preset, PRESETS)
+    check_choice(parser, "vec_env", args.vec_env, VEC_ENVS)
     if args.host is not None:
         check_choice(parser, "host", args.host, HOSTS)
     for name, low in (("total_timesteps", 1), ("n_envs", 1), ("checkpoint_freq", 1),
@@ -171,6 +202,23 @@ def parse_args(argv: list[str] | None = None) -> tuple[Args, Path | None]:
     if args.agent == "reinforce" and args.n_envs != 1:
         parser.error(f"--n-envs={args.n_envs}: the reinforce agent learns online from one env "
                      "at a time; use --n-envs 1 (or --agent ppo)")
+    if args.agent == "reinforce" and args.vec_env != "auto":
+        parser.error(f"--vec-env={args.vec_env!r}: the reinforce agent steps one env in this "
+                     "process; drop --vec-env (or use --agent ppo)")
+    for name, low in (("ray_cpus", 0), ("cpus_per_env", 0), ("gpus_per_env", 0),
+                      ("max_restarts", -1)):
+        if getattr(args, name) < low:
+            parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= {low}")
+    if args.address and args.ray_cpus:
+        parser.error(f"--ray-cpus={args.ray_cpus} sizes a Ray instance started on this machine; "
+                     f"with --address={args.address!r} the cluster's own resources apply: drop "
+                     "one of them")
+    if args.vec_env != "ray":
+        for name in RAY_FLAGS:
+            if name in explicit_flags(parser, argv):
+                flag = "--" + name.replace("_", "-")
+                parser.error(f"{flag} applies to --vec-env ray only; add --vec-env ray or "
+                             f"drop {flag}")
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         parser.error(f"--out-dir={args.out_dir!r} is a file, not a directory")
@@ -241,8 +289,36 @@ def compare_with_uniform(policy: Any, args: Args, n_episodes: int) -> dict[str, 
     return out
 
 
+def build_vec_env(args: Args, run_dir: Path, reward_scale: float,
+                  crash_at_step: dict[int, int] | None = None):
+    """PPO's VecEnv as ``--vec-env`` asks (monitor files ``monitor/<rank>.monitor.csv``).
+    ``crash_at_step`` is the RayVecEnv test hook (``{env index: step}``)."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    from agents.ppo import make_env_fn, make_vec_env
+
+    overrides = env_overrides(args)
+    if args.vec_env == "auto":
+        return make_vec_env(args.preset, args.n_envs, overrides, monitor_dir=run_dir / "monitor",
+                            reward_scale=reward_scale)
+    (run_dir / "monitor").mkdir(parents=True, exist_ok=True)
+    if args.vec_env == "ray" and args.gpus_per_env > 0:
+        overrides = {**overrides, "device": "cuda"}
+    fns = [make_env_fn(args.preset, overrides, str(run_dir / "monitor" / str(rank)), reward_scale)
+           for rank in range(args.n_envs)]
+    if args.vec_env == "dummy":
+        return DummyVecEnv(fns)
+    if args.vec_env == "subproc":
+        return SubprocVecEnv(fns)
+    from agents.ray_vec_env import RayVecEnv
+
+    return RayVecEnv(fns, num_cpus=args.cpus_per_env, num_gpus=args.gpus_per_env,
+                     max_restarts=args.max_restarts, crash_at_step=crash_at_step)
+
+
 # --------------------------------------------------------------------------- agents
-def train_ppo(args: Args, run_dir: Path, probe_env: Any, segment: int) -> tuple[Any, dict]:
+def train_ppo(args: Args, run_dir: Path, probe_env: Any, segment: int,
+              crash_at_step: dict[int, int] | None = None) -> tuple[Any, dict]:
     from stable_baselines3 import PPO
     from stable_baselines3.common.utils import set_random_seed
 
@@ -252,14 +328,13 @@ def train_ppo(args: Args, run_dir: Path, probe_env: Any, segment: int) -> tuple[
         list_checkpoints,
         truncate_jsonl,
     )
-    from agents.ppo import PPOConfig, PPOPolicy, build_ppo, make_vec_env
+    from agents.ppo import PPOConfig, PPOPolicy, build_ppo
 
     config = PPOConfig()
     episode_length = probe_env.unwrapped.config.n_steps
     rollout = config.rollout_steps(episode_length) * args.n_envs
     target = -(-args.total_timesteps // rollout) * rollout
-    vec_env = make_vec_env(args.preset, args.n_envs, env_overrides(args),
-                           monitor_dir=run_dir / "monitor", reward_scale=config.reward_scale)
+    vec_env = build_vec_env(args, run_dir, config.reward_scale, crash_at_step)
     info: dict[str, Any] = {"rollout_timesteps": rollout, "target_timesteps": target,
                             "ppo_config": config.to_dict(),
                             "sb3_kwargs": config.sb3_kwargs(episode_length, args.n_envs)}
@@ -282,10 +357,14 @@ def train_ppo(args: Args, run_dir: Path, probe_env: Any, segment: int) -> tuple[
     dus_cb = DUSInfoCallback(run_dir / "episodes.jsonl")
     callbacks = [dus_cb, RolloutCheckpointCallback(
         args.checkpoint_freq, run_dir / "checkpoints", keep_last=args.keep_checkpoints)]
-    if done < target:
-        model.learn(target - done, callback=callbacks, reset_num_timesteps=False,
-                    progress_bar=args.progress_bar)
-    vec_env.close()
+    try:
+        if done < target:
+            model.learn(target - done, callback=callbacks, reset_num_timesteps=False,
+                        progress_bar=args.progress_bar)
+    finally:
+        vec_env.close()
+    if args.vec_env == "ray":
+        info["worker_restarts"] = int(sum(vec_env.restarts))
     policy = PPOPolicy(model, probe_env.unwrapped.spec_dict())
     info["timesteps"] = int(model.num_timesteps)
     return policy, info
@@ -354,9 +433,41 @@ def train_reinforce(args: Args, run_dir: Path, probe_env: Any, segment: int) -> 
 
 
 # --------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, crash_at_step: dict[int, int] | None = None) -> int:
+    """Train and save one policy. ``crash_at_step`` is a test hook of ``--vec-env ray``
+    (``{env index: n}``: that env's first actor kills its own process in its n-th step)."""
     args, resume_dir = parse_args(argv)
+    session = None
+    if args.vec_env == "ray":
+        from agents.ray_backend import (
+            RayConnectionError,
+            RayNotInstalledError,
+            check_fits,
+            connect,
+        )
 
+        try:
+            session = connect(args.address, num_cpus=args.ray_cpus or None)
+        except (RayNotInstalledError, RayConnectionError) as err:
+            build_parser().error(f"--vec-env ray: {err}")
+        try:
+            warning = check_fits(session, "--cpus-per-env", args.cpus_per_env,
+                                 "--gpus-per-env", args.gpus_per_env)
+        except ValueError as err:
+            session.close()
+            build_parser().error(str(err))
+        if warning:
+            print(f"train_agent.py: {warning}", file=sys.stderr)
+    try:
+        return train(args, resume_dir, crash_at_step)
+    finally:
+        if session is not None:
+            session.close()
+
+
+def train(args: Args, resume_dir: Path | None,
+          crash_at_step: dict[int, int] | None = None) -> int:
+    """Everything after argument checking: build the env, train, save, summarise."""
     import gymnasium as gym
     import numpy as np
     import torch
@@ -397,8 +508,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run directory: {run_dir}")
 
     start = time.perf_counter()
-    train = train_ppo if args.agent == "ppo" else train_reinforce
-    policy, info = train(args, run_dir, probe_env, segment)
+    if args.agent == "ppo":
+        policy, info = train_ppo(args, run_dir, probe_env, segment, crash_at_step)
+    else:
+        policy, info = train_reinforce(args, run_dir, probe_env, segment)
     train_time = time.perf_counter() - start
     policy_path = run_dir / "policy.zip"
     policy.save(policy_path, metadata={"args": dataclasses.asdict(args),
@@ -407,7 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     previous_summary = {}
     if (run_dir / "summary.json").exists():
         previous_summary = json.loads((run_dir / "summary.json").read_text())
-    episodes = read_episodes(run_dir)
+    records = read_episodes(run_dir)
+    # an episode cut short by a lost Ray worker has no return (and no Monitor record)
+    episodes = [e for e in records if "dus/episode/return" in e]
     last = episodes[-10:]
     summary: dict[str, Any] = {
         "agent": args.agent,
@@ -417,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         "requested_timesteps": args.total_timesteps,
         **info,
         "episodes": len(episodes),
+        "episodes_lost_to_worker_restarts": len(records) - len(episodes),
         "wall_time_s": train_time,
         "total_wall_time_s": train_time + previous_summary.get("total_wall_time_s", 0.0),
         "final_mean_episode_return": (float(np.mean([e["dus/episode/return"] for e in last]))
