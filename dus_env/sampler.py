@@ -40,14 +40,36 @@ def resolve_batch_sizes(requested: Sequence[float], config: SamplerConfig) -> tu
     """Turn requested per-modality sizes into valid integer batch sizes.
 
     With ``budget='renormalize'`` the request is rescaled to sum to ``M * base_batch_size``
-    (so only the proportions matter), then every size is clipped to
-    ``[min_batch_size, max_batch_size]`` and rounded.
+    (so only the proportions matter) and fitted into ``[min_batch_size, max_batch_size]``
+    without leaving that total: sizes pushed past a bound are held at it and the rest of the
+    total is shared among the others in proportion to their request (water-filling), then the
+    sizes are rounded so that they still sum to exactly ``M * base_batch_size`` (largest
+    remainders round up). So every policy consumes exactly the same samples per iteration.
+    (Before this fix the rescaled sizes were clipped afterwards, so a request at the edge of the
+    grid overspent the budget: 0.5x / 2x of 64 gave 32 / 102, 5% more than uniform's 64 / 64.)
+    With ``budget='free'`` the sizes are rounded and clipped as requested.
     """
     sizes = np.asarray(requested, dtype=float)
-    if config.budget == "renormalize":
-        sizes = sizes * (len(sizes) * config.base_batch_size / sizes.sum())
-    sizes = np.clip(np.rint(sizes), config.min_batch_size, config.max_batch_size)
-    return tuple(int(s) for s in sizes)
+    lo, hi = config.min_batch_size, config.max_batch_size
+    if config.budget != "renormalize":
+        return tuple(int(s) for s in np.clip(np.rint(sizes), lo, hi))
+    total = len(sizes) * config.base_batch_size
+    sizes = sizes * (total / sizes.sum())
+    for _ in range(len(sizes) + 1):  # each pass pins at least one more size to a bound
+        sizes = np.clip(sizes, lo, hi)
+        excess = total - sizes.sum()
+        if abs(excess) < 1e-9:
+            break
+        movable = sizes < hi if excess > 0 else sizes > lo
+        if not movable.any():
+            break
+        sizes[movable] *= (sizes[movable].sum() + excess) / sizes[movable].sum()
+    floors = np.floor(sizes + 1e-9)
+    short = int(round(total - floors.sum()))
+    if 0 < short <= len(sizes):
+        order = np.argsort(-(sizes - floors), kind="stable")
+        floors[order[:short]] += 1
+    return tuple(int(s) for s in np.clip(floors, lo, hi))
 
 
 def multipliers_to_batch_sizes(indices: Sequence[int], config: SamplerConfig) -> tuple[int, ...]:

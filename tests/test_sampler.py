@@ -45,9 +45,13 @@ def test_per_modality_sizes_prefix_of_shared_window_and_counts():
 
 def test_bounds_are_honoured_and_enforced():
     cfg = SamplerConfig(base_batch_size=16, min_batch_size=8, max_batch_size=32)
-    assert resolve_batch_sizes([1.0, 1000.0], cfg) == (8, 32)
-    # 0.5 vs 2.0 of 16 = 8, 32; renormalised to a total of 32: 6.4, 25.6; clipped: 8, 26
-    assert multipliers_to_batch_sizes([0, 4], cfg) == (8, 26)
+    # renormalised to the total 2 * 16 = 32 and held inside [8, 32] without leaving that total
+    assert resolve_batch_sizes([1.0, 1000.0], cfg) == (8, 24)
+    # 0.5 vs 2.0 of 16 = 8, 32; renormalised to a total of 32: 6.4, 25.6; 6.4 is held at the
+    # bound 8 and the other takes the rest of the budget: 8, 24 (not 8, 26: that overspends)
+    assert multipliers_to_batch_sizes([0, 4], cfg) == (8, 24)
+    free = SamplerConfig(base_batch_size=16, min_batch_size=8, max_batch_size=32, budget="free")
+    assert resolve_batch_sizes([1.0, 1000.0], free) == (8, 32)
     sampler = ModalitySampler(cfg, ("a", "b"), _split(), np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"batch_sizes\['b'\]=33 is out of range"):
         sampler.next_batch((16, 33))
@@ -62,6 +66,16 @@ def test_renormalize_keeps_budget_and_free_does_not():
     assert multipliers_to_batch_sizes([1, 3], cfg) == (43, 85)
     free = SamplerConfig(base_batch_size=64, min_batch_size=8, max_batch_size=256, budget="free")
     assert multipliers_to_batch_sizes([4, 4], free) == (128, 128)
+
+
+def test_renormalize_budget_is_exact_even_where_bounds_bind():
+    for m in (2, 3, 4):
+        cfg = SamplerConfig()  # n_b 64 in [32, 128], grid 0.5 .. 2
+        for action in np.random.default_rng(m).integers(0, 5, size=(50, m)):
+            sizes = multipliers_to_batch_sizes(action, cfg)
+            assert sum(sizes) == m * 64, (action, sizes)
+            assert all(32 <= s <= 128 for s in sizes)
+    assert multipliers_to_batch_sizes([0, 4], SamplerConfig()) == (32, 96)
 
 
 def test_sampler_randomness_only_from_its_generator():
