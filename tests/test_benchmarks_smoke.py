@@ -1,0 +1,104 @@
+"""The evidence benchmarks' --smoke modes run in seconds and write outputs that parse.
+
+CI never runs the full benchmarks (an hour on 2 cores); these check that each script runs end
+to end on the tiny preset, that its JSON has the promised structure, and that
+benchmarks/make_results.py renders a RESULTS page from those outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory) -> Path:
+    """One results/ tree from the smoke modes of quality.py, levers.py and cost.py."""
+    results = tmp_path_factory.mktemp("results")
+    assert "smoke ok" in _run("benchmarks/quality.py", "--smoke", "--out-dir",
+                              str(results / "quality")).stdout
+    assert "smoke ok" in _run("benchmarks/levers.py", "--smoke", "--out",
+                              str(results / "levers" / "tiny_joint.json")).stdout
+    assert "smoke ok" in _run("benchmarks/cost.py", "--smoke", "--out",
+                              str(results / "cost" / "cost.json")).stdout
+    return results
+
+
+def test_quality_smoke_json(smoke_results: Path) -> None:
+    q = json.loads((smoke_results / "quality" / "quality.json").read_text())
+    assert q["smoke"] is True and q["machine"]["torch"]
+    labels = [d["label"] for d in q["datasets"]]
+    assert labels[0] == "synthetic-tiny" and labels[-1] == "synthetic-tiny-base_sum"
+    assert any(lab.startswith("mfeat-") for lab in labels)
+    assert any(lab.startswith("mfeat3-") for lab in labels)
+    assert set(q["views"]["pairs"]) == {"strong_weak", "middling"}
+    for d in q["datasets"]:
+        mods = d["modalities"]
+        assert d["weak"] in mods and d["alone"]["n"] == len(d["seeds"]) == 2
+        policies = {c["policy"] for c in d["cells"]}
+        if d["kind"] == "synthetic_variant":  # the base_sum lever: DUS-H against uniform only
+            assert policies == {"uniform", "heuristic"}
+            assert d["overrides"] == {"trainer": {"loss_reduction": "base_sum"}}
+            continue
+        assert {"uniform", "heuristic", "reinforce"} <= policies
+        # the synthetic-trained PPO replays on its own preset and transfers to an mfeat pair
+        # (same M and H in smoke mode); the three-view set has M = 3, so it cannot
+        assert ("ppo" in policies) == (len(mods) == 2), (d["label"], policies)
+        totals = set()
+        for c in d["cells"]:
+            m = c["metrics"]
+            for key in ("accuracy", "macro_f1", "map", *[f"probe_{x}" for x in mods],
+                        *[f"acc_{x}" for x in mods]):
+                assert 0.0 <= m[key]["mean"] <= 1.0, (key, m[key])
+            totals.add(round(sum(m[f"samples_{x}"]["mean"] for x in mods)))
+            if c["policy"] != "uniform":
+                assert c["vs_uniform"]["accuracy"]["n"] == 2
+        assert len(totals) == 1, totals  # equal sample budget across policies
+    three = next(d for d in q["datasets"] if d["label"].startswith("mfeat3-"))
+    assert three["sweep"]["transfer"]["possible"] is False
+    assert "n_modalities" in three["sweep"]["transfer"]["reason"]
+
+
+def test_levers_and_cost_smoke_json(smoke_results: Path) -> None:
+    lev = json.loads((smoke_results / "levers" / "tiny_joint.json").read_text())
+    assert set(lev["summary"]) == {"mean/uniform", "mean/heuristic", "mean/alone"}
+    assert "vs_uniform" in lev["summary"]["mean/heuristic"]
+    cost = json.loads((smoke_results / "cost" / "cost.json").read_text())
+    assert cost["ppo_time"]["checkpoints"], "no checkpoint was evaluated"
+    for c in cost["ppo_time"]["checkpoints"]:
+        assert c["elapsed_s"] >= 0 and isinstance(c["beats_uniform"], bool)
+    assert cost["steps"]["ratio_2_over_1"]["median"] > 0
+    assert cost["steps"]["steady_ratio_2_over_1"]["median"] > 0
+    assert len(cost["memory"]["peak_mb"]) == cost["memory"]["episodes"] == 5
+    assert cost["env_scaling"]["ratio_2_over_1"]["median"] > 0
+    assert cost["memory"]["peak_mb_final"] >= cost["memory"]["peak_mb_after_first"] > 0
+
+
+def test_make_results_renders_from_smoke_outputs(smoke_results: Path, tmp_path: Path) -> None:
+    (smoke_results / "overhead.json").write_text(json.dumps(
+        _run("benchmarks/overhead.py", "--smoke", "--out", str(tmp_path / "o.json")) and
+        json.loads((tmp_path / "o.json").read_text())))
+    out = tmp_path / "docs" / "RESULTS.md"
+    _run("benchmarks/make_results.py", "--results", str(smoke_results), "--out", str(out),
+         "--notes", str(tmp_path / "no_notes.md"))
+    text = out.read_text()
+    for heading in ("## Targets on the synthetic", "## Headline", "## All cells",
+                    "## Why: validation-only lever screens", "## Cost", "PPO time to beat",
+                    "Env steps per second", "**Memory**", "Env overhead"):
+        assert heading in text, heading
+    assert "| joint | heuristic |" in text
+    pngs = list((tmp_path / "docs" / "results").glob("*.png"))
+    assert pngs and all(f"]({'results/' + p.name})" in text for p in pngs)
