@@ -54,10 +54,12 @@ class Args:
     """Env preset (dus_env.config.PRESETS): default, tiny, mfeat, mfeat3."""
     host: str | None = None
     """Host MML method overriding the preset's (joint, mla, ogm_ge, unimodal)."""
-    total_timesteps: int = 4000
-    """Env steps to train for (all envs together); default-preset episodes are 20 steps."""
-    n_envs: int = 1
-    """Parallel envs for PPO (see --vec-env); reinforce learns from one env."""
+    total_timesteps: int = 8000
+    """Env steps to train for (all envs together); default-preset episodes are 20 steps. The
+    default is where PPO's checkpoints beat uniform on validation in docs/RESULTS.md (Cost)."""
+    n_envs: int = 0
+    """Parallel envs for PPO (see --vec-env); 0: 2 for ppo (one per core of a small machine),
+    1 for reinforce, which learns from one env."""
     vec_env: str = "auto"
     """How PPO's envs run: auto (dummy for one env, subproc for more), dummy (all in this
     process), subproc (one process each), ray (one Ray actor each; pip install
@@ -195,6 +197,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Args, Path | None]:
     check_choice(parser, "vec_env", args.vec_env, VEC_ENVS)
     if args.host is not None:
         check_choice(parser, "host", args.host, HOSTS)
+    if args.n_envs == 0:
+        args = dataclasses.replace(args, n_envs=2 if args.agent == "ppo" else 1)
     for name, low in (("total_timesteps", 1), ("n_envs", 1), ("checkpoint_freq", 1),
                       ("keep_checkpoints", 1), ("eval_episodes", 0), ("torch_threads", 1)):
         if getattr(args, name) < low:

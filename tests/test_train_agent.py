@@ -19,7 +19,8 @@ from agents import run_episode
 from agents.registry import make_policy
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--preset", "tiny", "--no-progress-bar", "--eval-episodes", "1"]
+# one env: the step arithmetic below (rollouts, checkpoints) assumes it
+TINY = ["--preset", "tiny", "--n-envs", "1", "--no-progress-bar", "--eval-episodes", "1"]
 
 
 def env_vars() -> dict[str, str]:
@@ -188,3 +189,9 @@ def test_existing_run_name_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train_agent.main(["--out-dir", str(tmp_path), "--run-name", "taken"])
     assert "use --resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("agent, expected", [("ppo", 2), ("reinforce", 1)])
+def test_default_env_count_depends_on_the_agent(agent, expected):
+    args, _ = train_agent.parse_args(["--agent", agent])
+    assert args.n_envs == expected
