@@ -141,6 +141,7 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
             multipliers.index(1.0) if 1.0 in multipliers else len(multipliers) // 2,
             dtype=np.int64,
         )
+        self._sizes_cache: dict[tuple[int, ...], tuple[int, ...]] = {}  # action -> batch sizes
         self._trainer: MMLTrainer | None = None
         self._done = True
 
@@ -237,15 +238,23 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         start = time.perf_counter()
         action = self._check_action(action)
-        sizes = multipliers_to_batch_sizes(action, self.config.sampler)
+        key = tuple(action.tolist())
+        sizes = self._sizes_cache.get(key)
+        if sizes is None:
+            sizes = self._sizes_cache[key] = multipliers_to_batch_sizes(action, self.config.sampler)
         previous = self._state
         stats = self._train(sizes)
-        diverged = any(s.diverged for s in stats) or not self._trainer.parameters_finite()
-        self._state = self._monitor.record()
         self._steps += 1
         last = self._steps == self.config.n_steps
+        validate = needs_validation(self.config.reward, last)
+        # Every iteration's loss is checked as it trains, so weights that went non-finite
+        # show up as a non-finite loss one iteration later; the weights themselves are checked
+        # where they are read: before a validation and at the end of the episode.
+        diverged = any(s.diverged for s in stats) or (
+            (validate or last) and not self._trainer.parameters_finite())
+        self._state = self._monitor.record()
         validation = None
-        if not diverged and needs_validation(self.config.reward, last):
+        if not diverged and validate:
             validation = self._validate(full=last)
         terms = reward_terms(
             self.config.reward, previous=previous, current=self._state,

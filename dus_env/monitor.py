@@ -15,7 +15,6 @@ of the true class on modality j's own batch) and returns a frozen :class:`Monito
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -80,8 +79,10 @@ class DiscrepancyMonitor:
         # Plain floats between records: update() runs every iteration and numpy's per-call
         # overhead dominates at M = 2 or 3 (benchmarks/overhead.py).
         self._cumulative = [self.prior] * self.n_modalities
-        self._scores: deque[np.ndarray] = deque(maxlen=self.config.history_length)
-        self._disc: deque[np.ndarray] = deque(maxlen=self.config.history_length)
+        # (H, M) shift registers, oldest row first; the first record fills every row (the
+        # front padding with the oldest kept value), later ones shift in at the end.
+        self._hist_s: np.ndarray | None = None
+        self._hist_d: np.ndarray | None = None
         self._batch = [self.prior] * self.n_modalities
         return self.record()
 
@@ -117,22 +118,29 @@ class DiscrepancyMonitor:
         """Append the current cumulative scores and discrepancy to the history."""
         cumulative = np.array(self._cumulative)
         gap, ratio = discrepancy(cumulative)
-        self._scores.append(cumulative)
-        self._disc.append(gap if self.config.discrepancy == "gap" else ratio)
-        return self._make_state()
+        disc = gap if self.config.discrepancy == "gap" else ratio
+        if self._hist_s is None or self._hist_d is None:
+            h = self.config.history_length
+            self._hist_s, self._hist_d = np.tile(cumulative, (h, 1)), np.tile(disc, (h, 1))
+        else:
+            self._hist_s[:-1] = self._hist_s[1:]
+            self._hist_s[-1] = cumulative
+            self._hist_d[:-1] = self._hist_d[1:]
+            self._hist_d[-1] = disc
+        return self._make_state(cumulative, gap, ratio)
 
-    def _make_state(self) -> MonitorState:
-        gap, ratio = discrepancy(self._cumulative)
-        h = self.config.history_length
-        pad = h - len(self._scores)
-        hist_s = np.stack([self._scores[0]] * pad + list(self._scores))
-        hist_d = np.stack([self._disc[0]] * pad + list(self._disc))
+    def _make_state(self, cumulative: np.ndarray | None = None, gap: np.ndarray | None = None,
+                    ratio: np.ndarray | None = None) -> MonitorState:
+        if cumulative is None or gap is None or ratio is None:
+            cumulative = np.array(self._cumulative)
+            gap, ratio = discrepancy(cumulative)
+        assert self._hist_s is not None and self._hist_d is not None  # reset() records once
         return MonitorState(
             iteration=self._t,
             batch_scores=np.array(self._batch),
-            cumulative_scores=np.array(self._cumulative),
+            cumulative_scores=cumulative.copy(),
             gap=gap,
             ratio=ratio,
-            history_scores=hist_s,
-            history_discrepancy=hist_d,
+            history_scores=self._hist_s.copy(),
+            history_discrepancy=self._hist_d.copy(),
         )

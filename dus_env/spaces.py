@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from gymnasium import spaces
@@ -68,6 +69,12 @@ class ObservationLayout:
         return out
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) of the observation, as new arrays."""
+        low, high = self._bounds
+        return low.copy(), high.copy()
+
+    @cached_property
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:  # read by encode() every step
         low = np.zeros(self.size, dtype=np.float32)
         high = np.ones(self.size, dtype=np.float32)
         disc = self.slices()["history_discrepancy"]
@@ -100,7 +107,7 @@ class ObservationLayout:
             np.asarray(previous_action, dtype=np.float64) / max(self.n_actions - 1, 1),
         )
         obs = np.nan_to_num(np.concatenate(parts), nan=0.0, posinf=0.0, neginf=0.0)
-        low, high = self.bounds()
+        low, high = self._bounds
         return np.clip(obs, low, high).astype(np.float32)
 
     def decode(self, obs: np.ndarray) -> dict[str, np.ndarray]:

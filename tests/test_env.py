@@ -157,6 +157,21 @@ def test_divergence_ends_episode_with_penalty_not_exception():
     assert reward == -env.config.reward.divergence_penalty
 
 
+@pytest.mark.parametrize("reward", ["discrepancy", "terminal"])
+def test_divergence_is_caught_without_a_validation_reward(reward):
+    """Rewards that read no validation data still end a diverged episode with the penalty."""
+    env = DUSEnv(config={"trainer": {"lr": 1e6, "momentum": 0.0}, "reward": {"name": reward}},
+                 preset="tiny")
+    env.reset(seed=0)
+    for _ in range(env.config.n_steps):
+        obs, reward_value, done, _, info = env.step(env.uniform_action)
+        assert np.isfinite(obs).all() and np.isfinite(reward_value)
+        if done:
+            break
+    assert info["diverged"] is True
+    assert reward_value == -env.config.reward.divergence_penalty
+
+
 def test_env_is_picklable_and_runs_async_vectorised():
     env = DUSEnv(preset="tiny")
     env.reset(seed=0)
