@@ -54,6 +54,10 @@ class Args:
     """Env preset (dus_env.config.PRESETS): default, tiny, mfeat, mfeat3."""
     host: str | None = None
     """Host MML method overriding the preset's (joint, mla, ogm_ge, unimodal)."""
+    set: list[str] = dataclasses.field(default_factory=list)
+    """Env config override KEY=VALUE over the preset, repeatable, e.g. --set
+    reward.name=discrepancy --set sampler.multipliers=[0.5,1,2] (values read as JSON when
+    they parse)."""
     total_timesteps: int = 8000
     """Env steps to train for (all envs together); default-preset episodes are 20 steps. The
     default is where PPO's checkpoints beat uniform on validation in docs/RESULTS.md (Cost)."""
@@ -122,7 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(Args):
         flag = "--" + f.name.replace("_", "-")
         help_text = docs.get(f.name, "")
-        if f.type in ("bool", bool):
+        if f.name == "set":
+            parser.add_argument(flag, action="append", default=[], metavar="KEY=VALUE",
+                                help=help_text)
+        elif f.type in ("bool", bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
                                 help=help_text)
         elif f.type in ("int", int):
@@ -159,7 +166,7 @@ def check_choice(parser: argparse.ArgumentParser, name: str, value: Any, choices
                      f"{choices}.{did_you_mean(value, choices)}")
 
 
-RESUME_FIXED = ("agent", "preset", "host", "seed", "n_envs", "out_dir", "run_name")
+RESUME_FIXED = ("agent", "preset", "host", "set", "seed", "n_envs", "out_dir", "run_name")
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Args, Path | None]:
@@ -197,6 +204,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[Args, Path | None]:
     check_choice(parser, "vec_env", args.vec_env, VEC_ENVS)
     if args.host is not None:
         check_choice(parser, "host", args.host, HOSTS)
+    if args.set:
+        from dus_env.config import config_from_dict, get_preset
+
+        try:  # every key, value and name checked before anything is written
+            config_from_dict(env_overrides(args), base=get_preset(args.preset))
+        except (ValueError, TypeError) as exc:
+            parser.error(str(exc) if str(exc).startswith("--set") else f"--set: {exc}")
     if args.n_envs == 0:
         args = dataclasses.replace(args, n_envs=2 if args.agent == "ppo" else 1)
     for name, low in (("total_timesteps", 1), ("n_envs", 1), ("checkpoint_freq", 1),
@@ -240,7 +254,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[Args, Path | None]:
 
 # --------------------------------------------------------------------------- helpers
 def env_overrides(args: Args) -> dict[str, Any]:
-    return {"trainer": {"host": args.host}} if args.host else {}
+    """The env config overrides over the preset: ``--set`` pairs, then ``--host``."""
+    from dus_env.config import overrides_from_pairs
+
+    overrides = overrides_from_pairs(args.set)
+    if args.host:
+        overrides.setdefault("trainer", {})["host"] = args.host
+    return overrides
 
 
 def make_logger(run_dir: Path, segment: int):

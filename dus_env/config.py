@@ -11,9 +11,10 @@ Configs can be written to and read from plain dicts (JSON) with :func:`config_to
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
@@ -743,6 +744,31 @@ def config_from_dict(data: Mapping[str, Any], base: EnvConfig | None = None) -> 
     """
     merged = _merge(config_to_dict(base if base is not None else EnvConfig()), data)
     return _from_dict(EnvConfig, merged, "")
+
+
+def overrides_from_pairs(pairs: Sequence[str], flag: str = "--set") -> dict[str, Any]:
+    """Nested overrides from command-line ``KEY=VALUE`` pairs (``reward.name=discrepancy``,
+    ``sampler.multipliers=[0.5,1,2]``). Values are read as JSON when they parse, else kept as
+    strings. Feed the result to :func:`config_from_dict`, which checks the keys."""
+    nested: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ValueError(f"{flag}={pair!r}: expected KEY=VALUE with a dotted key, e.g. "
+                             f"{flag} reward.name=discrepancy")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"{flag}={pair!r}: {part!r} was already set to a value")
+            node = child
+        node[leaf] = parsed
+    return nested
 
 
 def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

@@ -89,3 +89,19 @@ def test_bad_actions():
 def test_iteration_budget_validation():
     with pytest.raises(ValueError, match="must be a multiple of iters_per_step"):
         get_preset("tiny").replace(total_iterations=61)
+
+
+def test_overrides_from_pairs_nests_parses_and_rejects_bad_pairs():
+    from dus_env.config import config_from_dict, get_preset, overrides_from_pairs
+
+    got = overrides_from_pairs(["reward.name=discrepancy", "sampler.multipliers=[0.5,1,2]",
+                                "trainer.lr=0.1", "data.root=/some/where"])
+    assert got == {"reward": {"name": "discrepancy"}, "sampler": {"multipliers": [0.5, 1, 2]},
+                   "trainer": {"lr": 0.1}, "data": {"root": "/some/where"}}
+    for bad in ("reward", "=x", "reward..name=x"):
+        with pytest.raises(ValueError, match="expected KEY=VALUE"):
+            overrides_from_pairs([bad])
+    with pytest.raises(ValueError, match="already set"):
+        overrides_from_pairs(["reward=1", "reward.name=x"])
+    with pytest.raises(ValueError, match="Did you mean 'trainer'"):
+        config_from_dict(overrides_from_pairs(["trainr.lr=1"]), base=get_preset("tiny"))

@@ -150,6 +150,9 @@ def test_unknown_agent_in_a_subprocess(tmp_path):
     (["--agent", "reinforce", "--n-envs", "2"], "learns online from one env"),
     (["--total-timesteps", "0"], "--total-timesteps=0 must be >= 1"),
     (["--resume", "no/such/run"], "no run directory with a config.json"),
+    (["--set", "reward.nam=discrepancy"], "unknown config key 'reward.nam'"),
+    (["--set", "reward.name=discrpancy"], "Did you mean 'discrepancy'"),
+    (["--set", "reward"], "expected KEY=VALUE"),
 ])
 def test_bad_input_exits_2_without_a_run_dir(flags, message, tmp_path, capsys):
     out = tmp_path / "out"
@@ -195,3 +198,14 @@ def test_existing_run_name_is_refused(tmp_path, capsys):
 def test_default_env_count_depends_on_the_agent(agent, expected):
     args, _ = train_agent.parse_args(["--agent", agent])
     assert args.n_envs == expected
+
+
+def test_set_overrides_reach_the_env_and_the_run_config(tmp_path):
+    proc = run("--agent", "ppo", *TINY, "--total-timesteps", "24", "--eval-episodes", "0",
+               "--set", "reward.name=discrepancy", "--set", "monitor.history_length=3",
+               "--out-dir", str(tmp_path), "--run-name", "r")
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["args"]["set"] == ["reward.name=discrepancy", "monitor.history_length=3"]
+    assert config["env_config"]["reward"]["name"] == "discrepancy"
+    assert config["env_spec"]["history_length"] == 3

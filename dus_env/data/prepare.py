@@ -350,35 +350,17 @@ def prepare_nvgesture(raw: Path, out: Path, *, n_frames: int = 16, size: int = 1
 
 
 # --------------------------------------------------------------------------- features
-def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects key=value, got {pair!r}")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        node = nested
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = parsed
-    return nested
-
-
 def prepare_features(preset: str, out: Path, *, overrides: Sequence[str] = (),
                      weights: Sequence[str] = (), seed: int = 0, batch_size: int = 32,
                      device: str = "cpu", progress: Progress | None = None) -> dict[str, Any]:
     """Frozen-encoder features of the preset's dataset (see :mod:`dus_env.data.features`)."""
     import dataclasses
 
-    from dus_env.config import config_from_dict, config_to_dict, get_preset
+    from dus_env.config import config_from_dict, config_to_dict, get_preset, overrides_from_pairs
     from dus_env.data import make_dataset
     from dus_env.data.features import extract_features, save_features
 
-    cfg = config_from_dict(_overrides(overrides), base=get_preset(preset))
+    cfg = config_from_dict(overrides_from_pairs(overrides), base=get_preset(preset))
     if weights:
         pairs = tuple(tuple(w.split("=", 1)) for w in weights)
         cfg = cfg.replace(model=dataclasses.replace(cfg.model, weights=cfg.model.weights + pairs))
