@@ -58,7 +58,7 @@ import torch
 from agents import reporting
 from agents.registry import ARTIFACT_KINDS, POLICY_NAMES, make_policy
 from agents.rollout import run_episode
-from dus_env.config import HOSTS, PRESETS, config_to_dict
+from dus_env.config import HOSTS, PRESETS, config_to_dict, overrides_from_pairs
 from dus_env.env import DUSEnv
 from dus_env.errors import check_choice
 
@@ -87,6 +87,9 @@ class Args:
         "comma list of non-negative integer seeds and ranges, e.g. 0-4 or 0,3,7-9")})
     out_dir: str = field(default="", metadata={"help": (
         "output directory (default runs/evaluate/<preset>); rerunning into it resumes")})
+    set: list[str] = field(default_factory=list, metadata={"help": (
+        "env config override KEY=VALUE over the preset, repeatable, e.g. --set "
+        "trainer.loss_reduction=base_sum (values read as JSON when they parse)")})
     budget_matched: bool = field(default=False, metadata={"help": (
         "force sampler.budget='renormalize' so every policy consumes the same total samples "
         "(samples per modality are reported either way)")})
@@ -128,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for f in dataclasses.fields(Args):
         flag = "--" + f.name.replace("_", "-")
-        if f.type in (bool, "bool"):
+        if f.name == "set":
+            parser.add_argument(flag, action="append", default=[], metavar="KEY=VALUE",
+                                help=f.metadata["help"])
+        elif f.type in (bool, "bool"):
             parser.add_argument(flag, action="store_true", help=f.metadata["help"])
         else:
             kind = {"int": int, "float": float}.get(str(f.type), str)
@@ -186,10 +192,13 @@ class Plan:
     budget: str
 
 
-def make_env(preset: str, host: str, budget_matched: bool, device: str = "cpu") -> DUSEnv:
-    overrides: dict[str, Any] = {"trainer": {"host": host}}
+def make_env(preset: str, host: str, budget_matched: bool, device: str = "cpu",
+             overrides_set: Sequence[str] = ()) -> DUSEnv:
+    """The env of one host: the preset, then ``--set`` pairs, then the host and budget."""
+    overrides = overrides_from_pairs(overrides_set)
+    overrides.setdefault("trainer", {})["host"] = host
     if budget_matched:
-        overrides["sampler"] = {"budget": "renormalize"}
+        overrides.setdefault("sampler", {})["budget"] = "renormalize"
     if device != "cpu":
         overrides["device"] = device
     return DUSEnv(config=overrides, preset=preset)
@@ -236,7 +245,11 @@ def validate(args: Args) -> Plan:
     for parent in out_dir.parents:
         if parent.exists() and not parent.is_dir():
             raise UsageError(f"--out-dir={str(out_dir)!r}: {str(parent)!r} is not a directory")
-    envs = {h: make_env(args.preset, h, args.budget_matched) for h in hosts}
+    try:
+        envs = {h: make_env(args.preset, h, args.budget_matched, overrides_set=args.set)
+                for h in hosts}
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err) if str(err).startswith("--set") else f"--set: {err}") from None
     for spec in policies:
         for host, env in envs.items():
             try:
@@ -253,7 +266,19 @@ def validate(args: Args) -> Plan:
 
 
 def _check_existing(plan: Plan) -> None:
-    """Refuse to mix runs of another budget rule into an existing results file."""
+    """Refuse to mix runs of another budget rule or other --set overrides into an existing
+    results file."""
+    previous = plan.out_dir / "config.json"
+    if previous.is_file():
+        try:
+            before = json.loads(previous.read_text())["args"].get("set", [])
+        except (json.JSONDecodeError, KeyError, AttributeError):
+            before = None
+        if before is not None and list(before) != list(plan.args.set):
+            raise UsageError(
+                f"--out-dir={str(plan.out_dir)!r} holds runs made with --set {before}, but this "
+                f"run uses --set {list(plan.args.set)}; use another --out-dir"
+            )
     rows, _ = load_rows(plan.out_dir / "results.csv", repair=False)
     for row in rows:
         if row["preset"] == plan.args.preset and row.get("budget") not in (None, "", plan.budget):
@@ -556,9 +581,9 @@ def run_on_worker(spec: str, host: str, seed: int, settings: dict[str, Any],
     torch.set_num_threads(settings["threads"])
     device = "cuda" if ray.get_gpu_ids() else "cpu"
     env = worker_cache(("evaluate", settings["preset"], host, settings["budget_matched"],
-                        device),
+                        device, tuple(settings["set"])),
                        lambda: make_env(settings["preset"], host, settings["budget_matched"],
-                                        device))
+                                        device, overrides_set=settings["set"]))
     wrapper = None
     fault: RunFault | None = settings.get("fault")
     if fault is not None and fault.strikes(spec, host, seed):
@@ -587,6 +612,7 @@ def run_ray(plan: Plan, todo: Sequence[RunKey], fault: RunFault | None = None
 
     args = plan.args
     settings = {"preset": args.preset, "budget_matched": args.budget_matched,
+                "set": list(args.set),
                 "probe_max_train": args.probe_max_train, "threads": args.threads,
                 "fault": fault}
     files_ref = ray.put(_policy_files(plan.policies))

@@ -152,6 +152,8 @@ def test_killed_sweep_resumes_without_duplicates(tmp_path):
     (["--seeds", "3-1"], "range '3-1' is empty"),
     (["--seeds", "-1"], "seeds must be non-negative"),
     (["--seeds", ","], "--seeds=',' is empty"),
+    (["--set", "trainer.los_reduction=base_sum"], "Did you mean 'loss_reduction'"),
+    (["--set", "trainer"], "--set='trainer': expected KEY=VALUE"),
 ])
 def test_bad_input_fails_clearly_without_output(tmp_path, capsys, flags, message):
     out = tmp_path / "eval"
@@ -203,3 +205,22 @@ def test_subprocess_bad_input_exit_status(tmp_path):
 def test_parse_seeds():
     assert evaluate.parse_seeds("0-2,7, 1") == [0, 1, 2, 7]
     assert evaluate.parse_seeds("5") == [5]
+
+
+def test_set_overrides_reach_every_run_and_a_rerun_must_match(tmp_path, capsys):
+    out = tmp_path / "eval"
+    base = ["--preset", "tiny", "--policies", "uniform", "--seeds", "0", "--out-dir", str(out),
+            "--quiet", "--set", "trainer.loss_reduction=base_sum"]
+    evaluate.main(base)
+    config = json.loads((out / "config.json").read_text())
+    assert config["args"]["set"] == ["trainer.loss_reduction=base_sum"]
+    assert config["env_configs"]["joint"]["trainer"]["loss_reduction"] == "base_sum"
+    assert config["env_configs"]["joint"]["trainer"]["host"] == "joint"
+    assert len(_rows(out)) == 1
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:  # other overrides into the same results: refused
+        evaluate.main(base[:-2])
+    assert exc.value.code == 2
+    assert "holds runs made with --set ['trainer.loss_reduction=base_sum']" in (
+        capsys.readouterr().err)
+    assert len(_rows(out)) == 1
