@@ -17,7 +17,7 @@ from dus_env.rewards import needs_validation, reward_terms
 from dus_env.sampler import ModalitySampler, multipliers_to_batch_sizes
 from dus_env.seeding import spawn_seeds
 from dus_env.spaces import ObservationLayout
-from dus_env.trainer import EvalStats, MMLTrainer, StepStats
+from dus_env.trainer import EvalStats, MMLTrainer
 
 ENV_VERSION = 0
 """Bumped with the env id whenever observation, action or reward meaning changes."""
@@ -225,7 +225,7 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         if needs_validation(cfg.reward, last_step=False):
             validation = self._validate()
             self._val_acc = validation.accuracy
-        info = self._info(self._state, {}, None, validation, {}, 0.0, False)
+        info = self._info(self._state, {}, {}, validation, {}, 0.0, False)
         return self._observation(), info
 
     def step(
@@ -243,14 +243,14 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         if sizes is None:
             sizes = self._sizes_cache[key] = multipliers_to_batch_sizes(action, self.config.sampler)
         previous = self._state
-        stats = self._train(sizes)
+        trained_diverged, losses = self._train(sizes)
         self._steps += 1
         last = self._steps == self.config.n_steps
         validate = needs_validation(self.config.reward, last)
         # Every iteration's loss is checked as it trains, so weights that went non-finite
         # show up as a non-finite loss one iteration later; the weights themselves are checked
         # where they are read: before a validation and at the end of the episode.
-        diverged = any(s.diverged for s in stats) or (
+        diverged = trained_diverged or (
             (validate or last) and not self._trainer.parameters_finite())
         self._state = self._monitor.record()
         validation = None
@@ -265,25 +265,30 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
             self._val_acc = validation.accuracy
         self._previous_action = action
         self._done = last or diverged
-        info = self._info(self._state, sizes, stats, validation, terms,
+        info = self._info(self._state, sizes, losses, validation, terms,
                           time.perf_counter() - start, diverged)
         return self._observation(), float(sum(terms.values())), bool(self._done), False, info
 
-    def _train(self, sizes: tuple[int, ...]) -> list[StepStats]:
-        trainer, sampler, monitor = self._trainer, self._sampler, self._monitor
+    def _train(self, sizes: tuple[int, ...]) -> tuple[bool, dict[str, float]]:
+        """Train one env step; returns (diverged, mean loss terms). Runs every iteration, so
+        it keeps no per-iteration objects: scores are folded into the monitor once per step."""
+        trainer, sampler, names = self._trainer, self._sampler, self.modalities
         assert trainer is not None
-        stats = []
+        scores: list[list[float]] = []
+        loss_sums: dict[str, float] = {}
+        diverged = False
         for _ in range(self.config.iters_per_step):
             step = trainer.train_step(sampler.next_batch(sizes))
-            stats.append(step)
+            for key, value in step.losses.items():
+                loss_sums[key] = loss_sums.get(key, 0.0) + value
+            scores.append([step.batch_scores[m] for m in names])
             if step.diverged:
+                diverged = True
                 break
-            monitor.update([step.batch_scores[m] for m in self.modalities])
-        finite = [s for s in stats if not s.diverged] or stats
-        self._step_scores = np.mean(
-            [[s.batch_scores[m] for m in self.modalities] for s in finite], axis=0
-        )
-        return stats
+        finite = scores[:-1] if diverged else scores  # a diverged iteration is not folded in
+        self._monitor.update_many(finite)
+        self._step_scores = np.mean(finite or scores, axis=0)
+        return diverged, {key: value / len(scores) for key, value in loss_sums.items()}
 
     def _observation(self) -> np.ndarray:
         progress = self._steps / self.config.n_steps
@@ -293,17 +298,13 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         self,
         state: MonitorState,
         sizes: tuple[int, ...] | dict,
-        stats: list[StepStats] | None,
+        losses: dict[str, float],
         validation: EvalStats | None,
         terms: dict[str, float],
         wall_time: float,
         diverged: bool,
     ) -> dict[str, Any]:
         names = self.modalities
-        losses: dict[str, float] = {}
-        if stats:
-            for key in stats[0].losses:
-                losses[key] = float(np.mean([s.losses[key] for s in stats]))
         info = {
             "batch_sizes": {m: int(n) for m, n in zip(names, sizes)} if sizes else {},
             "batch_scores": {m: float(v) for m, v in zip(names, self._step_scores)},

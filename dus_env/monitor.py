@@ -91,23 +91,29 @@ class DiscrepancyMonitor:
 
         Cheap on purpose (it runs every iteration); :attr:`state` builds the full state.
         """
-        s = [float(v) for v in batch_scores]
-        if len(s) != self.n_modalities:
-            raise ValueError(
-                f"batch_scores has shape ({len(s)},); expected ({self.n_modalities},): one "
-                "score per modality"
-            )
-        self._t += 1
-        t = self._t
-        if t == 1:
-            self._cumulative = s
-        elif self.config.average == "mean":
-            self._cumulative = [((t - 1) * c + x) / t for c, x in zip(self._cumulative, s)]
-        else:
-            beta = self.config.ema_beta
-            self._cumulative = [beta * c + (1.0 - beta) * x for c, x in zip(self._cumulative, s)]
-        self._batch = s
+        self.update_many((batch_scores,))
         return np.array(self._cumulative)
+
+    def update_many(self, batch_scores: Sequence[Sequence[float]]) -> None:
+        """Fold in several iterations' batch scores, oldest first: the same arithmetic as
+        :meth:`update` on each, in one call (the env folds a whole step at once)."""
+        m, mean, beta = self.n_modalities, self.config.average == "mean", self.config.ema_beta
+        t, cumulative, s = self._t, self._cumulative, self._batch
+        for row in batch_scores:
+            s = [float(v) for v in row]
+            if len(s) != m:
+                raise ValueError(
+                    f"batch_scores has shape ({len(s)},); expected ({m},): one score per "
+                    "modality"
+                )
+            t += 1
+            if t == 1:
+                cumulative = s
+            elif mean:
+                cumulative = [((t - 1) * c + x) / t for c, x in zip(cumulative, s)]
+            else:
+                cumulative = [beta * c + (1.0 - beta) * x for c, x in zip(cumulative, s)]
+        self._t, self._cumulative, self._batch = t, cumulative, s
 
     @property
     def state(self) -> MonitorState:

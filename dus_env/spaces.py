@@ -74,6 +74,10 @@ class ObservationLayout:
         return low.copy(), high.copy()
 
     @cached_property
+    def _slices(self) -> dict[str, slice]:  # read by encode() every step
+        return self.slices()
+
+    @cached_property
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:  # read by encode() every step
         low = np.zeros(self.size, dtype=np.float32)
         high = np.ones(self.size, dtype=np.float32)
@@ -99,16 +103,17 @@ class ObservationLayout:
         previous_action: Sequence[int],
     ) -> np.ndarray:
         """The flat observation (clipped into the bounds; non-finite values replaced)."""
-        parts = (
-            state.history_scores.ravel(),
-            state.history_discrepancy.ravel(),
-            np.asarray(batch_scores, dtype=np.float64),
-            np.asarray([progress], dtype=np.float64),
-            np.asarray(previous_action, dtype=np.float64) / max(self.n_actions - 1, 1),
-        )
-        obs = np.nan_to_num(np.concatenate(parts), nan=0.0, posinf=0.0, neginf=0.0)
+        obs = np.empty(self.size, dtype=np.float64)
+        where = self._slices
+        obs[where["history_scores"]] = state.history_scores.ravel()
+        obs[where["history_discrepancy"]] = state.history_discrepancy.ravel()
+        obs[where["batch_scores"]] = batch_scores
+        obs[where["progress"]] = progress
+        obs[where["previous_action"]] = previous_action
+        obs[where["previous_action"]] /= max(self.n_actions - 1, 1)
+        np.nan_to_num(obs, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         low, high = self._bounds
-        return np.clip(obs, low, high).astype(np.float32)
+        return np.clip(obs, low, high, out=obs).astype(np.float32)
 
     def decode(self, obs: np.ndarray) -> dict[str, np.ndarray]:
         """Split an observation (or a batch of them, leading axes kept) into named parts;
