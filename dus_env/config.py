@@ -129,9 +129,17 @@ ON_ERROR: tuple[str, ...] = ("raise", "skip")
 
 
 def _check_real(prefix: str, cfg: Any) -> None:
+    """The checks every real-dataset config shares, on the fields it has."""
     check_choice(f"{prefix}.on_error", cfg.on_error, ON_ERROR)
     if cfg.root is not None and not str(cfg.root).strip():
         raise ValueError(f"{prefix}.root={cfg.root!r} is empty; use None to read the environment")
+    for name, low in (("n_frames", 1), ("image_size", 8), ("max_length", 2)):
+        value = getattr(cfg, name, None)
+        if value is not None:
+            check_range(f"{prefix}.{name}", value, low)
+    if hasattr(cfg, "val_fraction"):
+        check_range(f"{prefix}.val_fraction", cfg.val_fraction, 0.0, 1.0, low_inclusive=False,
+                    high_inclusive=False)
 
 
 @dataclass(frozen=True)
@@ -159,10 +167,6 @@ class CremadConfig:
 
     def __post_init__(self) -> None:
         _check_real("data", self)
-        check_range("data.n_frames", self.n_frames, 1)
-        check_range("data.image_size", self.image_size, 8)
-        check_range("data.val_fraction", self.val_fraction, 0.0, 1.0, low_inclusive=False,
-                    high_inclusive=False)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -192,10 +196,6 @@ class KineticsSoundsConfig:
 
     def __post_init__(self) -> None:
         _check_real("data", self)
-        check_range("data.n_frames", self.n_frames, 1)
-        check_range("data.image_size", self.image_size, 8)
-        check_range("data.val_fraction", self.val_fraction, 0.0, 1.0, low_inclusive=False,
-                    high_inclusive=False)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -227,8 +227,6 @@ class Twitter2015Config:
 
     def __post_init__(self) -> None:
         _check_real("data", self)
-        check_range("data.image_size", self.image_size, 8)
-        check_range("data.max_length", self.max_length, 2)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -259,8 +257,6 @@ class SarcasmConfig:
 
     def __post_init__(self) -> None:
         _check_real("data", self)
-        check_range("data.image_size", self.image_size, 8)
-        check_range("data.max_length", self.max_length, 2)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -290,10 +286,6 @@ class NVGestureConfig:
 
     def __post_init__(self) -> None:
         _check_real("data", self)
-        if self.n_frames is not None:
-            check_range("data.n_frames", self.n_frames, 1)
-        check_range("data.val_fraction", self.val_fraction, 0.0, 1.0, low_inclusive=False,
-                    high_inclusive=False)
 
     @property
     def modalities(self) -> tuple[str, ...]:
