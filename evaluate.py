@@ -417,6 +417,18 @@ class BestValidation(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+def run_selected(env: DUSEnv, policy: Any, seed: int, wrapper: Callable | None = None
+                 ) -> tuple[Any, BestValidation]:
+    """One training run driven by ``policy``, its model left at the weights of the env step
+    with the best validation accuracy (model selection on validation). Returns the episode and
+    the tracker (validation curve, best step). ``wrapper`` (a test hook) wraps the env."""
+    tracker = BestValidation(env)
+    episode = run_episode(wrapper(tracker) if wrapper else tracker, policy, seed=seed)
+    if tracker.best_state is not None:
+        env.trainer.model.load_state_dict(tracker.best_state)
+    return episode, tracker
+
+
 def run_one(env: DUSEnv, spec: str, preset: str, seed: int, probe_max_train: int,
             wrapper: Callable[[gym.Env], gym.Env] | None = None,
             ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -424,11 +436,8 @@ def run_one(env: DUSEnv, spec: str, preset: str, seed: int, probe_max_train: int
     hook) wraps the env the policy steps."""
     start = time.perf_counter()
     policy = make_policy(spec, env, seed=seed)
-    tracker = BestValidation(env)
-    episode = run_episode(wrapper(tracker) if wrapper else tracker, policy, seed=seed)
+    episode, tracker = run_selected(env, policy, seed, wrapper)
     trainer, dataset = env.trainer, env.dataset
-    if tracker.best_state is not None:
-        trainer.model.load_state_dict(tracker.best_state)
     test = trainer.evaluate(dataset.split("test"))
     probes = trainer.probe_accuracy(dataset, "test", max_train=probe_max_train)
     last = episode.infos[-1]

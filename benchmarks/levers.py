@@ -2,7 +2,7 @@
 
 Each arm is one configuration of (env overrides, policy); every arm runs the same tuning seeds
 (disjoint from the seeds ``benchmarks/quality.py`` reports on test), through the same machinery
-as ``evaluate.py`` (its :class:`BestValidation` wrapper keeps the best-validation weights and
+as ``evaluate.py`` (its ``run_selected`` runs the episode and keeps the best-validation weights;
 ``agents.rollout.run_episode`` drives the policy). Each run is scored on the **validation split
 only** (full split: fused accuracy, per-modality head accuracy, linear probe of every encoder),
 and every arm is compared with its matching uniform arm (same env overrides), paired by seed.
@@ -48,9 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.heuristic import HeuristicPolicy, UniformPolicy  # noqa: E402
 from agents.reporting import paired_difference, t_interval  # noqa: E402
-from agents.rollout import run_episode  # noqa: E402
 from dus_env.env import DUSEnv  # noqa: E402
-from evaluate import BestValidation, parse_seeds  # noqa: E402
+from evaluate import parse_seeds, run_selected  # noqa: E402
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "mean": {},
@@ -136,11 +135,8 @@ def make_arm_policy(name: str, env: DUSEnv, weak: int):
 
 def run_arm_seed(env: DUSEnv, policy, seed: int, probe_max_train: int) -> dict[str, Any]:
     start = time.perf_counter()
-    tracker = BestValidation(env)
-    episode = run_episode(tracker, policy, seed=seed)
+    episode, _ = run_selected(env, policy, seed)
     trainer, dataset = env.trainer, env.dataset
-    if tracker.best_state is not None:
-        trainer.model.load_state_dict(tracker.best_state)
     val = trainer.evaluate(dataset.split("val"))
     probes = trainer.probe_accuracy(dataset, "val", max_train=probe_max_train)
     last = episode.infos[-1]
