@@ -12,7 +12,7 @@ from gymnasium.error import ResetNeeded
 
 from dus_env.config import EnvConfig, config_from_dict, config_to_dict, get_preset
 from dus_env.data import make_dataset
-from dus_env.monitor import DiscrepancyMonitor, MonitorState
+from dus_env.monitor import DiscrepancyMonitor, MonitorState, mean_rows
 from dus_env.rewards import needs_validation, reward_terms
 from dus_env.sampler import ModalitySampler, multipliers_to_batch_sizes
 from dus_env.seeding import spawn_seeds
@@ -141,7 +141,10 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
             multipliers.index(1.0) if 1.0 in multipliers else len(multipliers) // 2,
             dtype=np.int64,
         )
-        self._sizes_cache: dict[tuple[int, ...], tuple[int, ...]] = {}  # action -> batch sizes
+        # Checked actions -> batch sizes: an action seen before (same integer values) needs
+        # neither the check nor the conversion again.
+        self._sizes_cache: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self._action_shape = (len(self.modalities),)
         self._trainer: MMLTrainer | None = None
         self._done = True
 
@@ -191,6 +194,22 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         return arr.astype(np.int64)
 
+    def _action_sizes(self, action: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(the action as a tuple of ints, its batch sizes); checks an action not seen before."""
+        if (type(action) is np.ndarray and action.dtype.kind in "iu"
+                and action.shape == self._action_shape):
+            key = tuple(action.tolist())
+            sizes = self._sizes_cache.get(key)
+            if sizes is not None:  # only checked actions are cached
+                return key, sizes
+        checked = self._check_action(action)
+        key = tuple(checked.tolist())
+        sizes = self._sizes_cache.get(key)
+        if sizes is None:
+            sizes = self._sizes_cache[key] = multipliers_to_batch_sizes(
+                checked, self.config.sampler)
+        return key, sizes
+
     @staticmethod
     def episode_seeds(np_random: np.random.Generator) -> tuple[int, int]:
         """(model_seed, sampler_seed) of an episode, drawn from the env's ``np_random`` right
@@ -216,8 +235,8 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         self._monitor = DiscrepancyMonitor(cfg.monitor, len(self.modalities),
                                            prior=1.0 / self.dataset.n_classes)
         self._state = self._monitor.reset()
-        self._step_scores = self._state.batch_scores
-        self._previous_action = self.uniform_action.copy()
+        self._step_scores: list[float] = list(self._state.batch_values)
+        self._previous_action: tuple[int, ...] = tuple(self.uniform_action.tolist())
         self._steps = 0
         self._done = False
         self._val_acc: float | None = None
@@ -237,11 +256,7 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
                 else "the episode has ended; call reset() before step()"
             )
         start = time.perf_counter()
-        action = self._check_action(action)
-        key = tuple(action.tolist())
-        sizes = self._sizes_cache.get(key)
-        if sizes is None:
-            sizes = self._sizes_cache[key] = multipliers_to_batch_sizes(action, self.config.sampler)
+        action, sizes = self._action_sizes(action)
         previous = self._state
         trained_diverged, losses = self._train(sizes)
         self._steps += 1
@@ -287,7 +302,7 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
                 break
         finite = scores[:-1] if diverged else scores  # a diverged iteration is not folded in
         self._monitor.update_many(finite)
-        self._step_scores = np.mean(finite or scores, axis=0)
+        self._step_scores = mean_rows(finite or scores)
         return diverged, {key: value / len(scores) for key, value in loss_sums.items()}
 
     def _observation(self) -> np.ndarray:
@@ -308,9 +323,9 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         info = {
             "batch_sizes": {m: int(n) for m, n in zip(names, sizes)} if sizes else {},
             "batch_scores": {m: float(v) for m, v in zip(names, self._step_scores)},
-            "cumulative_scores": {m: float(v) for m, v in zip(names, state.cumulative_scores)},
-            "gap": {m: float(v) for m, v in zip(names, state.gap)},
-            "ratio": {m: float(v) for m, v in zip(names, state.ratio)},
+            "cumulative_scores": dict(zip(names, state.cumulative_values)),
+            "gap": dict(zip(names, state.gap_values)),
+            "ratio": dict(zip(names, state.ratio_values)),
             "losses": losses,
             "validation": validation.as_dict() if validation is not None else None,
             "samples_consumed": dict(self._sampler.samples_consumed),

@@ -1,7 +1,8 @@
 """Learning-status monitor: batch scores -> cumulative scores -> modality discrepancy.
 
-Numpy only. ``update`` takes the batch scores s_t^j of one iteration (mean softmax probability
-of the true class on modality j's own batch) and returns a frozen :class:`MonitorState`:
+No torch; plain Python floats inside, numpy arrays on demand. ``update`` takes the batch
+scores s_t^j of one iteration (mean softmax probability of the true class on modality j's own
+batch); ``record`` and ``state`` return a frozen :class:`MonitorState` with:
 
 * cumulative scores S_t^j: the running mean of s^j over all iterations so far (the paper:
   S_1 = s_1, S_t = ((t-1)/t) S_{t-1} + s_t / t) or, with ``average='ema'``,
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -25,34 +27,91 @@ from dus_env.config import MonitorConfig
 RATIO_MAX = 10.0
 """Ratios are clipped to [0, RATIO_MAX] so the observation stays bounded."""
 
+Values = tuple[float, ...]
+
+
+def _frozen_array(values: Sequence[float] | Sequence[Sequence[float]]) -> np.ndarray:
+    arr = np.array(values, dtype=np.float64)
+    arr.flags.writeable = False
+    return arr
+
 
 @dataclass(frozen=True, eq=False)
 class MonitorState:
-    """The monitor after an iteration. Arrays follow the modality order."""
+    """The monitor at a record. Values follow the modality order.
+
+    Held as plain Python floats: the env builds one state every step, and at M = 2 or 3 the
+    per-call cost of numpy dominates the arithmetic (``benchmarks/overhead.py``). The array
+    views (:attr:`batch_scores`, :attr:`cumulative_scores`, :attr:`gap`, :attr:`ratio`,
+    :attr:`history_scores`, :attr:`history_discrepancy`) are built on first access, read-only.
+    """
 
     iteration: int
-    batch_scores: np.ndarray
-    cumulative_scores: np.ndarray
-    gap: np.ndarray
-    ratio: np.ndarray
-    history_scores: np.ndarray
-    """Shape (H, M): the last H cumulative scores, oldest first."""
-    history_discrepancy: np.ndarray
-    """Shape (H, M): the last H values of the configured discrepancy, oldest first."""
+    batch_values: Values
+    """s^j of the latest iteration."""
+    cumulative_values: Values
+    """S^j."""
+    gap_values: Values
+    ratio_values: Values
+    history_score_rows: tuple[Values, ...]
+    """The last H cumulative scores, oldest first (H rows of M)."""
+    history_discrepancy_rows: tuple[Values, ...]
+    """The last H values of the configured discrepancy, oldest first (H rows of M)."""
+
+    @cached_property
+    def batch_scores(self) -> np.ndarray:
+        return _frozen_array(self.batch_values)
+
+    @cached_property
+    def cumulative_scores(self) -> np.ndarray:
+        return _frozen_array(self.cumulative_values)
+
+    @cached_property
+    def gap(self) -> np.ndarray:
+        return _frozen_array(self.gap_values)
+
+    @cached_property
+    def ratio(self) -> np.ndarray:
+        return _frozen_array(self.ratio_values)
+
+    @cached_property
+    def history_scores(self) -> np.ndarray:
+        """Shape (H, M): the last H cumulative scores, oldest first."""
+        return _frozen_array(self.history_score_rows)
+
+    @cached_property
+    def history_discrepancy(self) -> np.ndarray:
+        """Shape (H, M): the last H values of the configured discrepancy, oldest first."""
+        return _frozen_array(self.history_discrepancy_rows)
 
     @property
     def discrepancy(self) -> np.ndarray:
         return self.history_discrepancy[-1]
 
 
+def discrepancy_values(scores: Sequence[float]) -> tuple[Values, Values]:
+    """(gap, ratio) of each modality against the mean of the others, as plain floats."""
+    m = len(scores)
+    total = sum(scores)
+    others = [(total - s) / (m - 1) for s in scores]
+    gap = tuple(s - o for s, o in zip(scores, others))
+    ratio = tuple(min(max(s / max(o, 1e-12), 0.0), RATIO_MAX) for s, o in zip(scores, others))
+    return gap, ratio
+
+
 def discrepancy(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(gap, ratio) of each modality against the mean of the others; any M >= 2."""
-    scores = np.asarray(scores, dtype=np.float64)
-    m = len(scores)
-    others = (scores.sum() - scores) / (m - 1)
-    gap = scores - others
-    ratio = np.clip(scores / np.maximum(others, 1e-12), 0.0, RATIO_MAX)
-    return gap, ratio
+    gap, ratio = discrepancy_values(np.asarray(scores, dtype=np.float64).tolist())
+    return np.array(gap), np.array(ratio)
+
+
+def mean_rows(rows: Sequence[Sequence[float]]) -> list[float]:
+    """Column means of a non-empty list of equal-length rows (one step's batch scores)."""
+    return [sum(column) / len(rows) for column in zip(*rows)]
+
+
+def mean_abs(values: Sequence[float]) -> float:
+    return sum(abs(v) for v in values) / len(values)
 
 
 class DiscrepancyMonitor:
@@ -76,13 +135,14 @@ class DiscrepancyMonitor:
     def reset(self) -> MonitorState:
         """Forget everything; returns the prior state."""
         self._t = 0
-        # Plain floats between records: update() runs every iteration and numpy's per-call
-        # overhead dominates at M = 2 or 3 (benchmarks/overhead.py).
+        # Plain floats throughout: update() runs every iteration and record() every env step,
+        # and numpy's per-call overhead dominates at M = 2 or 3 (benchmarks/overhead.py).
         self._cumulative = [self.prior] * self.n_modalities
-        # (H, M) shift registers, oldest row first; the first record fills every row (the
-        # front padding with the oldest kept value), later ones shift in at the end.
-        self._hist_s: np.ndarray | None = None
-        self._hist_d: np.ndarray | None = None
+        # The history as tuples of rows, oldest first; the first record fills every row (the
+        # front padding with the oldest kept value), later ones shift in at the end. States
+        # share these immutable tuples, so recording copies nothing.
+        self._hist_s: tuple[Values, ...] = ()
+        self._hist_d: tuple[Values, ...] = ()
         self._batch = [self.prior] * self.n_modalities
         return self.record()
 
@@ -118,35 +178,31 @@ class DiscrepancyMonitor:
     @property
     def state(self) -> MonitorState:
         """The current state (history as last recorded)."""
-        return self._make_state()
+        return self._make_state(tuple(self._cumulative))
 
     def record(self) -> MonitorState:
         """Append the current cumulative scores and discrepancy to the history."""
-        cumulative = np.array(self._cumulative)
-        gap, ratio = discrepancy(cumulative)
+        cumulative = tuple(self._cumulative)
+        gap, ratio = discrepancy_values(cumulative)
         disc = gap if self.config.discrepancy == "gap" else ratio
-        if self._hist_s is None or self._hist_d is None:
+        if not self._hist_s:
             h = self.config.history_length
-            self._hist_s, self._hist_d = np.tile(cumulative, (h, 1)), np.tile(disc, (h, 1))
+            self._hist_s, self._hist_d = (cumulative,) * h, (disc,) * h
         else:
-            self._hist_s[:-1] = self._hist_s[1:]
-            self._hist_s[-1] = cumulative
-            self._hist_d[:-1] = self._hist_d[1:]
-            self._hist_d[-1] = disc
+            self._hist_s = self._hist_s[1:] + (cumulative,)
+            self._hist_d = self._hist_d[1:] + (disc,)
         return self._make_state(cumulative, gap, ratio)
 
-    def _make_state(self, cumulative: np.ndarray | None = None, gap: np.ndarray | None = None,
-                    ratio: np.ndarray | None = None) -> MonitorState:
-        if cumulative is None or gap is None or ratio is None:
-            cumulative = np.array(self._cumulative)
-            gap, ratio = discrepancy(cumulative)
-        assert self._hist_s is not None and self._hist_d is not None  # reset() records once
+    def _make_state(self, cumulative: Values, gap: Values | None = None,
+                    ratio: Values | None = None) -> MonitorState:
+        if gap is None or ratio is None:
+            gap, ratio = discrepancy_values(cumulative)
         return MonitorState(
             iteration=self._t,
-            batch_scores=np.array(self._batch),
-            cumulative_scores=cumulative.copy(),
-            gap=gap,
-            ratio=ratio,
-            history_scores=self._hist_s.copy(),
-            history_discrepancy=self._hist_d.copy(),
+            batch_values=tuple(self._batch),
+            cumulative_values=cumulative,
+            gap_values=gap,
+            ratio_values=ratio,
+            history_score_rows=self._hist_s,
+            history_discrepancy_rows=self._hist_d,
         )

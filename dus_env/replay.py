@@ -27,6 +27,7 @@ to act here (there is no reward in a plain loop), so they do not learn.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,7 @@ from torch.utils.data import Sampler
 
 from dus_env.config import EnvConfig, MonitorConfig, SamplerConfig
 from dus_env.errors import check_range
-from dus_env.monitor import DiscrepancyMonitor, MonitorState
+from dus_env.monitor import DiscrepancyMonitor, MonitorState, mean_rows
 from dus_env.sampler import ModalitySampler, multipliers_to_batch_sizes
 from dus_env.spaces import ObservationLayout
 
@@ -162,8 +163,8 @@ class SamplingController:
         self.iteration = 0
         self._steps = 0
         self._state: MonitorState = self._monitor.reset()
-        self._interval_scores: list[np.ndarray] = []
-        self._step_scores = self._state.batch_scores
+        self._interval_scores: list[list[float]] = []
+        self._step_scores: list[float] = list(self._state.batch_values)
         self._previous_action = self.uniform_action.copy()
         self._policy_state: Any = None
         self._episode_start = True
@@ -216,9 +217,9 @@ class SamplingController:
         probability of the true class on modality j's own rows). Returns whether a new
         decision was made."""
         self._check_modalities(scores, "scores")
-        values = np.array([float(scores[m]) for m in self.modalities], dtype=np.float64)
+        values = [float(scores[m]) for m in self.modalities]
         self.iteration += 1
-        if np.isfinite(values).all():
+        if all(math.isfinite(v) for v in values):
             self._monitor.update(values)
             self._interval_scores.append(values)
         if self.iteration % self.iters_per_step and self.iteration != self.total_iterations:
@@ -227,7 +228,7 @@ class SamplingController:
             return False
         self._state = self._monitor.record()
         if self._interval_scores:
-            self._step_scores = np.mean(self._interval_scores, axis=0)
+            self._step_scores = mean_rows(self._interval_scores)
         self._interval_scores = []
         self._steps += 1
         if self.done:

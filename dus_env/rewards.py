@@ -12,10 +12,8 @@ On divergence every term is 0 and a ``divergence`` term of ``-divergence_penalty
 
 from __future__ import annotations
 
-import numpy as np
-
 from dus_env.config import RewardConfig
-from dus_env.monitor import MonitorState
+from dus_env.monitor import MonitorState, mean_abs
 
 
 def needs_validation(config: RewardConfig, last_step: bool) -> bool:
@@ -43,7 +41,7 @@ def reward_terms(
         assert val is not None and previous_val is not None
         terms["val_delta"] = config.scale * (val - previous_val)
     if config.name in ("discrepancy", "hybrid"):
-        closed = float(np.abs(previous.gap).mean() - np.abs(current.gap).mean())
+        closed = mean_abs(previous.gap_values) - mean_abs(current.gap_values)
         weight = 1.0 if config.name == "discrepancy" else config.hybrid_discrepancy_weight
         terms["discrepancy"] = weight * config.scale * closed
     if config.name == "terminal":

@@ -84,6 +84,14 @@ def test_bad_actions():
         env.step(np.array([-1, 0]))
     # a rejected action leaves the episode usable
     env.step(env.uniform_action)
+    # actions seen before skip the check; the same values in another form are still checked
+    env.step(np.array([1, 2]))
+    with pytest.raises(TypeError, match="dtype float64; expected integers"):
+        env.step(np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"shape \(1, 2\); expected \(2,\)"):
+        env.step(np.array([[1, 2]]))
+    _, _, _, _, info = env.step([1, 2])  # a list of ints is an action too
+    assert info["batch_sizes"] == env.step(np.array([1, 2], dtype=np.int32))[4]["batch_sizes"]
 
 
 def test_iteration_budget_validation():

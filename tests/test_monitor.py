@@ -46,3 +46,41 @@ def test_update_rejects_wrong_shape_and_m_below_two():
         mon.update([0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match="at least 2"):
         DiscrepancyMonitor(MonitorConfig(), 1, prior=0.5)
+
+
+def test_state_arrays_are_read_only_views_of_the_values_and_snapshots():
+    mon = DiscrepancyMonitor(MonitorConfig(history_length=2), 2, prior=0.5)
+    mon.update([0.2, 0.6])
+    state = mon.record()
+    assert state.cumulative_scores.tolist() == list(state.cumulative_values) == [0.2, 0.6]
+    assert state.gap.tolist() == pytest.approx([-0.4, 0.4])
+    assert state.history_scores.tolist() == [[0.5, 0.5], [0.2, 0.6]]
+    with pytest.raises(ValueError, match="read-only"):
+        state.history_scores[0, 0] = 1.0
+    mon.update([1.0, 1.0])
+    mon.record()  # a later record leaves the earlier state as it was
+    assert state.history_scores.tolist() == [[0.5, 0.5], [0.2, 0.6]]
+    assert state.iteration == 1
+
+
+@pytest.mark.parametrize("kind", ["gap", "ratio"])
+def test_observation_replaces_non_finite_values_and_clips_like_numpy(kind):
+    from dus_env.config import get_preset
+    from dus_env.monitor import MonitorState
+    from dus_env.spaces import ObservationLayout
+
+    cfg = get_preset("tiny")
+    cfg = cfg.replace(monitor=MonitorConfig(history_length=2, discrepancy=kind))
+    layout = ObservationLayout.from_config(cfg)
+    nan, inf = float("nan"), float("inf")
+    rows_s = ((nan, 1.5), (-0.2, 0.3))
+    rows_d = ((inf, -inf), (12.0, -3.0))
+    state = MonitorState(1, (0.1, 0.2), (0.1, 0.2), (0.0, 0.0), (1.0, 1.0), rows_s, rows_d)
+    obs = layout.encode(state, [1.2, nan], 0.5, [0, layout.n_actions - 1])
+    raw = np.array([*np.ravel(rows_s), *np.ravel(rows_d), 1.2, nan, 0.5, 0.0, 1.0])
+    low, high = layout.bounds()
+    want = np.clip(np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0), low, high)
+    assert obs.dtype == np.float32 and np.array_equal(obs, want.astype(np.float32))
+    assert layout.observation_space().contains(obs)
+    with pytest.raises(ValueError, match="needs 13"):
+        layout.encode(state, [0.1], 0.5, [0, 0])
