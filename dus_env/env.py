@@ -263,14 +263,19 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         last = self._steps == self.config.n_steps
         validate = needs_validation(self.config.reward, last)
         # Every iteration's loss is checked as it trains, so weights that went non-finite
-        # show up as a non-finite loss one iteration later; the weights themselves are checked
-        # where they are read: before a validation and at the end of the episode.
-        diverged = trained_diverged or (
-            (validate or last) and not self._trainer.parameters_finite())
+        # show up as a non-finite loss one iteration later. Where weights are read before
+        # that, they are checked: a validation's outputs must be finite (every weight takes
+        # part in them), and the weights themselves at the end of the episode.
+        diverged = trained_diverged
         self._state = self._monitor.record()
         validation = None
         if not diverged and validate:
             validation = self._validate(full=last)
+            diverged = not validation.finite
+        if not diverged and last:
+            diverged = not self._trainer.parameters_finite()
+        if diverged:
+            validation = None
         terms = reward_terms(
             self.config.reward, previous=previous, current=self._state,
             previous_val=self._val_acc, val=validation.accuracy if validation else None,

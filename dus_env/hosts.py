@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from dus_env.config import TrainerConfig
-from dus_env.models import MultimodalClassifier
+from dus_env.models import MultimodalClassifier, class_probabilities
 from dus_env.sampler import Batch
 
 
@@ -69,7 +69,7 @@ class Host:
         self, model: MultimodalClassifier, features: Mapping[str, torch.Tensor]
     ) -> torch.Tensor:
         """Fused class probabilities from per-modality features."""
-        return torch.softmax(model.fusion_logits(features), dim=1)
+        return class_probabilities(model.fusion_logits(features))
 
 
 class JointHost(Host):
@@ -118,7 +118,8 @@ class UnimodalHost(JointHost):
     use_fusion = False
 
     def fuse(self, model, features):
-        probs = [torch.softmax(model.unimodal_logits(m, features[m]), dim=1) for m in model.modalities]
+        probs = [class_probabilities(model.unimodal_logits(m, features[m]))
+                 for m in model.modalities]
         return torch.stack(probs).mean(dim=0)
 
 
@@ -209,12 +210,12 @@ class MLAHost(Host):
 
     def fuse(self, model, features):
         logits = torch.stack([model.unimodal_logits(m, features[m]) for m in model.modalities])
-        probs = torch.softmax(logits, dim=2)
+        probs = class_probabilities(logits)
         entropy = -(probs * torch.log(probs.clamp_min(1e-12))).sum(dim=2)  # (M, N)
         if self.config.mla.fusion == "batch":
             entropy = entropy.mean(dim=1, keepdim=True).expand_as(entropy)
         weights = torch.softmax(-entropy, dim=0)  # = exp(max e - e_m) / sum_j exp(max e - e_j)
-        return torch.softmax((weights[:, :, None] * logits).sum(dim=0), dim=1)
+        return class_probabilities((weights[:, :, None] * logits).sum(dim=0))
 
 
 HOSTS: dict[str, type[Host]] = {

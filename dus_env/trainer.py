@@ -18,7 +18,7 @@ from dus_env import metrics
 from dus_env.config import ModelConfig, TrainerConfig
 from dus_env.data.base import DatasetSplit, MultimodalDataset
 from dus_env.hosts import HOSTS, Host
-from dus_env.models import MultimodalClassifier
+from dus_env.models import MultimodalClassifier, class_probabilities
 from dus_env.sampler import Batch
 from dus_env.seeding import torch_generator, torch_rng
 
@@ -53,6 +53,9 @@ class EvalStats:
     """Macro-F1 (scikit-learn); None for a quick evaluation."""
     map: float | None = None
     """Mean average precision (scikit-learn); None for a quick evaluation."""
+    finite: bool = True
+    """Whether every output probability was finite. Non-finite fused probabilities count as 0
+    in the metrics; weights that went non-finite show up here (the env's divergence check)."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -158,7 +161,8 @@ class MMLTrainer:
         features = {m: self.model.encode(m, x.to(self.device)) for m, x in inputs.items()}
         fused = self.host.fuse(self.model, features)
         per = {
-            m: torch.softmax(self.model.unimodal_logits(m, f), dim=1) for m, f in features.items()
+            m: class_probabilities(self.model.unimodal_logits(m, f))
+            for m, f in features.items()
         }
         return fused, per
 
@@ -184,9 +188,11 @@ class MMLTrainer:
                 per[m].append(p[m].cpu())
         labels = split.labels[torch.as_tensor(idx, dtype=torch.long)].numpy()
         probs = torch.cat(fused).double().numpy()
-        if not np.isfinite(probs).all():
-            probs = np.nan_to_num(probs, nan=0.0, posinf=0.0, neginf=0.0)
         per_modality = {m: torch.cat(v).numpy() for m, v in per.items()}
+        # Probabilities lie in [0, 1], so a sum is non-finite exactly when an element is.
+        finite = all(math.isfinite(a.sum()) for a in (probs, *per_modality.values()))
+        if not finite:
+            probs = np.nan_to_num(probs, nan=0.0, posinf=0.0, neginf=0.0)
         if not full:  # the env's per-step reward: plain argmax accuracy, no scikit-learn overhead
             return EvalStats(
                 accuracy=float(np.mean(probs.argmax(axis=1) == labels)),
@@ -194,6 +200,7 @@ class MMLTrainer:
                     m: float(np.mean(p.argmax(axis=1) == labels)) for m, p in per_modality.items()
                 },
                 n_samples=len(idx),
+                finite=finite,
             )
         return EvalStats(
             accuracy=metrics.accuracy(labels, probs),
@@ -201,6 +208,7 @@ class MMLTrainer:
             n_samples=len(idx),
             macro_f1=metrics.macro_f1(labels, probs),
             map=metrics.mean_average_precision(labels, probs),
+            finite=finite,
         )
 
     @torch.no_grad()

@@ -215,3 +215,28 @@ def test_hosts_run_in_env():
         env.reset(seed=0)
         _, r, _, _, info = env.step(env.uniform_action)
         assert np.isfinite(r) and not info["diverged"]
+
+
+@pytest.mark.parametrize("reward", ["val_delta", "discrepancy"])
+def test_non_finite_weights_unseen_by_the_losses_still_end_the_episode(reward, monkeypatch):
+    """Weights are checked where they are read: through the validation outputs each step
+    (val_delta), or directly at the end of the episode (rewards that read no validation)."""
+    env = DUSEnv(config={"reward": {"name": reward}}, preset="tiny")
+    env.reset(seed=0)
+    stats = env.trainer.evaluate(env.dataset.split("val"), full=True)
+    assert stats.finite and stats.as_dict()["finite"] is True
+    with torch.no_grad():
+        env.trainer.model.fusion_head.bias[0] = float("nan")
+    broken = env.trainer.evaluate(env.dataset.split("val"), full=True)
+    assert not broken.finite and 0.0 <= broken.accuracy <= 1.0
+    # training that never saw the broken weight: only the checks can notice it
+    monkeypatch.setattr(env, "_train", lambda sizes: (False, {}))
+    steps = 0
+    while True:
+        obs, r, done, _, info = env.step(env.uniform_action)
+        steps += 1
+        if done:
+            break
+    assert info["diverged"] is True and r == -env.config.reward.divergence_penalty
+    assert np.isfinite(obs).all()
+    assert steps == (1 if reward == "val_delta" else env.config.n_steps)

@@ -105,3 +105,14 @@ def test_quick_and_full_evaluation_agree_on_accuracy():
     assert quick.accuracy == full.accuracy
     assert quick.modality_accuracy == full.modality_accuracy
     assert quick.macro_f1 is None and 0.0 <= full.macro_f1 <= 1.0 and 0.0 <= full.map <= 1.0
+
+
+@pytest.mark.parametrize("shape", [(500, 2), (500, 10), (64, 40), (3, 200, 6), (1, 7)])
+def test_class_probabilities_equal_softmax_over_classes(shape):
+    from dus_env.models import class_probabilities
+
+    logits = torch.randn(*shape, generator=torch.Generator().manual_seed(0)) * 4
+    probs = class_probabilities(logits)
+    assert probs.shape == logits.shape
+    torch.testing.assert_close(probs, torch.softmax(logits, dim=-1), rtol=0, atol=1e-6)
+    assert torch.equal(probs.argmax(-1), torch.softmax(logits, dim=-1).argmax(-1))

