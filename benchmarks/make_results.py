@@ -315,13 +315,20 @@ def cost_section(cost: dict[str, Any] | None, overhead: dict[str, Any] | None) -
                   f"RSS {m['current_mb_after_reference']:.0f} → {m['current_mb_final']:.0f} MB; "
                   f"median {m['seconds_per_episode']['median']:.2f} s per run.", ""]
     if overhead:
-        o, v = overhead["overhead_ratio"], overhead["validation_reward_share"]
+        def ratio_text(part: dict[str, Any]) -> str:
+            o, v = part["overhead_ratio"], part["validation_reward_share"]
+            return (f"DUSEnv.step / bare loop median **{o['median']:.3f}** (IQR {o['q1']:.3f}-"
+                    f"{o['q3']:.3f}); validation reward {100 * v['median']:.1f}% of episode time "
+                    f"(IQR {100 * v['q1']:.1f}-{100 * v['q3']:.1f}%)")
+
         lines += [f"**Env overhead** (`benchmarks/overhead.py`, `{overhead['preset']}` preset, "
-                  f"{overhead['repeats']} alternated repeats): DUSEnv.step / bare loop median "
-                  f"**{o['median']:.3f}** (IQR {o['q1']:.3f}-{o['q3']:.3f}); bare loop "
-                  f"{overhead['bare_seconds']['median']:.3f} s per episode; the validation "
-                  f"reward costs {100 * v['median']:.1f}% of episode time (IQR "
-                  f"{100 * v['q1']:.1f}-{100 * v['q3']:.1f}%).", ""]
+                  f"{overhead['repeats']} rounds; targets: ratio <= 1.02, validation reward "
+                  f"<= 10%; bare loop {overhead['bare_seconds']['median']:.3f} s per episode): "
+                  f"whole episodes alternated, {ratio_text(overhead)}."]
+        if "interleaved" in overhead:
+            lines[-1] += (" Episodes advanced together a step at a time (all arms under the "
+                          f"same machine conditions): {ratio_text(overhead['interleaved'])}.")
+        lines += [""]
     return lines or ["No cost benchmark output found."]
 
 

@@ -3,12 +3,23 @@
 (a) bare: ``trainer.train_step(sampler.next_batch(sizes))`` for ``total_iterations``
     iterations, with the trainer and sampler the env would build for the same seed;
 (b) env: ``DUSEnv.step`` over a whole episode with the same batch sizes and the validation
-    reward switched off (``reward.name='discrepancy'``, which reads no validation data).
-Runs alternate, in an order rotated every repeat, so machine noise and order effects hit
-both alike; the script prints the median ratio b / a with its spread. It also prints the share of episode time the default validation
-reward (``val_delta``) costs: 1 - time(episode, no validation) / time(episode, val_delta).
+    reward switched off (``reward.name='discrepancy'``, which reads no validation data);
+(c) val: the same episode with the default validation reward (``val_delta``).
 
-    python benchmarks/overhead.py              # default preset, 15 repeats
+Two designs, both in every round, so a reader can see how much of the spread is the machine:
+
+* episode-alternated: whole episodes of (a), (b), (c) one after another, in an order rotated
+  every round; ratio b / a per round. Noise on a shared machine moves on the scale of whole
+  episodes, so these ratios spread by several percent.
+* step-interleaved: one episode of each, advanced together a step at a time (20 iterations of
+  the bare loop, one ``env.step`` without and one with validation, order rotated every step);
+  each arm's time is the sum of its own chunks, so all three see the same machine conditions.
+
+The script prints the median ratio b / a (target <= 1.02) and the share of episode time the
+default validation reward costs, 1 - time(b) / time(c) (target <= 10%), for both designs, with
+their spread.
+
+    python benchmarks/overhead.py              # default preset, 31 rounds (about 70 s)
     python benchmarks/overhead.py --smoke      # seconds; checks the output parses
 """
 
@@ -19,6 +30,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,16 +46,27 @@ from dus_env.sampler import ModalitySampler, multipliers_to_batch_sizes  # noqa:
 from dus_env.trainer import MMLTrainer  # noqa: E402
 
 
-def bare_loop(config, dataset, seed: int, action: np.ndarray) -> float:
+def bare_runner(config, dataset, seed: int, action: np.ndarray) -> Callable[[int], None]:
+    """``run(n)``: n iterations of a bare loop over a fresh trainer and sampler, built as the
+    env builds them after ``reset(seed=seed)``."""
     model_seed, sampler_seed = DUSEnv.episode_seeds(seeding.np_random(seed)[0])
     trainer = MMLTrainer.build(config.trainer, config.model, dataset,
                                config.sampler.base_batch_size, model_seed, config.device)
     sampler = ModalitySampler(config.sampler, dataset.modalities, dataset.split("train"),
                               np.random.default_rng(sampler_seed))
     sizes = multipliers_to_batch_sizes(action, config.sampler)
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            trainer.train_step(sampler.next_batch(sizes))
+
+    return run
+
+
+def bare_loop(config, dataset, seed: int, action: np.ndarray) -> float:
+    run = bare_runner(config, dataset, seed, action)
     start = time.perf_counter()
-    for _ in range(config.total_iterations):
-        trainer.train_step(sampler.next_batch(sizes))
+    run(config.total_iterations)
     return time.perf_counter() - start
 
 
@@ -56,6 +79,28 @@ def env_episode(env: DUSEnv, seed: int, action: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
+def interleaved_episodes(config, dataset, env_off: DUSEnv, env_on: DUSEnv, seed: int,
+                         action: np.ndarray) -> dict[str, float]:
+    """One episode of each arm, advanced a step at a time in a rotating order; the summed
+    seconds of each arm's own chunks."""
+    bare = bare_runner(config, dataset, seed, action)
+    env_off.reset(seed=seed)
+    env_on.reset(seed=seed)
+    chunks = {
+        "bare": lambda: bare(config.iters_per_step),
+        "env": lambda: env_off.step(action),
+        "val": lambda: env_on.step(action),
+    }
+    names = list(chunks)
+    totals = dict.fromkeys(names, 0.0)
+    for step in range(config.n_steps):
+        for name in names[step % 3:] + names[: step % 3]:
+            start = time.perf_counter()
+            chunks[name]()
+            totals[name] += time.perf_counter() - start
+    return totals
+
+
 def summarise(values: list[float]) -> dict[str, float]:
     q1, _, q3 = np.percentile(values, [25, 50, 75])
     return {"median": statistics.median(values), "q1": float(q1), "q3": float(q3),
@@ -66,7 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="default", help="env preset to time (default: default)")
-    parser.add_argument("--repeats", type=int, default=15, help="alternating pairs of runs")
+    parser.add_argument("--repeats", type=int, default=31,
+                        help="rounds, each with both designs (default: 31)")
     parser.add_argument("--smoke", action="store_true", help="tiny preset, 3 repeats (CI)")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
@@ -78,7 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
     dataset = make_dataset(base.data)
     env_off, env_on = DUSEnv(config=no_val), DUSEnv(config=base)
     action = env_off.uniform_action
-    ratios, shares, bare_times, env_times = [], [], [], []
+    episodes: dict[str, list[float]] = {"bare": [], "env": [], "val": []}
+    interleaved: dict[str, list[float]] = {"bare": [], "env": [], "val": []}
     for r in range(args.repeats):
         seed = 1000 + r
         runs = {
@@ -87,29 +134,43 @@ def main(argv: list[str] | None = None) -> dict:
             "val": lambda: env_episode(env_on, seed, action),
         }
         order = list(runs)[r % 3:] + list(runs)[:r % 3]  # rotate: no arm always runs first
-        times = {name: runs[name]() for name in order}
-        t_bare, t_env, t_val = times["bare"], times["env"], times["val"]
-        bare_times.append(t_bare)
-        env_times.append(t_env)
-        ratios.append(t_env / t_bare)
-        shares.append(1.0 - t_env / t_val)
+        for name in order:
+            episodes[name].append(runs[name]())
+        for name, seconds in interleaved_episodes(no_val, dataset, env_off, env_on, seed,
+                                                  action).items():
+            interleaved[name].append(seconds)
+
+    def ratios(times: dict[str, list[float]]) -> tuple[list[float], list[float]]:
+        overhead = [e / b for e, b in zip(times["env"], times["bare"])]
+        share = [1.0 - e / v for e, v in zip(times["env"], times["val"])]
+        return overhead, share
+
+    overhead, share = ratios(episodes)
+    overhead_i, share_i = ratios(interleaved)
     result = {
         "preset": args.preset,
         "repeats": args.repeats,
         "iterations_per_episode": base.total_iterations,
-        "bare_seconds": summarise(bare_times),
-        "env_seconds": summarise(env_times),
-        "overhead_ratio": summarise(ratios),
-        "validation_reward_share": summarise(shares),
+        "bare_seconds": summarise(episodes["bare"]),
+        "env_seconds": summarise(episodes["env"]),
+        "overhead_ratio": summarise(overhead),
+        "validation_reward_share": summarise(share),
+        "interleaved": {
+            "bare_seconds": summarise(interleaved["bare"]),
+            "env_seconds": summarise(interleaved["env"]),
+            "overhead_ratio": summarise(overhead_i),
+            "validation_reward_share": summarise(share_i),
+        },
     }
-    o, s = result["overhead_ratio"], result["validation_reward_share"]
-    print(f"preset={args.preset} repeats={args.repeats} iterations={base.total_iterations}")
-    print(f"bare loop  median {result['bare_seconds']['median']:.4f} s per episode")
-    print(f"env.step   median {result['env_seconds']['median']:.4f} s per episode")
-    print(f"overhead ratio env/bare: median {o['median']:.4f} (IQR {o['q1']:.4f}-{o['q3']:.4f}, "
-          f"min {o['min']:.4f}, max {o['max']:.4f})  target <= 1.02")
-    print(f"validation-reward share of episode time: median {100 * s['median']:.1f}% "
-          f"(IQR {100 * s['q1']:.1f}-{100 * s['q3']:.1f}%)  target <= 10%")
+    print(f"preset={args.preset} rounds={args.repeats} iterations={base.total_iterations}")
+    for title, part in (("episode-alternated", result), ("step-interleaved", result["interleaved"])):
+        o, v = part["overhead_ratio"], part["validation_reward_share"]
+        print(f"{title}: bare loop median {part['bare_seconds']['median']:.4f} s, env.step "
+              f"median {part['env_seconds']['median']:.4f} s per episode")
+        print(f"  overhead ratio env/bare: median {o['median']:.4f} (IQR {o['q1']:.4f}-"
+              f"{o['q3']:.4f}, min {o['min']:.4f}, max {o['max']:.4f})  target <= 1.02")
+        print(f"  validation-reward share of episode time: median {100 * v['median']:.1f}% "
+              f"(IQR {100 * v['q1']:.1f}-{100 * v['q3']:.1f}%)  target <= 10%")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
     return result
