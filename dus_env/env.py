@@ -88,13 +88,15 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Episode End
     ``terminated`` after ``total_iterations`` iterations, or at once when training diverges
-    (non-finite loss or weights), with ``-reward.divergence_penalty`` and
+    (a non-finite training loss, non-finite validation outputs, or non-finite weights at the
+    end of the episode), with ``-reward.divergence_penalty`` and
     ``info["diverged"] = True``. ``truncated`` is only ever set by wrappers.
 
     ## Info
     ``batch_sizes``, ``batch_scores``, ``cumulative_scores``, ``gap``, ``ratio`` (dicts by
-    modality), ``losses`` (step means), ``validation`` (metrics on the fixed validation subset when the
-    reward read them: accuracies each step, plus macro-F1 and MAP at the last step), ``samples_consumed`` (per modality), ``paired_consumed``, ``iteration``,
+    modality), ``losses`` (step means), ``validation`` (metrics on the fixed validation subset
+    when the reward read them: accuracies each step, plus macro-F1 and MAP at the last step;
+    None on divergence), ``samples_consumed`` (per modality), ``paired_consumed``, ``iteration``,
     ``progress``, ``epoch``, ``reward_terms``, ``diverged``, and ``wall_time`` (seconds of
     this step; ``info_wall_time=False`` leaves it out so infos are bit-for-bit reproducible).
 
