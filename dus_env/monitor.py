@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
@@ -30,10 +29,24 @@ RATIO_MAX = 10.0
 Values = tuple[float, ...]
 
 
-def _frozen_array(values: Sequence[float] | Sequence[Sequence[float]]) -> np.ndarray:
-    arr = np.array(values, dtype=np.float64)
-    arr.flags.writeable = False
-    return arr
+class _ArrayView:
+    """A read-only float64 array of one of a state's tuple fields, built on first access and
+    then kept in the instance (a non-data descriptor, so the cached array shadows it)."""
+
+    def __init__(self, source: str, doc: str) -> None:
+        self.source = source
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, state: MonitorState | None, owner: type | None = None):
+        if state is None:
+            return self
+        arr = np.array(getattr(state, self.source), dtype=np.float64)
+        arr.flags.writeable = False
+        state.__dict__[self.name] = arr
+        return arr
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,31 +71,15 @@ class MonitorState:
     history_discrepancy_rows: tuple[Values, ...]
     """The last H values of the configured discrepancy, oldest first (H rows of M)."""
 
-    @cached_property
-    def batch_scores(self) -> np.ndarray:
-        return _frozen_array(self.batch_values)
-
-    @cached_property
-    def cumulative_scores(self) -> np.ndarray:
-        return _frozen_array(self.cumulative_values)
-
-    @cached_property
-    def gap(self) -> np.ndarray:
-        return _frozen_array(self.gap_values)
-
-    @cached_property
-    def ratio(self) -> np.ndarray:
-        return _frozen_array(self.ratio_values)
-
-    @cached_property
-    def history_scores(self) -> np.ndarray:
-        """Shape (H, M): the last H cumulative scores, oldest first."""
-        return _frozen_array(self.history_score_rows)
-
-    @cached_property
-    def history_discrepancy(self) -> np.ndarray:
-        """Shape (H, M): the last H values of the configured discrepancy, oldest first."""
-        return _frozen_array(self.history_discrepancy_rows)
+    batch_scores = _ArrayView("batch_values", "Shape (M,): s^j of the latest iteration.")
+    cumulative_scores = _ArrayView("cumulative_values", "Shape (M,): S^j.")
+    gap = _ArrayView("gap_values", "Shape (M,): S^j minus the mean of the others.")
+    ratio = _ArrayView("ratio_values", "Shape (M,): S^j over the mean of the others, clipped.")
+    history_scores = _ArrayView(
+        "history_score_rows", "Shape (H, M): the last H cumulative scores, oldest first.")
+    history_discrepancy = _ArrayView(
+        "history_discrepancy_rows",
+        "Shape (H, M): the last H values of the configured discrepancy, oldest first.")
 
     @property
     def discrepancy(self) -> np.ndarray:
