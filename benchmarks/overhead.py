@@ -79,6 +79,12 @@ def env_episode(env: DUSEnv, seed: int, action: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
+def rotated(names: list[str], k: int) -> list[str]:
+    """``names`` starting at position ``k`` (mod its length), so no arm always runs first."""
+    k %= len(names)
+    return names[k:] + names[:k]
+
+
 def interleaved_episodes(config, dataset, env_off: DUSEnv, env_on: DUSEnv, seed: int,
                          action: np.ndarray) -> dict[str, float]:
     """One episode of each arm, advanced a step at a time in a rotating order; the summed
@@ -91,10 +97,9 @@ def interleaved_episodes(config, dataset, env_off: DUSEnv, env_on: DUSEnv, seed:
         "env": lambda: env_off.step(action),
         "val": lambda: env_on.step(action),
     }
-    names = list(chunks)
-    totals = dict.fromkeys(names, 0.0)
+    totals = dict.fromkeys(chunks, 0.0)
     for step in range(config.n_steps):
-        for name in names[step % 3:] + names[: step % 3]:
+        for name in rotated(list(chunks), step):
             start = time.perf_counter()
             chunks[name]()
             totals[name] += time.perf_counter() - start
@@ -133,8 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
             "env": lambda: env_episode(env_off, seed, action),
             "val": lambda: env_episode(env_on, seed, action),
         }
-        order = list(runs)[r % 3:] + list(runs)[:r % 3]  # rotate: no arm always runs first
-        for name in order:
+        for name in rotated(list(runs), r):
             episodes[name].append(runs[name]())
         for name, seconds in interleaved_episodes(no_val, dataset, env_off, env_on, seed,
                                                   action).items():

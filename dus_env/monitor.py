@@ -108,6 +108,7 @@ def mean_rows(rows: Sequence[Sequence[float]]) -> list[float]:
 
 
 def mean_abs(values: Sequence[float]) -> float:
+    """Mean absolute value (the reward's mean |gap|)."""
     return sum(abs(v) for v in values) / len(values)
 
 

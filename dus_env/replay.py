@@ -220,7 +220,7 @@ class SamplingController:
         values = [float(scores[m]) for m in self.modalities]
         self.iteration += 1
         if all(math.isfinite(v) for v in values):
-            self._monitor.update(values)
+            self._monitor.update_many((values,))  # update() would also copy S out
             self._interval_scores.append(values)
         if self.iteration % self.iters_per_step and self.iteration != self.total_iterations:
             return False

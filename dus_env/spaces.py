@@ -71,15 +71,6 @@ class ObservationLayout:
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) of the observation, as new arrays."""
-        low, high = self._bounds
-        return low.copy(), high.copy()
-
-    @cached_property
-    def _slices(self) -> dict[str, slice]:  # read by encode() every step
-        return self.slices()
-
-    @cached_property
-    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:  # read by encode() every step
         low = np.zeros(self.size, dtype=np.float32)
         high = np.ones(self.size, dtype=np.float32)
         disc = self.slices()["history_discrepancy"]
@@ -126,8 +117,8 @@ class ObservationLayout:
         return np.array(values, dtype=np.float32)
 
     @cached_property
-    def _bound_values(self) -> tuple[list[float], list[float]]:
-        low, high = self._bounds
+    def _bound_values(self) -> tuple[list[float], list[float]]:  # read by encode() every step
+        low, high = self.bounds()
         return low.tolist(), high.tolist()
 
     def decode(self, obs: np.ndarray) -> dict[str, np.ndarray]:
