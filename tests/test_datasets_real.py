@@ -383,3 +383,21 @@ def test_features_mode_end_to_end(roots: dict[str, Path], tmp_path: Path,
     for _ in range(2):
         *_, terminated, _, _ = env.step(env.uniform_action)
     assert terminated
+
+
+def test_each_reader_rejects_another_datasets_config() -> None:
+    from dus_env.config import MfeatConfig, SyntheticConfig
+    from dus_env.data.audiovisual import load_cremad, load_kinetics_sounds
+    from dus_env.data.features import load_features
+    from dus_env.data.image_text import load_sarcasm, load_twitter2015
+    from dus_env.data.mfeat import load_mfeat
+    from dus_env.data.nvgesture import load_nvgesture
+
+    for loader, wanted in ((load_cremad, "CremadConfig"), (load_kinetics_sounds, "KineticsSoundsConfig"),
+                           (load_twitter2015, "Twitter2015Config"), (load_sarcasm, "SarcasmConfig"),
+                           (load_nvgesture, "NVGestureConfig"), (load_features, "FeaturesConfig")):
+        with pytest.raises(TypeError, match=f"{loader.__name__} needs a config of type {wanted}, "
+                                            "got MfeatConfig"):
+            loader(MfeatConfig())
+    with pytest.raises(TypeError, match="load_mfeat needs a config of type MfeatConfig, got SyntheticConfig"):
+        load_mfeat(SyntheticConfig())

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from dus_env.config import CremadConfig, KineticsSoundsConfig
+from dus_env.data.base import require_config
 from dus_env.data.manifest import (
     DatasetError, Item, LazyDataset, LazySplit, Problems, carve_val, check_classes, check_counts,
     check_items, require_file, resolve_root,
@@ -146,15 +147,11 @@ def load_audiovisual(config: CremadConfig | KineticsSoundsConfig, spec: AVSpec) 
 
 def load_cremad(config: CremadConfig) -> LazyDataset:
     """CREMA-D: 6 emotions, OGM-GE's 6,698 / 744 split plus a seeded validation split."""
-    if not isinstance(config, CremadConfig):
-        raise TypeError(f"load_cremad needs a CremadConfig, got {type(config).__name__}")
+    require_config("load_cremad", config, CremadConfig)
     return load_audiovisual(config, CREMAD)
 
 
 def load_kinetics_sounds(config: KineticsSoundsConfig) -> LazyDataset:
     """Kinetics-Sounds: the 31 shipped classes, any split with every class in train."""
-    if not isinstance(config, KineticsSoundsConfig):
-        raise TypeError(
-            f"load_kinetics_sounds needs a KineticsSoundsConfig, got {type(config).__name__}"
-        )
+    require_config("load_kinetics_sounds", config, KineticsSoundsConfig)
     return load_audiovisual(config, KINETICS_SOUNDS)

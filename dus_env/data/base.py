@@ -19,6 +19,14 @@ import torch
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
+def require_config(loader: str, config: object, expected: type) -> None:
+    """Raise the TypeError a reader gives when handed a config of another kind."""
+    if not isinstance(config, expected):
+        raise TypeError(
+            f"{loader} needs a config of type {expected.__name__}, got {type(config).__name__}"
+        )
+
+
 @runtime_checkable
 class DatasetSplit(Protocol):
     """One split of a paired multimodal dataset."""

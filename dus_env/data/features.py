@@ -24,7 +24,9 @@ import numpy as np
 import torch
 
 from dus_env.config import FeaturesConfig, ModelConfig
-from dus_env.data.base import SPLITS, MultimodalDataset, TensorDataset, TensorSplit, standardize
+from dus_env.data.base import (
+    SPLITS, MultimodalDataset, TensorDataset, TensorSplit, require_config, standardize,
+)
 from dus_env.data.manifest import DatasetError
 from dus_env.models.encoders import ENCODERS
 from dus_env.seeding import torch_rng
@@ -87,8 +89,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 def load_features(config: FeaturesConfig) -> TensorDataset:
     """The dataset stored in ``config.path`` (or ``$DUS_FEATURES_PATH``)."""
-    if not isinstance(config, FeaturesConfig):
-        raise TypeError(f"load_features needs a FeaturesConfig, got {type(config).__name__}")
+    require_config("load_features", config, FeaturesConfig)
     raw = config.path or os.environ.get("DUS_FEATURES_PATH")
     if not raw:
         raise FileNotFoundError(

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from dus_env.config import SarcasmConfig, Twitter2015Config
+from dus_env.data.base import require_config
 from dus_env.data.manifest import (
     DatasetError, Item, LazyDataset, LazySplit, Problems, check_classes, check_counts, check_items,
     require_file, resolve_root,
@@ -172,13 +173,11 @@ def load_image_text(config: Twitter2015Config | SarcasmConfig, spec: ImageTextSp
 
 def load_twitter2015(config: Twitter2015Config) -> LazyDataset:
     """Twitter2015: 3 sentiment classes, TomBERT's train / dev / test."""
-    if not isinstance(config, Twitter2015Config):
-        raise TypeError(f"load_twitter2015 needs a Twitter2015Config, got {type(config).__name__}")
+    require_config("load_twitter2015", config, Twitter2015Config)
     return load_image_text(config, TWITTER2015)
 
 
 def load_sarcasm(config: SarcasmConfig) -> LazyDataset:
     """Sarcasm: 2 classes, train / valid / test JSON records."""
-    if not isinstance(config, SarcasmConfig):
-        raise TypeError(f"load_sarcasm needs a SarcasmConfig, got {type(config).__name__}")
+    require_config("load_sarcasm", config, SarcasmConfig)
     return load_image_text(config, SARCASM)

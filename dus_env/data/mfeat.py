@@ -30,7 +30,9 @@ import numpy as np
 import torch
 
 from dus_env.config import MFEAT_VIEWS, MfeatConfig
-from dus_env.data.base import SPLITS, TensorDataset, TensorSplit, standardize, stratified_split
+from dus_env.data.base import (
+    SPLITS, TensorDataset, TensorSplit, require_config, standardize, stratified_split,
+)
 
 N_SAMPLES: int = 2000
 """Digits in the dataset."""
@@ -66,8 +68,7 @@ def load_mfeat(config: MfeatConfig) -> TensorDataset:
     whatever the views. Features are float32 tensors standardised per view with statistics of
     the train split only; labels are int64. Every call returns fresh tensors.
     """
-    if not isinstance(config, MfeatConfig):
-        raise TypeError(f"load_mfeat needs an MfeatConfig, got {type(config).__name__}")
+    require_config("load_mfeat", config, MfeatConfig)
     views, labels = _raw()
     rng = np.random.default_rng(config.split_seed)
     train_frac = 1.0 - config.val_fraction - config.test_fraction

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from dus_env.config import NVGestureConfig
+from dus_env.data.base import require_config
 from dus_env.data.manifest import (
     Item, LazyDataset, LazySplit, Problems, carve_val, check_classes, check_counts, check_items,
     require_file, resolve_root,
@@ -79,8 +80,7 @@ def _frames(x: np.ndarray, n_frames: int | None) -> np.ndarray:
 
 def load_nvgesture(config: NVGestureConfig) -> LazyDataset:
     """NVGesture in ``config.root``: official train / test plus a seeded validation split."""
-    if not isinstance(config, NVGestureConfig):
-        raise TypeError(f"load_nvgesture needs an NVGestureConfig, got {type(config).__name__}")
+    require_config("load_nvgesture", config, NVGestureConfig)
     root = resolve_root(config.root, "nvgesture", "DUS_NVGESTURE_ROOT")
     problems = Problems(config.on_error)
     rows, counts = {}, {}
