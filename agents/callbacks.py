@@ -35,21 +35,21 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 
 
+STEP_GROUPS: tuple[tuple[str, str], ...] = (
+    ("batch_sizes", "batch_size"), ("batch_scores", "score"),
+    ("cumulative_scores", "cumulative_score"), ("gap", "gap"), ("losses", "loss"),
+    ("reward_terms", "reward"),
+)
+"""(info key, scalar group): every per-name dict of an env info logged as ``dus/<group>/<name>``."""
+
+
 def step_scalars(info: dict[str, Any]) -> dict[str, float]:
     """The per-step ``dus/*`` scalars of one env info."""
-    out: dict[str, float] = {}
-    for m, n in info.get("batch_sizes", {}).items():
-        out[f"dus/batch_size/{m}"] = float(n)
-    for m, v in info.get("batch_scores", {}).items():
-        out[f"dus/score/{m}"] = float(v)
-    for m, v in info.get("cumulative_scores", {}).items():
-        out[f"dus/cumulative_score/{m}"] = float(v)
-    for m, v in info.get("gap", {}).items():
-        out[f"dus/gap/{m}"] = float(v)
-    for k, v in info.get("losses", {}).items():
-        out[f"dus/loss/{k}"] = float(v)
-    for k, v in info.get("reward_terms", {}).items():
-        out[f"dus/reward/{k}"] = float(v)
+    out = {
+        f"dus/{prefix}/{name}": float(value)
+        for key, prefix in STEP_GROUPS
+        for name, value in info.get(key, {}).items()
+    }
     validation = info.get("validation")
     if validation:
         out["dus/val_acc"] = float(validation["accuracy"])
