@@ -55,9 +55,9 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from agents import reporting
-from agents.registry import ARTIFACT_KINDS, POLICY_NAMES, make_policy
-from agents.rollout import run_episode
+from dus_agents import reporting
+from dus_agents.registry import ARTIFACT_KINDS, POLICY_NAMES, make_policy
+from dus_agents.rollout import run_episode
 from dus_env.config import HOSTS, PRESETS, config_to_dict, overrides_from_pairs
 from dus_env.env import DUSEnv
 from dus_env.errors import check_choice
@@ -585,7 +585,7 @@ def run_on_worker(spec: str, host: str, seed: int, settings: dict[str, Any],
     import ray
     from threadpoolctl import threadpool_limits
 
-    from agents.ray_backend import KillProcessAtStep, worker_cache
+    from dus_agents.ray_backend import KillProcessAtStep, worker_cache
 
     torch.set_num_threads(settings["threads"])
     device = "cuda" if ray.get_gpu_ids() else "cpu"
@@ -617,7 +617,7 @@ def run_ray(plan: Plan, todo: Sequence[RunKey], fault: RunFault | None = None
     finish. Retries are Ray's (``max_retries``); each run comes back exactly once."""
     import ray
 
-    from agents.ray_backend import TaskResources, run_tasks
+    from dus_agents.ray_backend import TaskResources, run_tasks
 
     args = plan.args
     settings = {"preset": args.preset, "budget_matched": args.budget_matched,
@@ -699,7 +699,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.ArgumentPars
 def connect_ray(args: Args):
     """Start or join Ray for ``--backend ray``; raises UsageError when Ray is missing or the
     address does not answer."""
-    from agents.ray_backend import RayConnectionError, RayNotInstalledError, check_fits, connect
+    from dus_agents.ray_backend import RayConnectionError, RayNotInstalledError, check_fits, connect
 
     try:
         session = connect(args.address or None, num_cpus=args.ray_cpus or None,

@@ -8,7 +8,7 @@
 
 A run directory ``{out_dir}/{env}__{agent}__{seed}__{unixtime}`` receives ``config.json``
 (these arguments, the env config and spec, the agent settings), ``policy.zip`` (the artefact,
-replayable with ``agents.registry.make_policy("ppo:PATH", env)``), ``checkpoints/``,
+replayable with ``dus_agents.registry.make_policy("ppo:PATH", env)``), ``checkpoints/``,
 ``tb/`` (TensorBoard), ``logs/`` (CSV), ``monitor/``, ``episodes.jsonl`` (one line per
 training episode) and ``summary.json``.
 
@@ -17,7 +17,7 @@ number of rollouts; REINFORCE trains in whole episodes (each one a training run)
 rounded up to whole episodes. ``--resume DIR`` continues from the newest checkpoint in DIR and
 stops at the requested total (pass a larger ``--total-timesteps`` to extend a finished run).
 
-``--vec-env ray`` puts each PPO env in its own Ray actor (``agents.ray_vec_env.RayVecEnv``):
+``--vec-env ray`` puts each PPO env in its own Ray actor (``dus_agents.ray_vec_env.RayVecEnv``):
 on this machine by default, on a running cluster with ``--address``. An actor whose process
 dies is restarted (``--max-restarts``) and its episode ends as a terminal step flagged
 ``info["worker_restarted"]``; PPO trains on. Needs ``pip install 'dus-env[ray]'``; see
@@ -294,7 +294,7 @@ def compare_with_uniform(policy: Any, args: Args, n_episodes: int) -> dict[str, 
     import numpy as np
 
     import dus_env
-    from agents import UniformPolicy, run_episode
+    from dus_agents import UniformPolicy, run_episode
 
     env = gym.make(dus_env.ENV_ID, preset=args.preset, config=env_overrides(args) or None)
     seeds = [10_000 + i for i in range(n_episodes)]
@@ -319,7 +319,7 @@ def build_vec_env(args: Args, run_dir: Path, reward_scale: float,
     ``crash_at_step`` is the RayVecEnv test hook (``{env index: step}``)."""
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    from agents.ppo import make_env_fn, make_vec_env
+    from dus_agents.ppo import make_env_fn, make_vec_env
 
     overrides = env_overrides(args)
     if args.vec_env == "auto":
@@ -334,7 +334,7 @@ def build_vec_env(args: Args, run_dir: Path, reward_scale: float,
         return DummyVecEnv(fns)
     if args.vec_env == "subproc":
         return SubprocVecEnv(fns)
-    from agents.ray_vec_env import RayVecEnv
+    from dus_agents.ray_vec_env import RayVecEnv
 
     return RayVecEnv(fns, num_cpus=args.cpus_per_env, num_gpus=args.gpus_per_env,
                      max_restarts=args.max_restarts, crash_at_step=crash_at_step)
@@ -346,13 +346,13 @@ def train_ppo(args: Args, run_dir: Path, probe_env: Any, segment: int,
     from stable_baselines3 import PPO
     from stable_baselines3.common.utils import set_random_seed
 
-    from agents.callbacks import (
+    from dus_agents.callbacks import (
         DUSInfoCallback,
         RolloutCheckpointCallback,
         list_checkpoints,
         truncate_jsonl,
     )
-    from agents.ppo import PPOConfig, PPOPolicy, build_ppo
+    from dus_agents.ppo import PPOConfig, PPOPolicy, build_ppo
 
     config = PPOConfig()
     episode_length = probe_env.unwrapped.config.n_steps
@@ -397,15 +397,15 @@ def train_ppo(args: Args, run_dir: Path, probe_env: Any, segment: int,
 def train_reinforce(args: Args, run_dir: Path, probe_env: Any, segment: int) -> tuple[Any, dict]:
     from tqdm.auto import tqdm
 
-    from agents.callbacks import (
+    from dus_agents.callbacks import (
         append_jsonl,
         episode_scalars,
         list_checkpoints,
         step_scalars,
         truncate_jsonl,
     )
-    from agents.reinforce import ReinforceAgent, ReinforceConfig
-    from agents.rollout import run_episode
+    from dus_agents.reinforce import ReinforceAgent, ReinforceConfig
+    from dus_agents.rollout import run_episode
 
     env = probe_env
     episode_length = env.unwrapped.config.n_steps
@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None, crash_at_step: dict[int, int] | None = N
     args, resume_dir = parse_args(argv)
     session = None
     if args.vec_env == "ray":
-        from agents.ray_backend import (
+        from dus_agents.ray_backend import (
             RayConnectionError,
             RayNotInstalledError,
             check_fits,
@@ -568,7 +568,7 @@ def train(args: Args, resume_dir: Path | None,
         "segments": segment + 1,
     }
     if args.eval_episodes:
-        from agents.registry import make_policy
+        from dus_agents.registry import make_policy
 
         replay = make_policy(f"{args.agent}:{policy_path}", probe_env)
         summary["replay_vs_uniform"] = compare_with_uniform(replay, args, args.eval_episodes)

@@ -3,12 +3,12 @@
 This layer may import stable-baselines3; the library ``dus_env`` never does.
 """
 
-from agents.artifact import ArtifactError, IncompatibleEnvError
-from agents.base import GridPolicy, OnlinePolicy, Policy
-from agents.heuristic import HeuristicPolicy, RandomPolicy, UniformPolicy
-from agents.ppo import PPOConfig, PPOPolicy
-from agents.reinforce import ReinforceAgent, ReinforceConfig
-from agents.rollout import EpisodeResult, run_episode
+from dus_agents.artifact import ArtifactError, IncompatibleEnvError
+from dus_agents.base import GridPolicy, OnlinePolicy, Policy
+from dus_agents.heuristic import HeuristicPolicy, RandomPolicy, UniformPolicy
+from dus_agents.ppo import PPOConfig, PPOPolicy
+from dus_agents.reinforce import ReinforceAgent, ReinforceConfig
+from dus_agents.rollout import EpisodeResult, run_episode
 
 __all__ = [
     "ArtifactError",

@@ -167,7 +167,7 @@ def read_artifact(path: str | Path, kind: str | None = None) -> Artifact:
                 raise ArtifactError(
                     f"policy file {str(path)!r} is a zip without {ARTIFACT_ENTRY!r}: not a "
                     "dus-env policy artefact (a plain SB3 checkpoint? save it with "
-                    "agents.ppo.PPOPolicy.save)"
+                    "dus_agents.ppo.PPOPolicy.save)"
                 )
             header = json.loads(archive.read(ARTIFACT_ENTRY).decode("utf-8"))
             entries = {n: archive.read(n) for n in names if n != ARTIFACT_ENTRY}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.base import GridPolicy
+from dus_agents.base import GridPolicy
 from dus_env.errors import check_range
 from dus_env.spaces import ObservationLayout
 

@@ -4,7 +4,7 @@ Every DUS-v0 step is a slice of a real training run, so samples are dear: the ro
 few whole episodes (not SB3's default 2,048 steps), minibatches are small and epochs few.
 :class:`PPOConfig` documents each choice; :func:`build_ppo` turns it into an SB3 ``PPO``;
 :class:`PPOPolicy` is the trained policy behind the one ``predict`` interface, saved as one
-artefact file (:mod:`agents.artifact`) that records the env spec.
+artefact file (:mod:`dus_agents.artifact`) that records the env spec.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.artifact import (
+from dus_agents.artifact import (
     ArtifactError,
     check_compatible,
     env_spec_of,
@@ -117,7 +117,7 @@ class PPOConfig:
 
 class ScaleReward(gym.RewardWrapper):
     """Multiply every reward by ``scale`` (place it outside ``Monitor`` so logs keep raw
-    rewards). From rl-zoo3 yaml: ``env_wrapper: [{agents.ppo.ScaleReward: {scale: 0.01}}]``."""
+    rewards). From rl-zoo3 yaml: ``env_wrapper: [{dus_agents.ppo.ScaleReward: {scale: 0.01}}]``."""
 
     def __init__(self, env: gym.Env, scale: float = 0.01) -> None:
         super().__init__(env)

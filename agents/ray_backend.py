@@ -12,7 +12,7 @@ import time: :func:`require_ray` does, and fails with a message naming the extra
 * :class:`KillProcessAtStep` is a fault-injection wrapper for tests: it kills its own process
   (SIGKILL, as the kernel's OOM killer would) in the middle of an episode.
 
-:mod:`agents.ray_vec_env` holds the Stable-Baselines3 VecEnv whose envs live in Ray actors.
+:mod:`dus_agents.ray_vec_env` holds the Stable-Baselines3 VecEnv whose envs live in Ray actors.
 """
 
 from __future__ import annotations

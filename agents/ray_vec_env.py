@@ -15,7 +15,7 @@ driver raises :class:`RayWorkerLostError`; a run is then resumable from its chec
 Python exceptions raised by the env itself are not faults of the worker and propagate, as in
 ``SubprocVecEnv``.
 
-Needs Ray (``pip install 'dus-env[ray]'``) and an initialised Ray (:func:`agents.ray_backend.
+Needs Ray (``pip install 'dus-env[ray]'``) and an initialised Ray (:func:`dus_agents.ray_backend.
 connect`); importing this module does not import Ray.
 """
 
@@ -35,7 +35,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from agents.ray_backend import require_ray
+from dus_agents.ray_backend import require_ray
 
 
 class RayWorkerLostError(RuntimeError):
@@ -119,7 +119,7 @@ class RayVecEnv(VecEnv):
         ray = require_ray()
         if not ray.is_initialized():
             raise RuntimeError("RayVecEnv needs an initialised Ray; call "
-                               "agents.ray_backend.connect() (or ray.init()) first")
+                               "dus_agents.ray_backend.connect() (or ray.init()) first")
         if not env_fns:
             raise ValueError("env_fns is empty; give at least one env factory")
         if max_restarts < -1:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from agents.base import Policy
-from agents.heuristic import HeuristicPolicy, RandomPolicy, UniformPolicy
+from dus_agents.base import Policy
+from dus_agents.heuristic import HeuristicPolicy, RandomPolicy, UniformPolicy
 from dus_env.errors import check_choice
 
 POLICY_NAMES: tuple[str, ...] = ("uniform", "random", "heuristic", "reinforce")
@@ -22,7 +22,7 @@ def _fresh(name: str) -> Callable[[Any, int], Policy]:
     if name == "heuristic":
         return lambda env, seed: HeuristicPolicy.for_env(env)
     if name == "reinforce":
-        from agents.reinforce import ReinforceAgent
+        from dus_agents.reinforce import ReinforceAgent
 
         return lambda env, seed: ReinforceAgent.for_env(env, seed=seed)
     raise NotImplementedError(f"policy {name!r} is not available yet")
@@ -33,10 +33,10 @@ def load_policy(kind: str, path: str, env: Any | None = None) -> Policy:
     spec when given. Saved REINFORCE agents load frozen (replay: deterministic = argmax)."""
     check_choice("policy kind", kind, ARTIFACT_KINDS)
     if kind == "ppo":
-        from agents.ppo import PPOPolicy
+        from dus_agents.ppo import PPOPolicy
 
         return PPOPolicy.load(path, env)
-    from agents.reinforce import ReinforceAgent
+    from dus_agents.reinforce import ReinforceAgent
 
     return ReinforceAgent.load(path, env, frozen=True)
 
@@ -46,8 +46,8 @@ def make_policy(spec: str, env: Any, seed: int = 0) -> Policy:
 
     ``spec`` is one of :data:`POLICY_NAMES`, or ``ppo:PATH`` / ``reinforce:PATH`` for a saved
     artefact (checked against the env's spec; an incompatible env fails naming what differs).
-    A missing file raises ``FileNotFoundError``, a corrupt one ``agents.artifact.ArtifactError``,
-    an incompatible one ``agents.artifact.IncompatibleEnvError``, each naming the path.
+    A missing file raises ``FileNotFoundError``, a corrupt one ``dus_agents.artifact.ArtifactError``,
+    an incompatible one ``dus_agents.artifact.IncompatibleEnvError``, each naming the path.
     """
     if ":" in spec:
         kind, path = spec.split(":", 1)

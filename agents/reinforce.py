@@ -11,7 +11,7 @@ Randomness comes only from the agent's own seed: the network is initialised insi
 ``torch.random.fork_rng`` and actions are drawn with its own ``torch.Generator``, so the
 global torch/numpy RNGs are never touched.
 
-Saved as one artefact file (:mod:`agents.artifact`) holding the weights, the optimiser,
+Saved as one artefact file (:mod:`dus_agents.artifact`) holding the weights, the optimiser,
 the sampling generator and the baseline, so it can either be replayed frozen (deterministic
 = argmax of each categorical) or continue learning.
 """
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.artifact import (
+from dus_agents.artifact import (
     ArtifactError,
     check_compatible,
     env_spec_of,
@@ -126,7 +126,7 @@ class ReinforceAgent:
     """Online REINFORCE policy over the DUS-v0 action grid.
 
     Implements ``predict`` (the one policy interface) and ``observe(reward, terminated)``
-    (:class:`agents.base.OnlinePolicy`), which :func:`agents.rollout.run_episode` calls after
+    (:class:`dus_agents.base.OnlinePolicy`), which :func:`dus_agents.rollout.run_episode` calls after
     every step.
 
     * learning (``frozen=False``): actions are *sampled* whatever ``deterministic`` says (the

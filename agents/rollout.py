@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import OnlinePolicy, Policy
+from dus_agents.base import OnlinePolicy, Policy
 
 
 @dataclass

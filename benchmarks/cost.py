@@ -82,7 +82,7 @@ def train(preset: str, timesteps: int, n_envs: int, out_dir: Path, name: str,
 
 # --------------------------------------------------------------------------- part 1
 def final_val_accuracy(env, policy, seed: int) -> float:
-    from agents.rollout import run_episode
+    from dus_agents.rollout import run_episode
 
     result = run_episode(env, policy, seed=seed, deterministic=True)
     return float(result.infos[-1]["validation"]["accuracy"])
@@ -92,10 +92,10 @@ def ppo_time(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import gymnasium as gym
 
     import dus_env
-    from agents.callbacks import list_checkpoints
-    from agents.heuristic import UniformPolicy
-    from agents.ppo import PPOPolicy
-    from agents.reporting import paired_difference
+    from dus_agents.callbacks import list_checkpoints
+    from dus_agents.heuristic import UniformPolicy
+    from dus_agents.ppo import PPOPolicy
+    from dus_agents.reporting import paired_difference
 
     if args.ppo_run:
         run = Path(args.ppo_run)

@@ -3,7 +3,7 @@
 Each arm is one configuration of (env overrides, policy); every arm runs the same tuning seeds
 (disjoint from the seeds ``benchmarks/quality.py`` reports on test), through the same machinery
 as ``evaluate.py`` (its ``run_selected`` runs the episode and keeps the best-validation weights;
-``agents.rollout.run_episode`` drives the policy). Each run is scored on the **validation split
+``dus_agents.rollout.run_episode`` drives the policy). Each run is scored on the **validation split
 only** (full split: fused accuracy, per-modality head accuracy, linear probe of every encoder),
 and every arm is compared with its matching uniform arm (same env overrides), paired by seed.
 The test split is never read here: this is where design decisions (loss reduction, heuristic
@@ -46,8 +46,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.heuristic import HeuristicPolicy, UniformPolicy  # noqa: E402
-from agents.reporting import paired_difference, t_interval  # noqa: E402
+from dus_agents.heuristic import HeuristicPolicy, UniformPolicy  # noqa: E402
+from dus_agents.reporting import paired_difference, t_interval  # noqa: E402
 from dus_env.env import DUSEnv  # noqa: E402
 from evaluate import parse_seeds, run_selected  # noqa: E402
 
@@ -118,7 +118,7 @@ def make_arm_policy(name: str, env: DUSEnv, weak: int):
     if name.startswith("heuristic"):
         return HeuristicPolicy.for_env(env, **heuristic_settings(name))
     if name.startswith("ppo="):
-        from agents.registry import make_policy
+        from dus_agents.registry import make_policy
 
         return make_policy("ppo:" + name[len("ppo="):], env)
     if name.startswith("skew"):

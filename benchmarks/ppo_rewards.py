@@ -3,7 +3,7 @@ validation with ``benchmarks/levers.py`` (replayed next to uniform and the heuri
 
 ``train_agent.py`` trains on a preset's own reward (``val_delta``: the change of validation
 accuracy each step, a small and noisy signal). Here the same PPO settings
-(``agents.ppo.PPOConfig``, ``make_vec_env``, ``build_ppo``) train on the preset with the reward
+(``dus_agents.ppo.PPOConfig``, ``make_vec_env``, ``build_ppo``) train on the preset with the reward
 replaced by ``discrepancy`` (reduction of the gap between the modalities' cumulative scores,
 no validation data) or ``hybrid`` (val_delta + 0.5 x discrepancy). Replay uses the preset as
 is (the reward does not enter the policy's observation or action), so the policies are
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 def train(preset: str, reward: str, timesteps: int, n_envs: int, out: Path, seed: int) -> dict:
     import torch
 
-    from agents.ppo import PPOConfig, PPOPolicy, build_ppo, make_vec_env
+    from dus_agents.ppo import PPOConfig, PPOPolicy, build_ppo, make_vec_env
     from dus_env.env import DUSEnv
 
     torch.set_num_threads(1)

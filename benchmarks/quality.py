@@ -31,7 +31,7 @@ Stages (``--stages``, default all, in this order):
    the paired difference to uniform with its 95% CI).
 
 Transfer: a DUS-v0 policy depends on M, H, the discrepancy kind, the multiplier grid and the
-modality names (``agents.artifact.STRICT_SPEC_KEYS``). For an mfeat pair only the names differ,
+modality names (``dus_agents.artifact.STRICT_SPEC_KEYS``). For an mfeat pair only the names differ,
 so the synthetic policy is copied with its recorded modality names replaced by the pair's
 (``retarget_policy``): it then reads position 0 as the stronger view and 1 as the weaker. The
 three-view set has M = 3 (observation 55 values, 3 action heads, vs 37 and 2): no transfer is
@@ -71,8 +71,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import evaluate  # noqa: E402
-from agents.artifact import ARTIFACT_ENTRY, read_artifact, spec_differences  # noqa: E402
-from agents.reporting import paired_difference, t_interval  # noqa: E402
+from dus_agents.artifact import ARTIFACT_ENTRY, read_artifact, spec_differences  # noqa: E402
+from dus_agents.reporting import paired_difference, t_interval  # noqa: E402
 from dus_env.config import MFEAT_VIEWS  # noqa: E402
 from dus_env.env import DUSEnv  # noqa: E402
 from machine import machine_description  # noqa: E402  (benchmarks/machine.py)
@@ -143,8 +143,8 @@ def measure_views(s: Settings) -> dict[str, Any]:
                        "trainer": {"host": "unimodal"}}, s.mfeat_extra)
     overrides.pop("monitor", None)
     env = DUSEnv(config=overrides, preset="mfeat")
-    from agents.heuristic import UniformPolicy
-    from agents.rollout import run_episode
+    from dus_agents.heuristic import UniformPolicy
+    from dus_agents.rollout import run_episode
 
     seeds = evaluate.parse_seeds(s.view_seeds)
     head: dict[str, list[float]] = {v: [] for v in MFEAT_VIEWS}

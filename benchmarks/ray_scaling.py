@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import evaluate  # noqa: E402
-from agents.ppo import make_env_fn  # noqa: E402
-from agents.ray_backend import connect  # noqa: E402
+from dus_agents.ppo import make_env_fn  # noqa: E402
+from dus_agents.ray_backend import connect  # noqa: E402
 
 
 def summarise(values: list[float]) -> dict[str, float]:
@@ -69,7 +69,7 @@ def steps_per_second(kind: str, preset: str, n_envs: int, vec_steps: int, seed: 
     actions; auto-reset at episode ends included; actor start-up and the first reset not)."""
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from agents.ray_vec_env import RayVecEnv
+    from dus_agents.ray_vec_env import RayVecEnv
 
     fns = [make_env_fn(preset) for _ in range(n_envs)]
     vec = DummyVecEnv(fns) if kind == "dummy" else RayVecEnv(fns, num_cpus=1)

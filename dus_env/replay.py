@@ -77,7 +77,7 @@ class SamplingController:
     Args:
         policy: any object with ``predict(obs, state, episode_start, deterministic)`` returning
             ``(action, state)``; the action is one index into ``sampler.multipliers`` per
-            modality (a trained PPO model, :class:`agents.HeuristicPolicy`, ...).
+            modality (a trained PPO model, :class:`dus_agents.HeuristicPolicy`, ...).
         modalities: modality names; the order of observations, actions and batch sizes.
         sampler: the action grid and batch-size bounds (``multipliers``, ``base_batch_size``,
             ``min_batch_size``, ``max_batch_size``, ``budget``).

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from agents.heuristic import HeuristicPolicy, RandomPolicy, UniformPolicy  # noqa: E402
+from dus_agents.heuristic import HeuristicPolicy, RandomPolicy, UniformPolicy  # noqa: E402
 from dus_env.config import PRESETS, get_preset  # noqa: E402
 from dus_env.data import make_dataset  # noqa: E402
 from dus_env.replay import DUSBatchSampler, SamplingController  # noqa: E402
@@ -65,7 +65,7 @@ def build_policy(spec: str, config, seed: int):
         return RandomPolicy(layout, grid, seed=seed)
     # A saved policy is checked against the env it was trained for: build that env's
     # description once (no training happens in it).
-    from agents.registry import make_policy
+    from dus_agents.registry import make_policy
     from dus_env.env import DUSEnv
 
     return make_policy(spec, DUSEnv(config=config), seed=seed)

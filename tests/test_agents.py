@@ -12,8 +12,8 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 import dus_env
-from agents import OnlinePolicy, Policy, run_episode
-from agents.artifact import (
+from dus_agents import OnlinePolicy, Policy, run_episode
+from dus_agents.artifact import (
     ArtifactError,
     IncompatibleEnvError,
     check_compatible,
@@ -21,8 +21,8 @@ from agents.artifact import (
     read_artifact,
     spec_differences,
 )
-from agents.ppo import PPOConfig, PPOPolicy, build_ppo, make_vec_env
-from agents.registry import ARTIFACT_KINDS, POLICY_NAMES, load_policy, make_policy
+from dus_agents.ppo import PPOConfig, PPOPolicy, build_ppo, make_vec_env
+from dus_agents.registry import ARTIFACT_KINDS, POLICY_NAMES, load_policy, make_policy
 from dus_env.config import EnvConfig, MonitorConfig, SyntheticConfig, get_preset
 
 torch.set_num_threads(1)

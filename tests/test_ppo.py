@@ -12,8 +12,8 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.logger import CSVOutputFormat, Logger
 
 import dus_env
-from agents.artifact import ArtifactError
-from agents.callbacks import (
+from dus_agents.artifact import ArtifactError
+from dus_agents.callbacks import (
     DUSInfoCallback,
     RolloutCheckpointCallback,
     checkpoint_timesteps,
@@ -21,7 +21,7 @@ from agents.callbacks import (
     list_checkpoints,
     step_scalars,
 )
-from agents.ppo import PPOConfig, PPOPolicy, ScaleReward, build_ppo, make_vec_env
+from dus_agents.ppo import PPOConfig, PPOPolicy, ScaleReward, build_ppo, make_vec_env
 
 torch.set_num_threads(1)
 EPISODE = 6  # env steps per tiny-preset episode

@@ -67,7 +67,7 @@ def ray_cluster():
         if os.environ.get("DUS_REQUIRE_RAY"):
             pytest.fail(message + " (DUS_REQUIRE_RAY is set)")
         pytest.skip(message)
-    from agents.ray_backend import connect
+    from dus_agents.ray_backend import connect
 
     session = connect(num_cpus=2, log_to_driver=False)
     assert session.started and session.resources["CPU"] == 2
@@ -80,7 +80,7 @@ def ppo_file(tmp_path_factory) -> Path:
     """A (barely trained) PPO policy artefact for the tiny preset, to replay in sweeps."""
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from agents.ppo import PPOConfig, PPOPolicy, build_ppo, make_env_fn
+    from dus_agents.ppo import PPOConfig, PPOPolicy, build_ppo, make_env_fn
 
     vec = DummyVecEnv([make_env_fn("tiny")])
     model = build_ppo(vec, PPOConfig(), seed=0, episode_length=6)
@@ -163,8 +163,8 @@ def test_run_failing_every_attempt_is_reported_then_rerun(ray_cluster, local_swe
 
 # ----------------------------------------------------------------------------- RayVecEnv
 def test_ray_vec_env_conventions_and_actor_death(ray_cluster):
-    from agents.ppo import make_env_fn
-    from agents.ray_vec_env import RayVecEnv, RayWorkerLostError
+    from dus_agents.ppo import make_env_fn
+    from dus_agents.ray_vec_env import RayVecEnv, RayWorkerLostError
 
     vec = RayVecEnv([make_env_fn("tiny") for _ in range(2)], crash_at_step={1: 2})
     try:
@@ -221,7 +221,7 @@ def test_ppo_trains_on_two_ray_actors_through_an_actor_death(ray_cluster, tmp_pa
         progress = list(csv.DictReader(f))
     losses = [float(r["train/loss"]) for r in progress if r.get("train/loss")]
     assert len(losses) >= 3 and all(np.isfinite(losses))
-    from agents.registry import make_policy
+    from dus_agents.registry import make_policy
 
     policy = make_policy(f"ppo:{run_dir / 'policy.zip'}", evaluate.make_env("tiny", "joint",
                                                                              False))
@@ -279,7 +279,7 @@ def test_train_agent_bad_ray_flags(flags, message, tmp_path, capsys):
 
 
 def test_requests_larger_than_the_cluster():
-    from agents.ray_backend import RaySession, check_fits
+    from dus_agents.ray_backend import RaySession, check_fits
 
     here = RaySession(started=True, address="10.0.0.5:6379", resources={"CPU": 2.0})
     assert check_fits(here, "--cpus-per-run", 2, "--gpus-per-run", 0) is None
@@ -298,7 +298,7 @@ def test_requests_larger_than_the_cluster():
     ("ray://head", ("head", 10001)), ("[::1]:7000", ("::1", 7000)), ("auto", None),
 ])
 def test_split_address(address, target):
-    from agents.ray_backend import split_address
+    from dus_agents.ray_backend import split_address
 
     assert split_address(address) == target
 
@@ -309,7 +309,7 @@ def test_split_address(address, target):
     ("head:70000", "port 70000 is out of range"), (":6379", "names no host"),
 ])
 def test_split_address_rejects(address, message):
-    from agents.ray_backend import RayConnectionError, split_address
+    from dus_agents.ray_backend import RayConnectionError, split_address
 
     with pytest.raises(RayConnectionError, match=message):
         split_address(address)
@@ -332,7 +332,7 @@ def test_core_runs_without_ray_and_backend_ray_names_the_extra(tmp_path):
     script = f"""
 import sys
 sys.modules["ray"] = None
-import dus_env, agents, agents.ray_backend, agents.ray_vec_env, evaluate, train_agent
+import dus_env, agents, dus_agents.ray_backend, dus_agents.ray_vec_env, evaluate, train_agent
 assert evaluate.main(["--preset", "tiny", "--policies", "uniform", "--seeds", "0",
                       "--out-dir", {str(tmp_path / "local")!r}, "--quiet"]) == 0
 try:

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import dus_env
-from agents import run_episode
-from agents.reinforce import ReinforceAgent, ReinforceConfig
+from dus_agents import run_episode
+from dus_agents.reinforce import ReinforceAgent, ReinforceConfig
 from dus_env.spaces import ObservationLayout
 
 torch.set_num_threads(1)

@@ -8,7 +8,7 @@ import torch
 from gymnasium.utils import seeding
 from torch.utils.data import DataLoader
 
-from agents.heuristic import HeuristicPolicy, RandomPolicy, UniformPolicy
+from dus_agents.heuristic import HeuristicPolicy, RandomPolicy, UniformPolicy
 from dus_env.config import get_preset
 from dus_env.data import make_dataset
 from dus_env.env import DUSEnv

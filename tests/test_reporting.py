@@ -1,4 +1,4 @@
-"""Confidence intervals, seed-paired differences, summaries and plots (agents.reporting)."""
+"""Confidence intervals, seed-paired differences, summaries and plots (dus_agents.reporting)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from agents import reporting
-from agents.reporting import paired_difference, summarize, t_interval
+from dus_agents import reporting
+from dus_agents.reporting import paired_difference, summarize, t_interval
 
 
 def test_t_interval_against_hand_computed_values():

@@ -15,8 +15,8 @@ import pytest
 
 import dus_env
 import train_agent
-from agents import run_episode
-from agents.registry import make_policy
+from dus_agents import run_episode
+from dus_agents.registry import make_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 # one env: the step arithmetic below (rollouts, checkpoints) assumes it

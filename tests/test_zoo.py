@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 import dus_env
-from agents import run_episode
-from agents.ppo import PPOConfig, PPOPolicy
-from agents.registry import make_policy
+from dus_agents import run_episode
+from dus_agents.ppo import PPOConfig, PPOPolicy
+from dus_agents.registry import make_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "hyperparams" / "ppo.yml"
@@ -50,7 +50,7 @@ def test_yaml_matches_ppo_config():
         assert float(hyper[key]) == pytest.approx(float(expected[key])), key
     assert hyper["env_kwargs"]["preset"] == "default"
     assert gym.make(dus_env.ENV_ID, preset="default").unwrapped.config.n_steps == 20
-    assert hyper["env_wrapper"][0]["agents.ppo.ScaleReward"]["scale"] == PPOConfig().reward_scale
+    assert hyper["env_wrapper"][0]["dus_agents.ppo.ScaleReward"]["scale"] == PPOConfig().reward_scale
 
 
 def test_zoo_train_runs_and_its_model_replays(tmp_path):

@@ -60,7 +60,7 @@ def _info(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def _policy(name: str, env: Any, seed: int):
-    from agents.heuristic import HeuristicPolicy, RandomPolicy
+    from dus_agents.heuristic import HeuristicPolicy, RandomPolicy
 
     if name == "heuristic":
         return HeuristicPolicy.for_env(env)
