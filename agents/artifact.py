@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dus_env.errors import ArtifactError, IncompatibleEnvError
+from dus_env.files import atomic_writer
+
 ARTIFACT_ENTRY = "dus_artifact.json"
 RUN_POLICY_FILE = "policy.zip"  # the artefact inside a train_agent.py run directory
 """Name of the metadata entry inside every artefact zip."""
@@ -42,14 +45,6 @@ STRICT_SPEC_KEYS: tuple[str, ...] = (
 )
 """Spec entries a policy depends on: any difference makes it unusable on that env.
 (``base_batch_size`` is recorded but not checked: the action picks multipliers of it.)"""
-
-
-class ArtifactError(ValueError):
-    """A policy file that cannot be read as a dus-env artefact."""
-
-
-class IncompatibleEnvError(ValueError):
-    """A policy artefact loaded against an env it was not trained for."""
 
 
 @dataclass
@@ -130,9 +125,8 @@ def write_artifact(path: str | Path, kind: str, env_spec: Mapping[str, Any],
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"policy path {str(path)!r} is a directory; give a file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with atomic_writer(path, "wb") as handle, \
+            zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         if base_zip is not None:
             with zipfile.ZipFile(io.BytesIO(base_zip)) as base:
                 for name in base.namelist():
@@ -142,7 +136,15 @@ def write_artifact(path: str | Path, kind: str, env_spec: Mapping[str, Any],
             archive.writestr(name, data)
         header = artifact_header(kind, env_spec, metadata)
         archive.writestr(ARTIFACT_ENTRY, json.dumps(header, indent=2, default=str))
-    tmp.replace(path)
+    return path
+
+
+def resolve_policy_path(path: str | Path) -> Path:
+    """The artefact file ``path`` names: the file itself, or a ``train_agent.py`` run
+    directory's ``policy.zip``."""
+    path = Path(path)
+    if path.is_dir() and (path / RUN_POLICY_FILE).is_file():
+        return path / RUN_POLICY_FILE
     return path
 
 
@@ -152,9 +154,7 @@ def read_artifact(path: str | Path, kind: str | None = None) -> Artifact:
     Raises ``FileNotFoundError`` for a missing file and :class:`ArtifactError` for anything
     that is not a readable dus-env artefact, both naming the path.
     """
-    path = Path(path)
-    if path.is_dir() and (path / RUN_POLICY_FILE).is_file():
-        path = path / RUN_POLICY_FILE  # a train_agent.py run directory
+    path = resolve_policy_path(path)
     if not path.exists():
         raise FileNotFoundError(f"policy file {str(path)!r} does not exist")
     if path.is_dir():

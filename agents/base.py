@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from dus_env.sampler import uniform_index
 from dus_env.spaces import ObservationLayout
 
 
@@ -61,8 +62,8 @@ class GridPolicy:
 
     @property
     def uniform_index(self) -> int:
-        ones = np.flatnonzero(np.isclose(self.multipliers, 1.0))
-        return int(ones[0]) if len(ones) else len(self.multipliers) // 2
+        """The grid index of uniform sampling (the env's rule)."""
+        return uniform_index(self.multipliers)
 
     def nearest_indices(self, ratios: np.ndarray) -> np.ndarray:
         """Grid index closest (in log scale) to each requested multiplier."""

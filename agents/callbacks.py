@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 
+from dus_env.files import append_line, atomic_write, atomic_writer
+
 
 STEP_GROUPS: tuple[tuple[str, str], ...] = (
     ("batch_sizes", "batch_size"), ("batch_scores", "score"),
@@ -122,9 +124,8 @@ class DUSInfoCallback(BaseCallback):
 
 
 def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
-    """Append one JSON line to ``path``."""
-    with open(path, "a") as fh:
-        fh.write(json.dumps(record) + "\n")
+    """Append one JSON line to ``path`` (synced, so a finished episode is never lost)."""
+    append_line(path, json.dumps(record))
 
 
 def truncate_jsonl(path: str | os.PathLike, max_timesteps: int) -> None:
@@ -134,7 +135,7 @@ def truncate_jsonl(path: str | os.PathLike, max_timesteps: int) -> None:
         return
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     kept = [line for line in lines if json.loads(line).get("timesteps", 0) <= max_timesteps]
-    path.write_text("".join(line + "\n" for line in kept))
+    atomic_write(path, "".join(line + "\n" for line in kept))
 
 
 _CHECKPOINT_RE = re.compile(r"_(\d+)_steps\.zip$")
@@ -187,9 +188,8 @@ class RolloutCheckpointCallback(CheckpointCallback):
 
     def save_now(self) -> Path:
         path = Path(self._checkpoint_path(extension="zip"))
-        tmp = path.with_name(path.name + ".tmp")
-        self.model.save(tmp)
-        os.replace(tmp, path)
+        with atomic_writer(path, "wb") as handle:
+            self.model.save(handle)
         self._last_saved = self.num_timesteps
         if self.keep_last is not None:
             for old in list_checkpoints(self.save_path, self.name_prefix)[:-self.keep_last]:

@@ -27,6 +27,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from dus_env.errors import RayConnectionError, RayNotInstalledError
+
 RAY_EXTRA = "pip install 'dus-env[ray]'"
 """How to install the optional Ray dependency (named in every 'Ray is missing' error)."""
 DEFAULT_PORT = 6379
@@ -34,14 +36,6 @@ DEFAULT_PORT = 6379
 LOCAL_OBJECT_STORE_BYTES = 512 * 2**20
 """Object store of a Ray instance started on this machine: rows, traces and policy files are
 small, and Ray's default (30% of RAM) would crowd a shared machine."""
-
-
-class RayNotInstalledError(ImportError):
-    """The Ray backend was asked for but Ray cannot be imported."""
-
-
-class RayConnectionError(ConnectionError):
-    """The Ray cluster at the given address cannot be reached or joined."""
 
 
 def require_ray():
@@ -193,23 +187,46 @@ def worker_cache(key: Hashable, factory: Callable[[], Any]) -> Any:
 
 
 def check_fits(session: RaySession, flag_cpus: str, cpus: float, flag_gpus: str,
-               gpus: float) -> str | None:
-    """Whether one task or actor asking ``cpus`` CPUs and ``gpus`` GPUs can ever be scheduled.
+               gpus: float, count: int = 1, what: str = "") -> str | None:
+    """Whether ``count`` tasks or actors asking ``cpus`` CPUs and ``gpus`` GPUs each can be
+    scheduled at the same time (actors must all be placed; queued tasks need ``count=1``).
 
     On a Ray instance started here (no autoscaler) a request larger than the machine would wait
     forever: raises ``ValueError`` naming the flag. On a joined cluster (which an autoscaler may
     grow) returns a warning to print instead, or None when it fits.
     """
     have = {"CPU": session.resources.get("CPU", 0.0), "GPU": session.resources.get("GPU", 0.0)}
-    for flag, name, want in ((flag_cpus, "CPU", cpus), (flag_gpus, "GPU", gpus)):
+    for flag, name, each in ((flag_cpus, "CPU", cpus), (flag_gpus, "GPU", gpus)):
+        want = each * count
         if want > have[name]:
-            text = (f"{flag}={want:g} asks for more {name}s than the Ray cluster at "
+            times = f" for each of {count} {what} ({want:g} in all)" if count > 1 else ""
+            text = (f"{flag}={each:g}{times} asks for more {name}s than the Ray cluster at "
                     f"{session.address} has ({have[name]:g})")
             if session.started:
                 raise ValueError(text + "; lower it" + (" (or raise --ray-cpus)"
                                                          if name == "CPU" else ""))
             return "warning: " + text + "; its tasks wait until the cluster grows"
     return None
+
+
+def open_session(address: str | None, ray_cpus: int | None, flag_cpus: str, cpus: float,
+                 flag_gpus: str, gpus: float, *, count: int = 1, what: str = "",
+                 log_to_driver: bool = True) -> tuple[RaySession, str | None]:
+    """:func:`connect`, then :func:`check_fits`, for a command line: (the session, a warning to
+    print or None); every failure is a :class:`~dus_env.errors.UsageError` naming the flag."""
+    from dus_env.errors import UsageError
+
+    try:
+        session = connect(address or None, num_cpus=ray_cpus or None,
+                          log_to_driver=log_to_driver)
+    except (RayNotInstalledError, RayConnectionError) as err:
+        raise UsageError(f"Ray: {err}") from None
+    try:
+        warning = check_fits(session, flag_cpus, cpus, flag_gpus, gpus, count=count, what=what)
+    except ValueError as err:
+        session.close()
+        raise UsageError(str(err)) from None
+    return session, warning
 
 
 # --------------------------------------------------------------------------- task sweeps

@@ -36,10 +36,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 from dus_agents.ray_backend import require_ray
-
-
-class RayWorkerLostError(RuntimeError):
-    """An env actor died and Ray has no restarts left for it."""
+from dus_env.errors import RayWorkerLostError
 
 
 class EnvWorker:

@@ -166,7 +166,8 @@ class ReinforceAgent:
         self.generator = torch.Generator().manual_seed(self.seed)
         self.baseline_value: float | None = None
         self.n_updates = 0
-        self.n_steps = 0
+        self.steps_seen = 0
+        """Env steps this agent has acted and learned in, over all episodes."""
         self.n_episodes = 0
         self.last_update: dict[str, float] = {}
         """Diagnostics of the latest update (loss, entropy, mean advantage, baseline)."""
@@ -226,7 +227,7 @@ class ReinforceAgent:
             obs, action = self._pending
             self._buffer.append((obs, action, float(reward)))
             self._pending = None
-            self.n_steps += 1
+            self.steps_seen += 1
         if len(self._buffer) >= self.config.update_every or (terminated and self._buffer):
             self.update()
         if terminated:
@@ -307,7 +308,7 @@ class ReinforceAgent:
             "seed": self.seed,
             "baseline_value": self.baseline_value,
             "n_updates": self.n_updates,
-            "n_steps": self.n_steps,
+            "steps_seen": self.steps_seen,
             "n_episodes": self.n_episodes,
         }
         return {
@@ -346,7 +347,8 @@ class ReinforceAgent:
             obj.generator.set_state(
                 torch.load(io.BytesIO(entries["generator.pt"]), weights_only=True))
             obj.baseline_value = agent["baseline_value"]
-            obj.n_updates, obj.n_steps = agent["n_updates"], agent["n_steps"]
+            obj.n_updates = agent["n_updates"]
+            obj.steps_seen = agent.get("steps_seen", agent.get("n_steps"))  # older files
             obj.n_episodes = agent["n_episodes"]
         except Exception as exc:
             raise ArtifactError(

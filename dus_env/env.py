@@ -12,11 +12,10 @@ from gymnasium.error import ResetNeeded
 
 from dus_env.config import EnvConfig, config_from_dict, config_to_dict, get_preset
 from dus_env.data import make_dataset
-from dus_env.monitor import DiscrepancyMonitor, MonitorState, mean_rows
-from dus_env.rewards import needs_validation, reward_terms
-from dus_env.sampler import ModalitySampler, multipliers_to_batch_sizes
+from dus_env.decision import DecisionState
+from dus_env.rewards import RewardStep, get_reward
+from dus_env.sampler import ModalitySampler
 from dus_env.seeding import spawn_seeds
-from dus_env.spaces import ObservationLayout
 from dus_env.trainer import EvalStats, MMLTrainer
 
 ENV_VERSION = 0
@@ -132,92 +131,18 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"dataset modalities {self.dataset.modalities} differ from the config's "
                 f"{self.modalities}"
             )
-        self.layout = ObservationLayout.from_config(self.config)
+        self.config.sampler.check_fits(len(self.dataset.split("train")))
+        self._decision = DecisionState(self.modalities, self.config.sampler, self.config.monitor,
+                                       self.dataset.n_classes, self.config.total_iterations)
+        self.layout = self._decision.layout
         self.observation_space = self.layout.observation_space()
         self.action_space = self.layout.action_space()
+        self.uniform_action = np.array(self._decision.uniform_action, dtype=np.int64)
+        self._reward = get_reward(self.config.reward)
         self._val_split = self.dataset.split("val")
         self._val_indices = self._fixed_val_subset()
-        multipliers = list(self.config.sampler.multipliers)
-        self.uniform_action = np.full(
-            len(self.modalities),
-            multipliers.index(1.0) if 1.0 in multipliers else len(multipliers) // 2,
-            dtype=np.int64,
-        )
-        # Checked actions -> batch sizes: an action seen before (same integer values) needs
-        # neither the check nor the conversion again.
-        self._sizes_cache: dict[tuple[int, ...], tuple[int, ...]] = {}
-        self._action_shape = (len(self.modalities),)
         self._trainer: MMLTrainer | None = None
         self._done = True
-
-    # ------------------------------------------------------------------ helpers
-    def _fixed_val_subset(self) -> np.ndarray | None:
-        size = self.config.reward.val_subset_size
-        n = len(self._val_split)
-        if size == 0 or size >= n:
-            return None
-        return np.sort(np.random.default_rng(0).permutation(n)[:size])
-
-    def spec_dict(self) -> dict[str, Any]:
-        """What a policy trained on this env depends on (saved with policy artefacts)."""
-        return {
-            "env_id": "dus_env/DUS-v0",
-            "env_version": ENV_VERSION,
-            "modalities": list(self.modalities),
-            "n_modalities": len(self.modalities),
-            "observation_size": self.layout.size,
-            "history_length": self.layout.history_length,
-            "discrepancy": self.layout.discrepancy,
-            "multipliers": list(self.config.sampler.multipliers),
-            "base_batch_size": self.config.sampler.base_batch_size,
-        }
-
-    def _validate(self, full: bool = False) -> EvalStats:
-        assert self._trainer is not None
-        return self._trainer.evaluate(self._val_split, self._val_indices, full=full)
-
-    def _check_action(self, action: Any) -> np.ndarray:
-        arr = np.asarray(action)
-        m, k = len(self.modalities), len(self.config.sampler.multipliers)
-        if arr.shape != (m,):
-            raise ValueError(
-                f"action has shape {arr.shape}; expected ({m},): one index per modality "
-                f"{list(self.modalities)}"
-            )
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise TypeError(
-                f"action has dtype {arr.dtype}; expected integers (indices into "
-                f"sampler.multipliers={list(self.config.sampler.multipliers)})"
-            )
-        if arr.min() < 0 or arr.max() >= k:
-            raise ValueError(
-                f"action={arr.tolist()} is out of range; valid range: integers in [0, {k - 1}] "
-                f"(indices into sampler.multipliers={list(self.config.sampler.multipliers)})"
-            )
-        return arr.astype(np.int64)
-
-    def _action_sizes(self, action: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """(the action as a tuple of ints, its batch sizes); checks an action not seen before."""
-        if (type(action) is np.ndarray and action.dtype.kind in "iu"
-                and action.shape == self._action_shape):
-            key = tuple(action.tolist())
-            sizes = self._sizes_cache.get(key)
-            if sizes is not None:  # only checked actions are cached
-                return key, sizes
-        checked = self._check_action(action)
-        key = tuple(checked.tolist())
-        sizes = self._sizes_cache.get(key)
-        if sizes is None:
-            sizes = self._sizes_cache[key] = multipliers_to_batch_sizes(
-                checked, self.config.sampler)
-        return key, sizes
-
-    @staticmethod
-    def episode_seeds(np_random: np.random.Generator) -> tuple[int, int]:
-        """(model_seed, sampler_seed) of an episode, drawn from the env's ``np_random`` right
-        after ``reset(seed=...)``; a plain training loop can rebuild the same run from them."""
-        model_seed, sampler_seed = spawn_seeds(np_random, 2)
-        return model_seed, sampler_seed
 
     # ------------------------------------------------------------------ API
     def reset(
@@ -234,120 +159,144 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
             cfg.sampler, self.modalities, self.dataset.split("train"),
             np.random.default_rng(sampler_seed),
         )
-        self._monitor = DiscrepancyMonitor(cfg.monitor, len(self.modalities),
-                                           prior=1.0 / self.dataset.n_classes)
-        self._state = self._monitor.reset()
-        self._step_scores: list[float] = list(self._state.batch_values)
-        self._previous_action: tuple[int, ...] = tuple(self.uniform_action.tolist())
-        self._steps = 0
+        self._decision.reset()
         self._done = False
         self._val_acc: float | None = None
         validation = None
-        if needs_validation(cfg.reward, last_step=False):
+        if self._reward.reads_validation(last_step=False):
             validation = self._validate()
             self._val_acc = validation.accuracy
-        info = self._info(self._state, {}, {}, validation, {}, 0.0, False)
-        return self._observation(), info
+        return self._decision.observation(), self._info(validation=validation)
 
     def step(
         self, action: Any
     ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        self._require_running()
+        start = time.perf_counter()
+        action = self._decision.check_action(action)
+        sizes = self._decision.batch_sizes(action)
+        diverged, losses = self._train(sizes)
+        previous, current = self._decision.end_step(action)
+        last = self._decision.steps == self.config.steps_per_episode
+        validation, diverged = self._check_step(last, diverged)
+        terms = self._reward_terms(previous, current, validation, last, diverged)
+        self._done = last or diverged
+        info = self._info(sizes=sizes, losses=losses, validation=validation, terms=terms,
+                          diverged=diverged, wall_time=time.perf_counter() - start)
+        return self._decision.observation(), float(sum(terms.values())), self._done, False, info
+
+    # ------------------------------------------------------------------ one step
+    def _require_running(self) -> None:
         if self._trainer is None or self._done:
             raise ResetNeeded(
                 "call reset() before step()" if self._trainer is None
                 else "the episode has ended; call reset() before step()"
             )
-        start = time.perf_counter()
-        action, sizes = self._action_sizes(action)
-        previous = self._state
-        trained_diverged, losses = self._train(sizes)
-        self._steps += 1
-        last = self._steps == self.config.n_steps
-        validate = needs_validation(self.config.reward, last)
-        # Every iteration's loss is checked as it trains, so weights that went non-finite
-        # show up as a non-finite loss one iteration later. Where weights are read before
-        # that, they are checked: a validation's outputs must be finite (every weight takes
-        # part in them), and the weights themselves at the end of the episode.
-        diverged = trained_diverged
-        self._state = self._monitor.record()
-        validation = None
-        if not diverged and validate:
-            validation = self._validate(full=last)
-            diverged = not validation.finite
-        if not diverged and last:
-            diverged = not self._trainer.parameters_finite()
-        if diverged:
-            validation = None
-        terms = reward_terms(
-            self.config.reward, previous=previous, current=self._state,
-            previous_val=self._val_acc, val=validation.accuracy if validation else None,
-            last_step=last, diverged=diverged,
-        )
-        if validation is not None:
-            self._val_acc = validation.accuracy
-        self._previous_action = action
-        self._done = last or diverged
-        info = self._info(self._state, sizes, losses, validation, terms,
-                          time.perf_counter() - start, diverged)
-        return self._observation(), float(sum(terms.values())), bool(self._done), False, info
 
     def _train(self, sizes: tuple[int, ...]) -> tuple[bool, dict[str, float]]:
-        """Train one env step; returns (diverged, mean loss terms). Runs every iteration, so
-        it keeps no per-iteration objects: scores are folded into the monitor once per step."""
-        trainer, sampler, names = self._trainer, self._sampler, self.modalities
+        """Train one env step; returns (diverged, mean loss terms). Each iteration's batch
+        scores go to the decision state; an iteration whose loss is not finite ends the step."""
+        trainer, sampler, decision, names = self._trainer, self._sampler, self._decision, \
+            self.modalities
         assert trainer is not None
-        scores: list[list[float]] = []
         loss_sums: dict[str, float] = {}
-        diverged = False
+        iterations = 0
         for _ in range(self.config.iters_per_step):
             step = trainer.train_step(sampler.next_batch(sizes))
+            iterations += 1
             for key, value in step.losses.items():
                 loss_sums[key] = loss_sums.get(key, 0.0) + value
-            scores.append([step.batch_scores[m] for m in names])
+            decision.add_iteration([step.batch_scores[m] for m in names], valid=not step.diverged)
             if step.diverged:
-                diverged = True
-                break
-        finite = scores[:-1] if diverged else scores  # a diverged iteration is not folded in
-        self._monitor.update_many(finite)
-        self._step_scores = mean_rows(finite or scores)
-        return diverged, {key: value / len(scores) for key, value in loss_sums.items()}
+                return True, {key: value / iterations for key, value in loss_sums.items()}
+        return False, {key: value / iterations for key, value in loss_sums.items()}
 
-    def _observation(self) -> np.ndarray:
-        progress = self._steps / self.config.n_steps
-        return self.layout.encode(self._state, self._step_scores, progress, self._previous_action)
+    def _check_step(self, last: bool, diverged: bool) -> tuple[EvalStats | None, bool]:
+        """The validation the reward reads at this step, and whether training diverged.
 
-    def _info(
-        self,
-        state: MonitorState,
-        sizes: tuple[int, ...] | dict,
-        losses: dict[str, float],
-        validation: EvalStats | None,
-        terms: dict[str, float],
-        wall_time: float,
-        diverged: bool,
-    ) -> dict[str, Any]:
-        names = self.modalities
+        Every iteration's loss is checked as it trains, so weights that went non-finite show
+        up as a non-finite loss one iteration later. Where weights are read before that, they
+        are checked: a validation's outputs must be finite (every weight takes part in them),
+        and the weights themselves at the end of the episode."""
+        if diverged:
+            return None, True
+        validation = None
+        if self._reward.reads_validation(last):
+            validation = self._validate(full=last)
+            if not validation.finite:
+                return None, True
+        if last and not self.trainer.parameters_finite():
+            return None, True
+        return validation, False
+
+    def _reward_terms(self, previous, current, validation: EvalStats | None, last: bool,
+                      diverged: bool) -> dict[str, float]:
+        val = validation.accuracy if validation is not None else None
+        terms = self._reward.terms(self.config.reward, RewardStep(
+            previous=previous, current=current, previous_val=self._val_acc, val=val,
+            last_step=last, diverged=diverged,
+        ))
+        if val is not None:
+            self._val_acc = val
+        return terms
+
+    def _info(self, *, sizes: tuple[int, ...] = (), losses: dict[str, float] | None = None,
+              validation: EvalStats | None = None, terms: dict[str, float] | None = None,
+              diverged: bool = False, wall_time: float = 0.0) -> dict[str, Any]:
+        names, decision = self.modalities, self._decision
+        state = decision.state
         info = {
-            "batch_sizes": {m: int(n) for m, n in zip(names, sizes)} if sizes else {},
-            "batch_scores": {m: float(v) for m, v in zip(names, self._step_scores)},
+            "batch_sizes": {m: int(n) for m, n in zip(names, sizes)},
+            "batch_scores": {m: float(v) for m, v in zip(names, decision.step_scores)},
             "cumulative_scores": dict(zip(names, state.cumulative_values)),
             "gap": dict(zip(names, state.gap_values)),
             "ratio": dict(zip(names, state.ratio_values)),
-            "losses": losses,
+            "losses": dict(losses or {}),
             "validation": validation.as_dict() if validation is not None else None,
             "samples_consumed": dict(self._sampler.samples_consumed),
             "paired_consumed": int(self._sampler.paired_consumed),
             "iteration": int(self._trainer.iteration) if self._trainer else 0,
-            "progress": self._steps / self.config.n_steps,
+            "progress": decision.progress,
             "epoch": float(self._sampler.epoch),
-            "reward_terms": dict(terms),
+            "reward_terms": dict(terms or {}),
             "diverged": bool(diverged),
         }
         if self.config.info_wall_time:
             info["wall_time"] = float(wall_time)
         return info
 
-    # ------------------------------------------------------------------ extras
+    # ------------------------------------------------------------------ helpers
+    def _fixed_val_subset(self) -> np.ndarray | None:
+        size = self.config.reward.val_subset_size
+        n = len(self._val_split)
+        if size == 0 or size >= n:
+            return None
+        return np.sort(np.random.default_rng(0).permutation(n)[:size])
+
+    def _validate(self, full: bool = False) -> EvalStats:
+        return self.trainer.evaluate(self._val_split, self._val_indices, full=full)
+
+    @staticmethod
+    def episode_seeds(np_random: np.random.Generator) -> tuple[int, int]:
+        """(model_seed, sampler_seed) of an episode, drawn from the env's ``np_random`` right
+        after ``reset(seed=...)``; a plain training loop can rebuild the same run from them."""
+        model_seed, sampler_seed = spawn_seeds(np_random, 2)
+        return model_seed, sampler_seed
+
+    def spec_dict(self) -> dict[str, Any]:
+        """What a policy trained on this env depends on (saved with policy artefacts)."""
+        return {
+            "env_id": "dus_env/DUS-v0",
+            "env_version": ENV_VERSION,
+            "modalities": list(self.modalities),
+            "n_modalities": len(self.modalities),
+            "observation_size": self.layout.size,
+            "history_length": self.layout.history_length,
+            "discrepancy": self.layout.discrepancy,
+            "multipliers": list(self.config.sampler.multipliers),
+            "base_batch_size": self.config.sampler.base_batch_size,
+        }
+
     @property
     def trainer(self) -> MMLTrainer:
         """The current episode's trainer (for final evaluation by scripts)."""
@@ -355,11 +304,18 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ResetNeeded("call reset() before using the trainer")
         return self._trainer
 
+    @property
+    def monitor_state(self):
+        """The monitor as of the last step (cumulative scores, discrepancy, history)."""
+        return self._decision.state
+
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self._trainer is None:
             return None
-        s = ", ".join(f"{m}={v:.3f}" for m, v in zip(self.modalities, self._state.cumulative_scores))
-        return f"step {self._steps}/{self.config.n_steps} iteration {self._trainer.iteration}: S {s}"
+        s = ", ".join(f"{m}={v:.3f}" for m, v in zip(self.modalities,
+                                                      self._decision.state.cumulative_values))
+        return (f"step {self._decision.steps}/{self.config.steps_per_episode} iteration "
+                f"{self._trainer.iteration}: S {s}")
 
     def close(self) -> None:
         self._trainer = None

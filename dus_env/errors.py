@@ -1,11 +1,52 @@
-"""Validation helpers: every bad value is reported with its field, the value and the choices."""
+"""The package's error types, and the checks that raise them with the field, the value and the
+valid choices.
+
+Every error here subclasses a builtin (``ValueError``, ``ImportError``, ...), so callers that
+catch the builtin keep working; catch the specific type to tell the package's errors apart.
+"""
 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 
 
+# --------------------------------------------------------------------------- error types
+class UsageError(ValueError):
+    """Bad command-line input; CLIs print it as one line and exit with status 2."""
+
+
+class DatasetError(ValueError):
+    """The data on disk does not match the documented layout (see docs/datasets.md)."""
+
+
+class MediaError(ValueError):
+    """A media file exists but cannot be decoded (corrupt, truncated, wrong format)."""
+
+
+class ArtifactError(ValueError):
+    """A policy file that cannot be read as a dus-env artefact (or refuses to be: a file that
+    would need unpickling, an oversized member)."""
+
+
+class IncompatibleEnvError(ValueError):
+    """A policy artefact loaded against an env it was not trained for."""
+
+
+class RayNotInstalledError(ImportError):
+    """The Ray backend was asked for but Ray cannot be imported."""
+
+
+class RayConnectionError(ConnectionError):
+    """The Ray cluster at the given address cannot be reached or joined."""
+
+
+class RayWorkerLostError(RuntimeError):
+    """An env actor died and Ray has no restarts left for it."""
+
+
+# --------------------------------------------------------------------------- checks
 def did_you_mean(value: object, choices: Iterable[str]) -> str:
     """A " Did you mean 'x'?" suffix when ``value`` is close to one of ``choices``."""
     matches = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
@@ -31,8 +72,9 @@ def check_range(
     low_inclusive: bool = True,
     high_inclusive: bool = True,
 ) -> None:
-    """Raise ``ValueError`` unless ``low <= value <= high`` (bounds optional, inclusivity chosen)."""
-    ok = True
+    """Raise ``ValueError`` unless ``low <= value <= high`` (bounds optional, inclusivity
+    chosen); NaN is never in range."""
+    ok = not (isinstance(value, float) and math.isnan(value))
     if low is not None:
         ok &= value >= low if low_inclusive else value > low
     if high is not None:

@@ -216,9 +216,3 @@ class MLAHost(Host):
             entropy = entropy.mean(dim=1, keepdim=True).expand_as(entropy)
         weights = torch.softmax(-entropy, dim=0)  # = exp(max e - e_m) / sum_j exp(max e - e_j)
         return class_probabilities((weights[:, :, None] * logits).sum(dim=0))
-
-
-HOSTS: dict[str, type[Host]] = {
-    h.name: h for h in (JointHost, MLAHost, OGMGEHost, UnimodalHost)
-}
-"""Host name -> strategy class."""

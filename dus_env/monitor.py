@@ -29,24 +29,10 @@ RATIO_MAX = 10.0
 Values = tuple[float, ...]
 
 
-class _ArrayView:
-    """A read-only float64 array of one of a state's tuple fields, built on first access and
-    then kept in the instance (a non-data descriptor, so the cached array shadows it)."""
-
-    def __init__(self, source: str, doc: str) -> None:
-        self.source = source
-        self.__doc__ = doc
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, state: MonitorState | None, owner: type | None = None):
-        if state is None:
-            return self
-        arr = np.array(getattr(state, self.source), dtype=np.float64)
-        arr.flags.writeable = False
-        state.__dict__[self.name] = arr
-        return arr
+def _read_only(values: Sequence) -> np.ndarray:
+    arr = np.array(values, dtype=np.float64)
+    arr.flags.writeable = False
+    return arr
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,8 +41,8 @@ class MonitorState:
 
     Held as plain Python floats: the env builds one state every step, and at M = 2 or 3 the
     per-call cost of numpy dominates the arithmetic (``benchmarks/overhead.py``). The array
-    views (:attr:`batch_scores`, :attr:`cumulative_scores`, :attr:`gap`, :attr:`ratio`,
-    :attr:`history_scores`, :attr:`history_discrepancy`) are built on first access, read-only.
+    properties (:attr:`batch_scores`, :attr:`cumulative_scores`, ...) build a new read-only
+    array on each access.
     """
 
     iteration: int
@@ -71,15 +57,35 @@ class MonitorState:
     history_discrepancy_rows: tuple[Values, ...]
     """The last H values of the configured discrepancy, oldest first (H rows of M)."""
 
-    batch_scores = _ArrayView("batch_values", "Shape (M,): s^j of the latest iteration.")
-    cumulative_scores = _ArrayView("cumulative_values", "Shape (M,): S^j.")
-    gap = _ArrayView("gap_values", "Shape (M,): S^j minus the mean of the others.")
-    ratio = _ArrayView("ratio_values", "Shape (M,): S^j over the mean of the others, clipped.")
-    history_scores = _ArrayView(
-        "history_score_rows", "Shape (H, M): the last H cumulative scores, oldest first.")
-    history_discrepancy = _ArrayView(
-        "history_discrepancy_rows",
-        "Shape (H, M): the last H values of the configured discrepancy, oldest first.")
+    @property
+    def batch_scores(self) -> np.ndarray:
+        """Shape (M,): s^j of the latest iteration."""
+        return _read_only(self.batch_values)
+
+    @property
+    def cumulative_scores(self) -> np.ndarray:
+        """Shape (M,): S^j."""
+        return _read_only(self.cumulative_values)
+
+    @property
+    def gap(self) -> np.ndarray:
+        """Shape (M,): S^j minus the mean of the others."""
+        return _read_only(self.gap_values)
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """Shape (M,): S^j over the mean of the others, clipped."""
+        return _read_only(self.ratio_values)
+
+    @property
+    def history_scores(self) -> np.ndarray:
+        """Shape (H, M): the last H cumulative scores, oldest first."""
+        return _read_only(self.history_score_rows)
+
+    @property
+    def history_discrepancy(self) -> np.ndarray:
+        """Shape (H, M): the last H values of the configured discrepancy, oldest first."""
+        return _read_only(self.history_discrepancy_rows)
 
     @property
     def discrepancy(self) -> np.ndarray:

@@ -2,11 +2,11 @@
 
 :class:`SamplingController` is DUS-v0 turned inside out: the user's loop trains, and after each
 iteration hands the controller every modality's (detached) logits and labels. The controller
-computes the batch scores s^j, folds them into a :class:`~dus_env.monitor.DiscrepancyMonitor`,
-and every ``iters_per_step`` iterations builds the observation with the same
-:meth:`ObservationLayout.encode <dus_env.spaces.ObservationLayout.encode>` the env uses and asks
-the policy for the next per-modality batch sizes. With the same seeds, policy and training
-steps, its decisions equal the env's, decision for decision.
+computes the batch scores s^j and hands them to the same
+:class:`~dus_env.decision.DecisionState` the env steps with (monitor, previous action,
+observation, action -> batch sizes), and every ``iters_per_step`` iterations asks the policy for
+the next per-modality batch sizes. With the same seeds, policy and training steps, its
+decisions equal the env's, decision for decision.
 
 :class:`DUSBatchSampler` is a ``torch.utils.data`` batch sampler on top of it: each iteration it
 yields a window of indices of one shared permutation (the env's sampler semantics, computed by
@@ -37,10 +37,11 @@ import torch
 from torch.utils.data import Sampler
 
 from dus_env.config import EnvConfig, MonitorConfig, SamplerConfig
+from dus_env.decision import DecisionState
 from dus_env.errors import check_range
-from dus_env.monitor import DiscrepancyMonitor, MonitorState, mean_rows
-from dus_env.sampler import ModalitySampler, multipliers_to_batch_sizes
-from dus_env.spaces import ObservationLayout
+from dus_env.models.classifier import true_class_probability
+from dus_env.monitor import MonitorState
+from dus_env.sampler import ModalitySampler
 
 
 @dataclass(frozen=True)
@@ -57,18 +58,8 @@ class Decision:
     """Per-modality batch sizes the action maps to."""
 
 
-def batch_score(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """s^j: mean softmax probability of the true class (computed as the trainer computes it)."""
-    if logits.ndim != 2 or labels.ndim != 1 or logits.shape[0] != labels.shape[0]:
-        raise ValueError(
-            f"logits of shape {tuple(logits.shape)} and labels of shape {tuple(labels.shape)} "
-            "do not match; expected logits (N, C) and labels (N,)"
-        )
-    if logits.shape[0] == 0:
-        raise ValueError("logits has 0 rows; a batch score needs at least one sample")
-    logits = logits.detach()
-    labels = labels.detach().to(device=logits.device, dtype=torch.long)
-    return float(torch.softmax(logits, dim=1).gather(1, labels[:, None]).mean())
+batch_score = true_class_probability
+"""s^j of one modality's batch: mean softmax probability of the true class (the trainer's)."""
 
 
 class SamplingController:
@@ -88,8 +79,9 @@ class SamplingController:
 
     Decisions are made at iteration 0 (on construction and :meth:`reset`) and after every
     ``iters_per_step`` iterations while fewer than ``total_iterations`` are done; past the
-    budget the last sizes stay in force. An iteration whose scores are not finite (a diverged
-    step) counts as an iteration but is left out of the monitor, as the env does.
+    budget the last sizes stay in force. The bookkeeping between decisions is the env's own
+    (:class:`dus_env.decision.DecisionState`): an iteration whose scores are not finite (a
+    diverged step) counts as an iteration but is left out of the monitor.
     """
 
     def __init__(
@@ -107,33 +99,17 @@ class SamplingController:
                 f"policy must have a predict(observation, state, episode_start, deterministic) "
                 f"method; got {type(policy).__name__}"
             )
-        self.modalities = tuple(modalities)
-        if len(self.modalities) < 2 or len(set(self.modalities)) != len(self.modalities):
-            raise ValueError(
-                f"modalities={list(self.modalities)!r} needs at least 2 distinct names"
-            )
-        check_range("n_classes", n_classes, 2)
-        check_range("total_iterations", total_iterations, 1)
+        self._decision = DecisionState(modalities, sampler, monitor, n_classes, total_iterations)
         check_range("iters_per_step", iters_per_step, 1, total_iterations)
         self.policy = policy
+        self.modalities = self._decision.modalities
         self.sampler_config = sampler
         self.monitor_config = monitor
         self.n_classes = int(n_classes)
         self.total_iterations = int(total_iterations)
         self.iters_per_step = int(iters_per_step)
-        self.layout = ObservationLayout(
-            n_modalities=len(self.modalities),
-            history_length=monitor.history_length,
-            discrepancy=monitor.discrepancy,
-            n_actions=len(sampler.multipliers),
-        )
-        multipliers = list(sampler.multipliers)
-        self.uniform_action = np.full(
-            len(self.modalities),
-            multipliers.index(1.0) if 1.0 in multipliers else len(multipliers) // 2,
-            dtype=np.int64,
-        )
-        self._monitor = DiscrepancyMonitor(monitor, len(self.modalities), 1.0 / self.n_classes)
+        self.layout = self._decision.layout
+        self.uniform_action = np.array(self._decision.uniform_action, dtype=np.int64)
         self.reset()
 
     @classmethod
@@ -160,21 +136,22 @@ class SamplingController:
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """Start a new run: prior monitor state, uniform previous action, first decision."""
-        self.iteration = 0
-        self._steps = 0
-        self._state: MonitorState = self._monitor.reset()
-        self._interval_scores: list[list[float]] = []
-        self._step_scores: list[float] = list(self._state.batch_values)
-        self._previous_action = self.uniform_action.copy()
+        self._decision.reset()
         self._policy_state: Any = None
         self._episode_start = True
+        self._action = self._decision.uniform_action
         self.decisions: list[Decision] = []
         """Every decision so far, oldest first."""
         self._decide()
 
     @property
-    def n_steps(self) -> int:
-        """Decisions in one run."""
+    def iteration(self) -> int:
+        """Training iterations fed so far."""
+        return self._decision.iteration
+
+    @property
+    def steps_per_episode(self) -> int:
+        """Decisions in one run: ``ceil(total_iterations / iters_per_step)``."""
         return -(-self.total_iterations // self.iters_per_step)
 
     @property
@@ -194,8 +171,8 @@ class SamplingController:
 
     @property
     def monitor_state(self) -> MonitorState:
-        """The monitor as of the latest iteration."""
-        return self._state
+        """The monitor as of the latest decision step."""
+        return self._decision.state
 
     # ------------------------------------------------------------------ feeding
     def observe(self, outputs: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> bool:
@@ -218,19 +195,14 @@ class SamplingController:
         decision was made."""
         self._check_modalities(scores, "scores")
         values = [float(scores[m]) for m in self.modalities]
-        self.iteration += 1
-        if all(math.isfinite(v) for v in values):
-            self._monitor.update_many((values,))  # update() would also copy S out
-            self._interval_scores.append(values)
-        if self.iteration % self.iters_per_step and self.iteration != self.total_iterations:
+        decision = self._decision
+        if decision.iteration >= self.total_iterations:  # past the budget: sizes stay
+            decision.iteration += 1
             return False
-        if self.iteration > self.total_iterations:
+        decision.add_iteration(values, valid=all(math.isfinite(v) for v in values))
+        if decision.iteration % self.iters_per_step and decision.iteration != self.total_iterations:
             return False
-        self._state = self._monitor.record()
-        if self._interval_scores:
-            self._step_scores = mean_rows(self._interval_scores)
-        self._interval_scores = []
-        self._steps += 1
+        decision.end_step(self._action)
         if self.done:
             return False
         self._decide()
@@ -246,9 +218,7 @@ class SamplingController:
     # ------------------------------------------------------------------ deciding
     def observation(self) -> np.ndarray:
         """The observation the policy sees now (the env's encoding)."""
-        progress = min(self.iteration / self.total_iterations, 1.0)
-        return self.layout.encode(self._state, self._step_scores, progress,
-                                  self._previous_action)
+        return self._decision.observation()
 
     def _decide(self) -> None:
         obs = self.observation()
@@ -257,34 +227,35 @@ class SamplingController:
             obs, state=self._policy_state, episode_start=episode_start, deterministic=True
         )
         self._episode_start = False
-        action = self._check_action(action)
-        sizes = multipliers_to_batch_sizes(action, self.sampler_config)
-        self._previous_action = action
+        self._action = self._check_action(action)
+        sizes = self._decision.batch_sizes(self._action)
         self.decisions.append(Decision(
             iteration=self.iteration,
             observation=obs,
-            action=tuple(int(a) for a in action),
+            action=self._action,
             batch_sizes={m: int(n) for m, n in zip(self.modalities, sizes)},
         ))
 
-    def _check_action(self, action: Any) -> np.ndarray:
+    def _check_action(self, action: Any) -> tuple[int, ...]:
+        """The env's action check, on what a policy returned (a batch of one is unwrapped)."""
         arr = np.asarray(action)
-        m, k = len(self.modalities), self.layout.n_actions
+        m = len(self.modalities)
         if arr.shape == (1, m):
             arr = arr[0]
-        if arr.shape != (m,) or not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(
-                f"policy returned action={arr.tolist()!r} (shape {arr.shape}, dtype {arr.dtype}); "
+        try:
+            return self._decision.check_action(arr)
+        except TypeError as exc:
+            raise ValueError(self._bad_action(arr, exc)) from None
+        except ValueError as exc:
+            if arr.shape != (m,):
+                raise ValueError(self._bad_action(arr, exc)) from None
+            raise ValueError(f"policy returned {exc}") from None
+
+    def _bad_action(self, arr: np.ndarray, exc: Exception) -> str:
+        m = len(self.modalities)
+        return (f"policy returned action={arr.tolist()!r} (shape {arr.shape}, dtype {arr.dtype}); "
                 f"expected {m} integer indices into sampler.multipliers, one per modality "
-                f"{list(self.modalities)}"
-            )
-        if arr.min() < 0 or arr.max() >= k:
-            raise ValueError(
-                f"policy returned action={arr.tolist()} out of range; valid range: integers in "
-                f"[0, {k - 1}] (indices into sampler.multipliers="
-                f"{list(self.sampler_config.multipliers)})"
-            )
-        return arr.astype(np.int64)
+                f"{list(self.modalities)} ({exc})")
 
 
 class _IndexSplit:

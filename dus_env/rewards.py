@@ -1,4 +1,5 @@
-"""Reward functions, selected by name, returning named terms (their sum is the reward).
+"""Reward functions, selected by name (:data:`dus_env.registry.REWARDS`), returning named terms
+(their sum is the reward).
 
 * ``val_delta`` (default): ``scale * (val_acc_now - val_acc_before)`` on a fixed validation
   subset; the episode return telescopes to ``scale * (final - initial)`` validation accuracy.
@@ -8,42 +9,99 @@
 * ``hybrid``: ``val_delta + hybrid_discrepancy_weight * discrepancy``.
 
 On divergence every term is 0 and a ``divergence`` term of ``-divergence_penalty`` is added.
+A reward is an object with :meth:`Reward.reads_validation` and :meth:`Reward.terms`; register
+new ones in :data:`dus_env.registry.REWARDS`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from dus_env.config import RewardConfig
 from dus_env.monitor import MonitorState, mean_abs
+from dus_env.registry import REWARDS
 
 
-def needs_validation(config: RewardConfig, last_step: bool) -> bool:
-    """Whether the reward reads a validation accuracy at this step."""
-    if config.name in ("val_delta", "hybrid"):
-        return True
-    return config.name == "terminal" and last_step
+@dataclass(frozen=True)
+class RewardStep:
+    """What a reward reads at the end of one env step."""
+
+    previous: MonitorState
+    """The monitor at the end of the step before."""
+    current: MonitorState
+    """The monitor at the end of this step."""
+    previous_val: float | None
+    """Validation accuracy read at the last validation before this step (None if never)."""
+    val: float | None
+    """Validation accuracy read at this step (None where the reward reads none)."""
+    last_step: bool
+    diverged: bool
 
 
-def reward_terms(
-    config: RewardConfig,
-    *,
-    previous: MonitorState,
-    current: MonitorState,
-    previous_val: float | None,
-    val: float | None,
-    last_step: bool,
-    diverged: bool,
-) -> dict[str, float]:
-    """The named reward terms of one env step."""
-    if diverged:
-        return {"divergence": -float(config.divergence_penalty)}
-    terms: dict[str, float] = {}
-    if config.name in ("val_delta", "hybrid"):
-        assert val is not None and previous_val is not None
-        terms["val_delta"] = config.scale * (val - previous_val)
-    if config.name in ("discrepancy", "hybrid"):
-        closed = mean_abs(previous.gap_values) - mean_abs(current.gap_values)
-        weight = 1.0 if config.name == "discrepancy" else config.hybrid_discrepancy_weight
-        terms["discrepancy"] = weight * config.scale * closed
-    if config.name == "terminal":
-        terms["terminal"] = config.scale * val if last_step and val is not None else 0.0
-    return terms
+class Reward:
+    """Base reward: subclasses set :attr:`every_step` / :attr:`at_end` and :meth:`_terms`."""
+
+    every_step = False
+    """Reads validation accuracy at every step (and at reset)."""
+    at_end = False
+    """Reads validation accuracy at the last step."""
+
+    def reads_validation(self, last_step: bool) -> bool:
+        """Whether this reward reads a validation accuracy at a step (``last_step``: the
+        episode's last)."""
+        return self.every_step or (self.at_end and last_step)
+
+    def terms(self, config: RewardConfig, step: RewardStep) -> dict[str, float]:
+        """The named terms of one env step."""
+        if step.diverged:
+            return {"divergence": -float(config.divergence_penalty)}
+        return self._terms(config, step)
+
+    def _terms(self, config: RewardConfig, step: RewardStep) -> dict[str, float]:
+        raise NotImplementedError
+
+
+def _val_delta(config: RewardConfig, step: RewardStep) -> float:
+    assert step.val is not None and step.previous_val is not None
+    return config.scale * (step.val - step.previous_val)
+
+
+def _gap_closed(config: RewardConfig, step: RewardStep, weight: float = 1.0) -> float:
+    closed = mean_abs(step.previous.gap_values) - mean_abs(step.current.gap_values)
+    return weight * config.scale * closed
+
+
+class ValDelta(Reward):
+    every_step = True
+
+    def _terms(self, config, step):
+        return {"val_delta": _val_delta(config, step)}
+
+
+class Discrepancy(Reward):
+    def _terms(self, config, step):
+        return {"discrepancy": _gap_closed(config, step)}
+
+
+class Terminal(Reward):
+    at_end = True
+
+    def _terms(self, config, step):
+        value = config.scale * step.val if step.last_step and step.val is not None else 0.0
+        return {"terminal": value}
+
+
+class Hybrid(Reward):
+    every_step = True
+
+    def _terms(self, config, step):
+        return {"val_delta": _val_delta(config, step),
+                "discrepancy": _gap_closed(config, step, config.hybrid_discrepancy_weight)}
+
+
+val_delta, discrepancy, terminal, hybrid = ValDelta(), Discrepancy(), Terminal(), Hybrid()
+
+
+def get_reward(config: RewardConfig) -> Reward:
+    """The reward ``config.name`` names."""
+    return REWARDS.load(config.name)

@@ -72,6 +72,12 @@ def resolve_batch_sizes(requested: Sequence[float], config: SamplerConfig) -> tu
     return tuple(int(s) for s in np.clip(floors, lo, hi))
 
 
+def uniform_index(multipliers: Sequence[float]) -> int:
+    """The grid index of uniform sampling: the multiplier 1.0, else the middle of the grid."""
+    close = np.flatnonzero(np.isclose(np.asarray(multipliers, dtype=float), 1.0))
+    return int(close[0]) if len(close) else len(multipliers) // 2
+
+
 def multipliers_to_batch_sizes(indices: Sequence[int], config: SamplerConfig) -> tuple[int, ...]:
     """Batch sizes for one action: an index into ``config.multipliers`` per modality."""
     grid = np.asarray(config.multipliers)

@@ -26,7 +26,7 @@ from functools import cached_property
 import numpy as np
 from gymnasium import spaces
 
-from dus_env.config import EnvConfig
+from dus_env.config import EnvConfig, MonitorConfig, SamplerConfig
 from dus_env.monitor import RATIO_MAX, MonitorState
 
 PARTS: tuple[str, ...] = (
@@ -45,13 +45,20 @@ class ObservationLayout:
     """K: choices per modality in the action grid."""
 
     @classmethod
-    def from_config(cls, config: EnvConfig) -> ObservationLayout:
+    def for_parts(cls, n_modalities: int, monitor: MonitorConfig,
+                  sampler: SamplerConfig) -> ObservationLayout:
+        """The layout for ``n_modalities`` modalities with these monitor and sampler settings."""
         return cls(
-            n_modalities=len(config.modalities),
-            history_length=config.monitor.history_length,
-            discrepancy=config.monitor.discrepancy,
-            n_actions=len(config.sampler.multipliers),
+            n_modalities=n_modalities,
+            history_length=monitor.history_length,
+            discrepancy=monitor.discrepancy,
+            n_actions=len(sampler.multipliers),
         )
+
+    @classmethod
+    def from_config(cls, config: EnvConfig) -> ObservationLayout:
+        """The layout of an env built from ``config``."""
+        return cls.for_parts(len(config.modalities), config.monitor, config.sampler)
 
     def sizes(self) -> dict[str, int]:
         hm = self.history_length * self.n_modalities

@@ -17,8 +17,9 @@ import torch
 from dus_env import metrics
 from dus_env.config import ModelConfig, TrainerConfig
 from dus_env.data.base import DatasetSplit, MultimodalDataset
-from dus_env.hosts import HOSTS, Host
-from dus_env.models import MultimodalClassifier, class_probabilities
+from dus_env.hosts import Host
+from dus_env.registry import HOSTS
+from dus_env.models import MultimodalClassifier, class_probabilities, true_class_probability
 from dus_env.sampler import Batch
 from dus_env.seeding import torch_generator, torch_rng
 
@@ -77,7 +78,7 @@ class MMLTrainer:
         self.config = config
         self.model = model
         self.device = next(model.parameters()).device
-        self.host: Host = HOSTS[config.host](config, base_batch_size, torch_generator(seed))
+        self.host: Host = HOSTS.load(config.host)(config, base_batch_size, torch_generator(seed))
         if self.host.shared_head != (model.shared_head is not None):
             raise ValueError(f"host {config.host!r} needs shared_head={self.host.shared_head}")
         if config.optimizer == "sgd":
@@ -102,7 +103,7 @@ class MMLTrainer:
         device: str = "cpu",
     ) -> MMLTrainer:
         """A fresh model and trainer; initialisation is seeded and leaves global RNGs alone."""
-        shared = HOSTS[config.host].shared_head
+        shared = HOSTS.load(config.host).shared_head
         with torch_rng(seed, device):
             model = MultimodalClassifier(
                 dataset.modalities, dataset.input_shapes, dataset.n_classes, model_config,
@@ -118,10 +119,8 @@ class MMLTrainer:
         out = self.host.step(self.model, self.optimizer, batch)
         self.iteration += 1
         losses = {k: float(v) for k, v in out.losses.items()}
-        scores = {}
-        for m, logits in out.unimodal_logits.items():
-            labels = batch.labels[: logits.shape[0]]
-            scores[m] = float(torch.softmax(logits, dim=1).gather(1, labels[:, None]).mean())
+        scores = {m: true_class_probability(logits, batch.labels[: logits.shape[0]])
+                  for m, logits in out.unimodal_logits.items()}
         total = float(sum(losses.values()))
         return StepStats(
             loss=total,

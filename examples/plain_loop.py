@@ -16,8 +16,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,13 +23,11 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
-
-from dus_agents.heuristic import HeuristicPolicy, RandomPolicy, UniformPolicy  # noqa: E402
-from dus_env.config import PRESETS, get_preset  # noqa: E402
-from dus_env.data import make_dataset  # noqa: E402
-from dus_env.replay import DUSBatchSampler, SamplingController  # noqa: E402
-from dus_env.spaces import ObservationLayout  # noqa: E402
+from dus_agents.heuristic import HeuristicPolicy, RandomPolicy, UniformPolicy
+from dus_env.config import PRESETS, get_preset
+from dus_env.data import make_dataset
+from dus_env.replay import DUSBatchSampler, SamplingController
+from dus_env.spaces import ObservationLayout
 
 
 class Net(nn.Module):

@@ -1,7 +1,46 @@
+"""Shared test helpers: the repository root, script runners and small configs.
+
+Tests mirror the package: ``tests/dus_env`` (the library), ``tests/agents`` (policies, RL
+glue, evaluation), ``tests/scripts`` (the command lines end to end), ``tests/benchmarks``.
+Helper modules bigger than a fixture live in ``tests/support``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository checkout."""
+
+
+def run_script(script: str, *args: str, timeout: float = 300, check: bool = True,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python ROOT/script args...`` in a fresh interpreter (cwd ROOT), output captured."""
+    proc = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=ROOT,
+                          env=dict(os.environ, **(env or {})), capture_output=True, text=True,
+                          timeout=timeout)
+    if check:
+        assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-3000:])
+    return proc
+
+
+def run_module(module: str, *args: str, timeout: float = 300, check: bool = True,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m module args...`` in a fresh interpreter (cwd ROOT), output captured."""
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
+                          env=dict(os.environ, **(env or {})), capture_output=True, text=True,
+                          timeout=timeout)
+    if check:
+        assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-3000:])
+    return proc
 
 
 @pytest.fixture

@@ -1,43 +1,30 @@
 """Datasets: one protocol (:mod:`dus_env.data.base`) and small per-format readers.
 
-:func:`make_dataset` builds the dataset a config describes; :data:`DATASETS` maps each
-dataset kind to its builder (imported lazily, so ``import dus_env`` stays cheap).
+:func:`make_dataset` builds the dataset a config describes: each data config class names its
+reader (``module:function``, imported on first use, so ``import dus_env`` stays cheap); the
+kinds are :data:`dus_env.config.DATA_CONFIGS`.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from typing import Any
 
 from dus_env.data.base import SPLITS, DatasetSplit, MultimodalDataset, TensorDataset, TensorSplit
 from dus_env.errors import check_choice
 
-DATASETS: dict[str, str] = {
-    "synthetic": "dus_env.data.synthetic:make_synthetic",
-    "mfeat": "dus_env.data.mfeat:load_mfeat",
-    "cremad": "dus_env.data.audiovisual:load_cremad",
-    "kinetics_sounds": "dus_env.data.audiovisual:load_kinetics_sounds",
-    "twitter2015": "dus_env.data.image_text:load_twitter2015",
-    "sarcasm": "dus_env.data.image_text:load_sarcasm",
-    "nvgesture": "dus_env.data.nvgesture:load_nvgesture",
-    "features": "dus_env.data.features:load_features",
-}
-"""Dataset kind -> ``module:function`` building a :class:`MultimodalDataset` from its config."""
-
-
-def _builder(kind: str) -> Callable[[Any], MultimodalDataset]:
-    check_choice("data.name", kind, DATASETS)
-    module, func = DATASETS[kind].split(":")
-    return getattr(importlib.import_module(module), func)
-
-
 def make_dataset(config: Any) -> MultimodalDataset:
-    """Build the dataset for a data config (``SyntheticConfig``, ``MfeatConfig``, ...)."""
-    return _builder(config.name)(config)
+    """Build the dataset for a data config (``SyntheticConfig``, ``MfeatConfig``, ...): the
+    ``reader`` its class names (``module:function``), imported on first use."""
+    from dus_env.config import DATA_CONFIGS
+
+    kind = getattr(config, "name", None)
+    check_choice("data.name", kind, DATA_CONFIGS)
+    module, func = type(config).reader.split(":")
+    return getattr(importlib.import_module(module), func)(config)
 
 
 __all__ = [
-    "DATASETS",
     "SPLITS",
     "DatasetSplit",
     "MultimodalDataset",

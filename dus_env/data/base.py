@@ -4,7 +4,7 @@ A multimodal dataset is a set of *paired* samples: index ``i`` of every modality
 the same example and shares one label. Datasets expose three splits (``train``, ``val``,
 ``test``); each split returns tensors for any list of indices, per modality. Readers for new
 formats implement :class:`MultimodalDataset` and register a builder in
-:data:`dus_env.data.DATASETS`; nothing else in the package needs to change.
+a config class (:func:`dus_env.config.register_dataset`); nothing else needs to change.
 """
 
 from __future__ import annotations

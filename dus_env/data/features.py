@@ -28,6 +28,7 @@ from dus_env.data.base import (
     SPLITS, MultimodalDataset, TensorDataset, TensorSplit, require_config, standardize,
 )
 from dus_env.data.manifest import DatasetError
+from dus_env.files import atomic_writer
 from dus_env.models.encoders import ENCODERS
 from dus_env.seeding import torch_rng
 
@@ -54,7 +55,7 @@ def extract_features(
     for j, modality in enumerate(dataset.modalities):
         kind = model_config.encoder_for(modality)
         with torch_rng(seed + j, device):
-            encoder = ENCODERS[kind](tuple(shapes[modality]), model_config).to(device).eval()
+            encoder = ENCODERS.load(kind)(tuple(shapes[modality]), model_config).to(device).eval()
         for split_name in SPLITS:
             split = dataset.split(split_name)
             starts = range(0, len(split), batch_size)
@@ -73,11 +74,9 @@ def extract_features(
 def save_features(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
     """Write arrays and metadata atomically (a partial file never replaces a good one)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial.npz")
     full_meta = {"format_version": FORMAT_VERSION, **meta}
-    np.savez_compressed(tmp, meta=np.array(json.dumps(full_meta)), **arrays)
-    os.replace(tmp, path)
+    with atomic_writer(path, "wb") as handle:
+        np.savez_compressed(handle, meta=np.array(json.dumps(full_meta)), **arrays)
     return path
 
 

@@ -21,13 +21,9 @@ import numpy as np
 import torch
 
 from dus_env.data.base import SPLITS
-from dus_env.data.media import MediaError
+from dus_env.errors import DatasetError, MediaError
 
 DOCS = "docs/datasets.md"
-
-
-class DatasetError(ValueError):
-    """The data on disk does not match the documented layout (see docs/datasets.md)."""
 
 
 def resolve_root(configured: str | None, dataset: str, env_var: str) -> Path:

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dus_env.errors import MediaError
+
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
@@ -25,10 +27,6 @@ HASH_OFFSET: int = 1_000_000
 """Hashing-tokenizer ids lie in [HASH_OFFSET, HASH_OFFSET + HASH_VOCAB_SIZE), far above any
 real vocabulary, so ids from one tokenizer fed to the other tokenizer's encoder fail loudly."""
 PAD_ID: int = 0
-
-
-class MediaError(ValueError):
-    """A media file exists but cannot be decoded (corrupt, truncated, wrong format)."""
 
 
 # --------------------------------------------------------------------------- images

@@ -34,6 +34,7 @@ import numpy as np
 
 from dus_env.data.audiovisual import CREMAD_CLASSES, kinetics_sounds_classes
 from dus_env.data.manifest import DatasetError
+from dus_env.files import atomic_write, atomic_writer
 from dus_env.data.media import (
     fixed_length, list_frames, log_spectrogram, read_wav, resample,
     uniform_indices,
@@ -48,24 +49,17 @@ def _no_progress(items: Iterable[T], total: int, desc: str) -> Iterable[T]:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+    with atomic_writer(path, "wb") as handle:
+        np.save(handle, array)
 
 
 def _copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".partial")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with open(src, "rb") as source, atomic_writer(dst, "wb") as handle:
+        shutil.copyfileobj(source, handle)
 
 
 def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
 
 
 def _extract_frames(video: Path, out: Path, fps: float | None) -> None:

@@ -30,6 +30,24 @@ def class_probabilities(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=-1)
 
 
+def true_class_probability(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The batch score s^j: mean softmax probability of each row's true class (detached).
+
+    ``logits`` has shape ``(N, C)``, ``labels`` ``(N,)`` with N >= 1; the trainer and the
+    plain-loop controller (:mod:`dus_env.replay`) both score batches with this function.
+    """
+    if logits.ndim != 2 or labels.ndim != 1 or logits.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"logits of shape {tuple(logits.shape)} and labels of shape {tuple(labels.shape)} "
+            "do not match; expected logits (N, C) and labels (N,)"
+        )
+    if logits.shape[0] == 0:
+        raise ValueError("logits has 0 rows; a batch score needs at least one sample")
+    logits = logits.detach()
+    labels = labels.detach().to(device=logits.device, dtype=torch.long)
+    return float(torch.softmax(logits, dim=1).gather(1, labels[:, None]).mean())
+
+
 class MultimodalClassifier(nn.Module):
     """Encoders, unimodal heads and a concat fusion head, or one shared head (MLA).
 
@@ -55,7 +73,8 @@ class MultimodalClassifier(nn.Module):
         self.modalities = tuple(modalities)
         self.n_classes = n_classes
         self.encoders = nn.ModuleDict({
-            m: ENCODERS[config.encoder_for(m)](tuple(input_shapes[m]), config) for m in modalities
+            m: ENCODERS.load(config.encoder_for(m))(tuple(input_shapes[m]), config)
+            for m in modalities
         })
         d = config.feature_dim
         if shared_head:

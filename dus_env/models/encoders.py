@@ -2,7 +2,8 @@
 
 An encoder builder takes the shape of one input sample and the :class:`ModelConfig` and returns
 an ``nn.Module`` mapping a batch to features of width ``config.feature_dim``. Register new
-kinds (conv, transformer, pretrained backbones) with :func:`register_encoder`.
+kinds (conv, transformer, pretrained backbones) with :func:`register_encoder`; the built-in
+kinds are listed, by import path, in :data:`dus_env.registry.ENCODERS`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import math
 from typing import TYPE_CHECKING, Callable
 
 from torch import nn
+
+from dus_env.registry import ENCODERS
 
 if TYPE_CHECKING:
     from dus_env.config import ModelConfig
@@ -29,34 +32,7 @@ def build_mlp(input_shape: tuple[int, ...], config: ModelConfig) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-def _lazy(target: str) -> EncoderBuilder:
-    """A builder importing ``module:function`` on first use (keeps ``import dus_env`` cheap)."""
-
-    def build(input_shape: tuple[int, ...], config: ModelConfig) -> nn.Module:
-        import importlib
-
-        module, func = target.split(":")
-        return getattr(importlib.import_module(module), func)(input_shape, config)
-
-    build.__doc__ = f"Lazy builder for ``{target}``."
-    return build
-
-
-ENCODERS: dict[str, EncoderBuilder] = {
-    "mlp": build_mlp,
-    "resnet18": _lazy("dus_env.models.vision:build_resnet18"),
-    "resnet50": _lazy("dus_env.models.vision:build_resnet50"),
-    "r3d18": _lazy("dus_env.models.vision:build_r3d18"),
-    "text_bag": _lazy("dus_env.models.text:build_text_bag"),
-    "bert": _lazy("dus_env.models.text:build_bert"),
-}
-"""Encoder kind -> builder. ``ModelConfig.encoder`` must name one of these. ``resnet18`` /
-``resnet50`` take ``(C, H, W)`` images or ``(T, C, H, W)`` frame stacks, ``r3d18`` video clips,
-``text_bag`` / ``bert`` token ids (see :mod:`dus_env.models.vision` and :mod:`dus_env.models.text`)."""
-
-
-def register_encoder(name: str, builder: EncoderBuilder, *, overwrite: bool = False) -> None:
-    """Add an encoder kind to :data:`ENCODERS`."""
-    if name in ENCODERS and not overwrite:
-        raise ValueError(f"encoder {name!r} is already registered; pass overwrite=True to replace it")
-    ENCODERS[name] = builder
+def register_encoder(name: str, builder: EncoderBuilder | str, *, overwrite: bool = False) -> None:
+    """Add an encoder kind: a builder ``(input_shape, model_config) -> nn.Module``, or its
+    import path ``"module:function"``."""
+    ENCODERS.register(name, builder, overwrite=overwrite)

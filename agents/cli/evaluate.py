@@ -1,0 +1,124 @@
+"""``dus-evaluate`` (``evaluate.py``): replay sampling policies inside ordinary training runs
+and compare them.
+
+Each run is one DUS-v0 episode (one multimodal training run from a fresh model) driven by one
+policy, for one host method and one seed. During the run the model with the best validation
+accuracy is kept (model selection on validation only); after the run that model is evaluated
+once on the test split: accuracy, macro-F1, MAP, each modality's own accuracy, the linear-probe
+accuracy of each frozen encoder, and the samples each modality consumed.
+
+Outputs in ``--out-dir``:
+
+* ``results.csv``: one row per run, appended and flushed as each run finishes; a rerun skips the
+  runs already there (keyed by policy, host, preset, seed), so an interrupted sweep resumes.
+* ``traces.jsonl``: per run, per env step: batch sizes, batch and cumulative scores, gap,
+  validation accuracy, samples consumed.
+* ``summary.json`` / ``summary.md``: mean and 95% t-interval per policy x host, and the
+  seed-paired difference to ``uniform`` where it ran.
+* ``batch_sizes.png``, ``scores.png``, ``val_accuracy.png``, ``final_metrics.png``.
+* ``config.json``: the arguments and the resolved env config of each host.
+* ``failed_runs.json`` (Ray backend, only when runs failed for good): each run that failed on
+  every attempt, with its error; such runs have no row, so a rerun retries them.
+
+Backends: ``--backend local`` (default) runs the sweep in this process, one run after another.
+``--backend ray`` makes every run one Ray task with its own resources (``--cpus-per-run``,
+``--gpus-per-run``); a run whose worker dies or raises is retried up to ``--max-retries``
+times and reported. With no ``--address`` Ray starts on this machine (``--ray-cpus`` cores);
+``--address`` joins a running cluster (see docs/scaling.md).
+
+Usage::
+
+    dus-evaluate --preset default --policies uniform,heuristic --seeds 0-4
+    dus-evaluate --preset tiny --policies uniform,random,heuristic,ppo:runs/quickstart \\
+        --hosts joint,mla --seeds 0-9 --budget-matched --out-dir runs/eval_tiny
+    dus-evaluate --preset tiny --policies uniform,heuristic --seeds 0-9 --backend ray
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from dus_agents.evaluation.sweep import EvaluateArgs, Plan, sweep, validate, write_reports
+from dus_env import cli
+from dus_env.config import preset_help
+
+PROG = "dus-evaluate"
+
+
+def build_parser():
+    return cli.build_parser(
+        EvaluateArgs, prog=PROG,
+        description="Replay sampling policies inside training runs; compare them on test.",
+        epilog="presets: " + preset_help(),
+    )
+
+
+def connect_ray(args: EvaluateArgs):
+    """Start or join Ray for ``--backend ray``; raises UsageError when Ray is missing, the
+    address does not answer or a run would never fit."""
+    from dus_agents.ray_backend import open_session
+
+    session, warning = open_session(args.address, args.ray_cpus, "--cpus-per-run",
+                                    args.cpus_per_run, "--gpus-per-run", args.gpus_per_run,
+                                    log_to_driver=not args.quiet)
+    if warning:
+        print(f"{PROG}: {warning}", file=sys.stderr)
+    return session
+
+
+def _progress(plan: Plan) -> Any:
+    """A tqdm progress callback, or None with --quiet."""
+    if plan.args.quiet:
+        return None
+    tqdm = cli.require("tqdm", "agents", "the progress bar (or pass --quiet)").tqdm
+    bar = tqdm(desc="runs", unit="run", dynamic_ncols=True)
+
+    def update(key, total):
+        bar.total = total
+        bar.update(1)
+        bar.set_postfix_str(f"{key[0]} {key[1]} seed={key[2]}")
+    update.bar = bar  # type: ignore[attr-defined]
+    return update
+
+
+def main(argv: Sequence[str] | None = None, fault: Any = None) -> int:
+    """Run the sweep; 0 when every run has its row, 1 when some run failed for good (listed on
+    stderr and in ``failed_runs.json``; rerun to retry them). Bad input: one line on stderr and
+    ``SystemExit(2)``, before anything is written. ``fault`` is a test hook."""
+    return cli.run(lambda a: _main(a, fault), argv, prog=PROG)
+
+
+def _main(argv: Sequence[str] | None, fault: Any) -> int:
+    import torch
+
+    args, _ = cli.parse(EvaluateArgs, argv, build_parser())
+    torch.set_num_threads(max(1, min(args.threads, 1024)))
+    plan = validate(args)
+    progress = _progress(plan)
+    session = connect_ray(args) if args.backend == "ray" else None
+    try:
+        rows, failures = sweep(plan, fault, progress)
+    finally:
+        if progress is not None:
+            progress.bar.close()
+        if session is not None:
+            session.close()
+    write_reports(plan, rows)
+    if not args.quiet:
+        print((plan.out_dir / "summary.md").read_text())
+        print(f"results: {plan.out_dir / 'results.csv'} ({len(rows)} runs)")
+    if failures:
+        for (policy, host, seed), failure in failures.items():
+            print(f"{PROG}: run policy={policy} host={host} seed={seed} failed after "
+                  f"{failure.attempts} attempt(s): {failure.error}", file=sys.stderr)
+        print(f"{PROG}: {len(failures)} run(s) failed and have no row (listed in "
+              f"{plan.out_dir / 'failed_runs.json'}); rerun the same command to retry them",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""``dus-train`` (``train_agent.py``): train a DUS sampling agent on DUS-v0 and save it as one
+policy artefact.
+
+    dus-train                                          # PPO, "default" preset
+    dus-train --agent reinforce --preset tiny --total-timesteps 600
+    dus-train --n-envs 2 --total-timesteps 8000
+    dus-train --vec-env ray --n-envs 2 --total-timesteps 8000   # envs in Ray actors
+    dus-train --resume runs/DUS-v0-default__ppo__0__1700000000
+
+A run directory ``{out_dir}/{env}__{agent}__{seed}__{unixtime}`` receives ``config.json``
+(these arguments, the env config and spec, the agent settings), ``policy.zip`` (the artefact,
+replayable with ``dus_agents.registry.make_policy("ppo:PATH", env)``), ``checkpoints/``,
+``tb/`` (TensorBoard), ``logs/`` (CSV), ``monitor/``, ``episodes.jsonl`` (one line per
+training episode) and ``summary.json``.
+
+PPO trains in rollouts of ``n_steps * n_envs`` env steps, so the total is rounded up to a whole
+number of rollouts; REINFORCE trains in whole episodes (each one a training run), so its total is
+rounded up to whole episodes. ``--resume DIR`` continues from the newest checkpoint in DIR and
+stops at the requested total (pass a larger ``--total-timesteps`` to extend a finished run).
+
+``--vec-env ray`` puts each PPO env in its own Ray actor (``dus_agents.ray_vec_env.RayVecEnv``):
+on this machine by default, on a running cluster with ``--address``. An actor whose process
+dies is restarted (``--max-restarts``) and its episode ends as a terminal step flagged
+``info["worker_restarted"]``; PPO trains on. Needs ``pip install 'dus-env[ray]'``; see
+docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dus_agents.training import AGENTS, RAY_FLAGS, VEC_ENVS, TrainArgs, env_overrides, train
+from dus_env import cli
+from dus_env.config import preset_help
+from dus_env.errors import UsageError, did_you_mean
+
+PROG = "dus-train"
+
+
+def build_parser():
+    return cli.build_parser(
+        TrainArgs, prog=PROG,
+        description="Train a DUS sampling agent (PPO or online REINFORCE) on DUS-v0.",
+        epilog="presets: " + preset_help(),
+    )
+
+
+def check_choice(name: str, value: Any, choices: Any) -> None:
+    choices = list(choices)
+    if value not in choices:
+        raise UsageError(f"--{name.replace('_', '-')}={value!r} is not valid; valid choices: "
+                         f"{choices}.{did_you_mean(value, choices)}")
+
+
+RESUME_FIXED = ("agent", "preset", "host", "set", "seed", "n_envs", "out_dir", "run_name")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainArgs, Path | None]:
+    """Parse and validate; every error exits with code 2 before anything is written.
+    Returns the arguments and the run directory to resume (or None)."""
+    from dus_env.config import HOSTS, PRESETS
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = TrainArgs(**vars(parser.parse_args(argv)))
+    resume_dir = None
+    if args.resume is not None:
+        resume_dir = Path(args.resume)
+        config_file = resume_dir / "config.json"
+        if not config_file.is_file():
+            raise UsageError(f"--resume={args.resume!r}: no run directory with a config.json there")
+        try:
+            saved = json.loads(config_file.read_text())["args"]
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise UsageError(f"--resume={args.resume!r}: unreadable config.json ({exc})")
+        given = cli.explicit_flags(parser, argv)
+        for name in RESUME_FIXED:
+            if name in given and getattr(args, name) != saved.get(name):
+                raise UsageError(
+                    f"--{name.replace('_', '-')}={getattr(args, name)!r} conflicts with the "
+                    f"resumed run's {name}={saved.get(name)!r}; drop it to resume"
+                )
+        merged = {k: saved[k] for k in saved if k in TrainArgs.__dataclass_fields__}
+        for name in given:
+            merged[name] = getattr(args, name)
+        merged["resume"] = str(resume_dir)
+        args = TrainArgs(**merged)
+    check_choice("agent", args.agent, AGENTS)
+    check_choice("preset", args.preset, PRESETS)
+    check_choice("vec_env", args.vec_env, VEC_ENVS)
+    if args.host is not None:
+        check_choice("host", args.host, HOSTS)
+    if args.set:
+        from dus_env.config import config_from_dict, get_preset
+
+        try:  # every key, value and name checked before anything is written
+            config_from_dict(env_overrides(args), base=get_preset(args.preset))
+        except (ValueError, TypeError) as exc:
+            raise UsageError(str(exc) if str(exc).startswith("--set") else f"--set: {exc}")
+    if args.n_envs == 0:
+        args = dataclasses.replace(args, n_envs=2 if args.agent == "ppo" else 1)
+    for name, low in (("total_timesteps", 1), ("n_envs", 1), ("checkpoint_freq", 1),
+                      ("keep_checkpoints", 1), ("eval_episodes", 0), ("torch_threads", 1)):
+        if getattr(args, name) < low:
+            raise UsageError(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= {low}")
+    if args.agent == "reinforce" and args.n_envs != 1:
+        raise UsageError(f"--n-envs={args.n_envs}: the reinforce agent learns online from one env "
+                     "at a time; use --n-envs 1 (or --agent ppo)")
+    if args.agent == "reinforce" and args.vec_env != "auto":
+        raise UsageError(f"--vec-env={args.vec_env!r}: the reinforce agent steps one env in this "
+                     "process; drop --vec-env (or use --agent ppo)")
+    for name, low in (("ray_cpus", 0), ("cpus_per_env", 0), ("gpus_per_env", 0),
+                      ("max_restarts", -1)):
+        if getattr(args, name) < low:
+            raise UsageError(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= {low}")
+    if args.address and args.ray_cpus:
+        raise UsageError(f"--ray-cpus={args.ray_cpus} sizes a Ray instance started on this machine; "
+                     f"with --address={args.address!r} the cluster's own resources apply: drop "
+                     "one of them")
+    if args.vec_env != "ray":
+        for name in RAY_FLAGS:
+            if name in cli.explicit_flags(parser, argv):
+                flag = "--" + name.replace("_", "-")
+                raise UsageError(f"{flag} applies to --vec-env ray only; add --vec-env ray or "
+                             f"drop {flag}")
+    out_dir = Path(args.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out-dir={args.out_dir!r} is a file, not a directory")
+    for parent in out_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"--out-dir={args.out_dir!r}: {str(parent)!r} is a file, not a directory")
+    if resume_dir is None and args.run_name is not None:
+        if "/" in args.run_name or args.run_name in ("", ".", ".."):
+            raise UsageError(f"--run-name={args.run_name!r} must be a plain folder name")
+        if (out_dir / args.run_name).exists():
+            raise UsageError(f"--run-name={args.run_name!r}: {str(out_dir / args.run_name)!r} exists; "
+                         "use --resume to continue it")
+    return args, resume_dir
+
+
+def main(argv: Sequence[str] | None = None, crash_at_step: dict[int, int] | None = None) -> int:
+    """Train and save one policy. Bad input: one line on stderr and ``SystemExit(2)``, before
+    anything is written. ``crash_at_step`` is a test hook of ``--vec-env ray`` (``{env index:
+    n}``: that env's first actor kills its own process in its n-th step)."""
+    return cli.run(lambda a: _main(a, crash_at_step), argv, prog=PROG)
+
+
+def _main(argv: Sequence[str] | None, crash_at_step: dict[int, int] | None) -> int:
+    args, resume_dir = parse_args(argv)
+    session = None
+    if args.vec_env == "ray":
+        from dus_agents.ray_backend import open_session
+
+        session, warning = open_session(args.address, args.ray_cpus, "--cpus-per-env",
+                                        args.cpus_per_env, "--gpus-per-env", args.gpus_per_env,
+                                        count=args.n_envs, what="env actors (--n-envs)")
+        if warning:
+            print(f"{PROG}: {warning}", file=sys.stderr)
+    try:
+        return train(args, resume_dir, crash_at_step)
+    finally:
+        if session is not None:
+            session.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

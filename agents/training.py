@@ -1,0 +1,386 @@
+"""Training a sampling policy: the loops behind ``dus-train`` (``train_agent.py``).
+
+:func:`train` builds the env, runs PPO (:func:`train_ppo`, Stable-Baselines3 over many training
+runs) or the online REINFORCE agent (:func:`train_reinforce`, consecutive runs), saves the
+policy artefact and writes the run directory: ``config.json``, ``policy.zip``,
+``checkpoints/``, ``tb/``, ``logs/``, ``monitor/``, ``episodes.jsonl``, ``summary.json``.
+:class:`TrainArgs` is what the command line fills; :mod:`dus_agents.cli.train` validates it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dus_env.errors import UsageError
+from dus_env.files import atomic_write
+
+AGENTS: tuple[str, ...] = ("ppo", "reinforce")
+VEC_ENVS: tuple[str, ...] = ("auto", "dummy", "subproc", "ray")
+RAY_FLAGS: tuple[str, ...] = ("address", "ray_cpus", "cpus_per_env", "gpus_per_env",
+                              "max_restarts")
+"""Flags only --vec-env ray reads."""
+
+
+@dataclass
+class TrainArgs:
+    """What to train (each field is one ``dus-train`` / ``train_agent.py`` flag)."""
+
+    agent: str = "ppo"
+    """Agent to train: ppo (Stable-Baselines3 PPO over many training runs) or reinforce (the
+    online agent that learns inside each run; trained over consecutive runs)."""
+    preset: str = "default"
+    """Env preset (see --help's list)."""
+    host: str | None = None
+    """Host MML method overriding the preset's (joint, mla, ogm_ge, unimodal)."""
+    set: list[str] = dataclasses.field(default_factory=list, metadata={"metavar": "KEY=VALUE"})
+    """Env config override KEY=VALUE over the preset, repeatable, e.g. --set
+    reward.name=discrepancy --set sampler.multipliers=[0.5,1,2] (values read as JSON when
+    they parse)."""
+    total_timesteps: int = 8000
+    """Env steps to train for (all envs together); default-preset episodes are 20 steps. The
+    default is where PPO's checkpoints beat uniform on validation in docs/RESULTS.md (Cost)."""
+    n_envs: int = 0
+    """Parallel envs for PPO (see --vec-env); 0: 2 for ppo (one per core of a small machine),
+    1 for reinforce, which learns from one env."""
+    vec_env: str = "auto"
+    """How PPO's envs run: auto (dummy for one env, subproc for more), dummy (all in this
+    process), subproc (one process each), ray (one Ray actor each; pip install
+    'dus-env[ray]')."""
+    address: str | None = None
+    """--vec-env ray: the Ray cluster to join (host:port of the head node, ray://host:10001,
+    or auto); not given: start Ray on this machine."""
+    ray_cpus: int = 0
+    """--vec-env ray without --address: logical CPUs of the Ray instance started here (0: every
+    core this process may use)."""
+    cpus_per_env: float = 1.0
+    """--vec-env ray: CPUs each env actor reserves."""
+    gpus_per_env: float = 0.0
+    """--vec-env ray: GPUs each env actor reserves (a fraction shares a GPU; envs with a GPU
+    train their model on it)."""
+    max_restarts: int = 3
+    """--vec-env ray: restarts of each env actor after its process dies (-1: no limit)."""
+    seed: int = 0
+    """Seed of the agent and of the training episodes."""
+    out_dir: str = "runs"
+    """Folder that receives the run directory."""
+    run_name: str | None = None
+    """Fixed run-directory name instead of {env}__{agent}__{seed}__{unixtime} (must not exist)."""
+    resume: str | None = None
+    """Run directory to continue from its newest checkpoint (other settings come from its
+    config.json; --total-timesteps may raise the total)."""
+    checkpoint_freq: int = 1000
+    """Timesteps between checkpoints (taken at rollout/episode boundaries)."""
+    keep_checkpoints: int = 3
+    """How many of the newest checkpoints to keep."""
+    eval_episodes: int = 3
+    """After training, replay the saved policy (deterministic) and the uniform sampler on this
+    many fresh episodes with the same seeds and record both in summary.json (0: skip)."""
+    progress_bar: bool = True
+    """Show a progress bar (tqdm + rich)."""
+    torch_threads: int = 1
+    """torch.set_num_threads for this process (workers always use 1)."""
+
+
+# --------------------------------------------------------------------------- helpers
+def env_overrides(args: TrainArgs) -> dict[str, Any]:
+    """The env config overrides over the preset: ``--set`` pairs, then ``--host``."""
+    from dus_env.config import overrides_from_pairs
+
+    overrides = overrides_from_pairs(args.set)
+    if args.host:
+        overrides.setdefault("trainer", {})["host"] = args.host
+    return overrides
+
+
+def make_logger(run_dir: Path, segment: int):
+    """SB3 logger writing TensorBoard events to tb/ and CSV to logs/progress_<segment>.csv."""
+    from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
+
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    return Logger(folder=str(run_dir / "logs"), output_formats=[
+        TensorBoardOutputFormat(str(run_dir / "tb")),
+        CSVOutputFormat(str(run_dir / "logs" / f"progress_{segment}.csv")),
+    ])
+
+
+def read_episodes(run_dir: Path) -> list[dict[str, float]]:
+    path = run_dir / "episodes.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def episode_seed(seed: int, index: int) -> int:
+    """Reset seed of training episode ``index`` (the same after a resume)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def compare_with_uniform(policy: Any, args: TrainArgs, n_episodes: int) -> dict[str, Any]:
+    """Deterministic replay of ``policy`` and the uniform sampler on the same fresh seeds."""
+    import gymnasium as gym
+    import numpy as np
+
+    import dus_env
+    from dus_agents import UniformPolicy, run_episode
+
+    env = gym.make(dus_env.ENV_ID, preset=args.preset, config=env_overrides(args) or None)
+    seeds = [10_000 + i for i in range(n_episodes)]
+    out: dict[str, Any] = {"seeds": seeds}
+    for name, pol in (("policy", policy), ("uniform", UniformPolicy.for_env(env))):
+        returns, accs = [], []
+        for s in seeds:
+            result = run_episode(env, pol, seed=s, deterministic=True)
+            returns.append(result.episode_return)
+            val = result.infos[-1].get("validation") or {}
+            accs.append(val.get("accuracy"))
+        out[name] = {"returns": returns, "mean_return": float(np.mean(returns)),
+                     "final_val_acc": accs}
+    out["mean_return_difference"] = out["policy"]["mean_return"] - out["uniform"]["mean_return"]
+    env.close()
+    return out
+
+
+def build_vec_env(args: TrainArgs, run_dir: Path, reward_scale: float,
+                  crash_at_step: dict[int, int] | None = None):
+    """PPO's VecEnv as ``--vec-env`` asks (monitor files ``monitor/<rank>.monitor.csv``).
+    ``crash_at_step`` is the RayVecEnv test hook (``{env index: step}``)."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    from dus_agents.ppo import make_env_fn, make_vec_env
+
+    overrides = env_overrides(args)
+    if args.vec_env == "auto":
+        return make_vec_env(args.preset, args.n_envs, overrides, monitor_dir=run_dir / "monitor",
+                            reward_scale=reward_scale)
+    (run_dir / "monitor").mkdir(parents=True, exist_ok=True)
+    if args.vec_env == "ray" and args.gpus_per_env > 0:
+        overrides = {**overrides, "device": "cuda"}
+    fns = [make_env_fn(args.preset, overrides, str(run_dir / "monitor" / str(rank)), reward_scale)
+           for rank in range(args.n_envs)]
+    if args.vec_env == "dummy":
+        return DummyVecEnv(fns)
+    if args.vec_env == "subproc":
+        return SubprocVecEnv(fns)
+    from dus_agents.ray_vec_env import RayVecEnv
+
+    return RayVecEnv(fns, num_cpus=args.cpus_per_env, num_gpus=args.gpus_per_env,
+                     max_restarts=args.max_restarts, crash_at_step=crash_at_step)
+
+
+# --------------------------------------------------------------------------- agents
+def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
+              crash_at_step: dict[int, int] | None = None) -> tuple[Any, dict]:
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.utils import set_random_seed
+
+    from dus_agents.callbacks import (
+        DUSInfoCallback,
+        RolloutCheckpointCallback,
+        list_checkpoints,
+        truncate_jsonl,
+    )
+    from dus_agents.ppo import PPOConfig, PPOPolicy, build_ppo
+
+    config = PPOConfig()
+    episode_length = probe_env.unwrapped.config.steps_per_episode
+    rollout = config.rollout_steps(episode_length) * args.n_envs
+    target = -(-args.total_timesteps // rollout) * rollout
+    vec_env = build_vec_env(args, run_dir, config.reward_scale, crash_at_step)
+    info: dict[str, Any] = {"rollout_timesteps": rollout, "target_timesteps": target,
+                            "ppo_config": config.to_dict(),
+                            "sb3_kwargs": config.sb3_kwargs(episode_length, args.n_envs)}
+    model = None
+    for checkpoint in reversed(list_checkpoints(run_dir / "checkpoints")):
+        try:
+            model = PPO.load(str(checkpoint), env=vec_env, device=config.device)
+            info["resumed_from"] = str(checkpoint)
+            break
+        except Exception as exc:  # a damaged checkpoint: fall back to the one before
+            print(f"warning: skipping unreadable checkpoint {checkpoint}: {exc}", file=sys.stderr)
+    if model is None:
+        model = build_ppo(vec_env, config, args.seed, episode_length)
+    else:
+        set_random_seed(args.seed + model.num_timesteps)
+        vec_env.seed(args.seed + model.num_timesteps)
+    model.set_logger(make_logger(run_dir, segment))
+    done = model.num_timesteps
+    truncate_jsonl(run_dir / "episodes.jsonl", done)
+    dus_cb = DUSInfoCallback(run_dir / "episodes.jsonl")
+    callbacks = [dus_cb, RolloutCheckpointCallback(
+        args.checkpoint_freq, run_dir / "checkpoints", keep_last=args.keep_checkpoints)]
+    try:
+        if done < target:
+            model.learn(target - done, callback=callbacks, reset_num_timesteps=False,
+                        progress_bar=args.progress_bar)
+    finally:
+        vec_env.close()
+    if args.vec_env == "ray":
+        info["worker_restarts"] = int(sum(vec_env.restarts))
+    policy = PPOPolicy(model, probe_env.unwrapped.spec_dict())
+    info["timesteps"] = int(model.num_timesteps)
+    return policy, info
+
+
+def train_reinforce(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int) -> tuple[Any, dict]:
+    from tqdm.auto import tqdm
+
+    from dus_agents.callbacks import (
+        append_jsonl,
+        episode_scalars,
+        list_checkpoints,
+        step_scalars,
+        truncate_jsonl,
+    )
+    from dus_agents.reinforce import ReinforceAgent, ReinforceConfig
+    from dus_agents.rollout import run_episode
+
+    env = probe_env
+    episode_length = env.unwrapped.config.steps_per_episode
+    n_episodes = -(-args.total_timesteps // episode_length)
+    target = n_episodes * episode_length
+    spec = env.unwrapped.spec_dict()
+    checkpoints = run_dir / "checkpoints"
+    agent, info = None, {"target_timesteps": target, "episode_length": episode_length}
+    for checkpoint in reversed(list_checkpoints(checkpoints, "reinforce")):
+        try:
+            agent = ReinforceAgent.load(checkpoint, env, frozen=False)
+            info["resumed_from"] = str(checkpoint)
+            break
+        except Exception as exc:
+            print(f"warning: skipping unreadable checkpoint {checkpoint}: {exc}", file=sys.stderr)
+    if agent is None:
+        agent = ReinforceAgent.for_env(env, ReinforceConfig(), seed=args.seed)
+    info["reinforce_config"] = agent.config.to_dict()
+    logger = make_logger(run_dir, segment)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    last_saved = agent.steps_seen
+    truncate_jsonl(run_dir / "episodes.jsonl", agent.steps_seen)
+    start_episode = agent.steps_seen // episode_length
+    bar = tqdm(total=target, initial=agent.steps_seen, unit="step", disable=not args.progress_bar)
+    for index in range(start_episode, n_episodes):
+        result = run_episode(env, agent, seed=episode_seed(args.seed, index), deterministic=False)
+        for step_info in result.infos[1:]:
+            for key, value in step_scalars(step_info).items():
+                logger.record_mean(key, value)
+        scalars = episode_scalars(result.infos[-1], result.episode_return, result.length)
+        append_jsonl(run_dir / "episodes.jsonl", {**scalars, "timesteps": agent.steps_seen})
+        for key, value in {**scalars, **{f"reinforce/{k}": v
+                                         for k, v in agent.last_update.items()}}.items():
+            logger.record(key, value)
+        logger.record("time/episodes", agent.n_episodes)
+        logger.dump(step=agent.steps_seen)
+        bar.update(result.length)
+        if agent.steps_seen - last_saved >= args.checkpoint_freq or index == n_episodes - 1:
+            path = checkpoints / f"reinforce_{agent.steps_seen}_steps.zip"
+            agent.save(path, spec, {"episodes": agent.n_episodes})
+            last_saved = agent.steps_seen
+            for old in list_checkpoints(checkpoints, "reinforce")[:-args.keep_checkpoints]:
+                old.unlink(missing_ok=True)
+    bar.close()
+    logger.close()
+    info["timesteps"] = int(agent.steps_seen)
+    info["updates"] = int(agent.n_updates)
+    return agent, info
+
+
+# --------------------------------------------------------------------------- the run
+def train(args: TrainArgs, resume_dir: Path | None,
+          crash_at_step: dict[int, int] | None = None) -> int:
+    """Everything after argument checking: build the env, train, save, summarise."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+
+    import dus_env
+
+    torch.set_num_threads(args.torch_threads)
+    try:
+        probe_env = gym.make(dus_env.ENV_ID, preset=args.preset,
+                             config=env_overrides(args) or None)
+    except (ValueError, TypeError) as exc:  # before anything is written
+        raise UsageError(f"could not build the env: {exc}") from None
+    env_name = f"DUS-v0-{args.preset}" + (f"-{args.host}" if args.host else "")
+
+    if resume_dir is not None:
+        run_dir = resume_dir
+        previous = json.loads((run_dir / "config.json").read_text())
+        segment = previous.get("segments", 1)
+    else:
+        name = args.run_name or f"{env_name}__{args.agent}__{args.seed}__{int(time.time())}"
+        run_dir = Path(args.out_dir) / name
+        suffix = 1
+        while run_dir.exists():
+            run_dir = Path(args.out_dir) / f"{name}_{suffix}"
+            suffix += 1
+        segment = 0
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "args": dataclasses.asdict(args),
+        "env_id": dus_env.ENV_ID,
+        "env_config": probe_env.unwrapped.config_dict(),
+        "env_spec": probe_env.unwrapped.spec_dict(),
+        "segments": segment + 1,
+        "command": [sys.executable, *sys.argv],
+    }
+    atomic_write(run_dir / "config.json", json.dumps(config, indent=2, default=str))
+    print(f"run directory: {run_dir}")
+
+    start = time.perf_counter()
+    if args.agent == "ppo":
+        policy, info = train_ppo(args, run_dir, probe_env, segment, crash_at_step)
+    else:
+        policy, info = train_reinforce(args, run_dir, probe_env, segment)
+    train_time = time.perf_counter() - start
+    policy_path = run_dir / "policy.zip"
+    policy.save(policy_path, metadata={"args": dataclasses.asdict(args),
+                                       "timesteps": info["timesteps"]})
+
+    previous_summary = {}
+    if (run_dir / "summary.json").exists():
+        previous_summary = json.loads((run_dir / "summary.json").read_text())
+    records = read_episodes(run_dir)
+    # an episode cut short by a lost Ray worker has no return (and no Monitor record)
+    episodes = [e for e in records if "dus/episode/return" in e]
+    last = episodes[-10:]
+    summary: dict[str, Any] = {
+        "agent": args.agent,
+        "preset": args.preset,
+        "host": args.host or probe_env.unwrapped.config.trainer.host,
+        "seed": args.seed,
+        "requested_timesteps": args.total_timesteps,
+        **info,
+        "episodes": len(episodes),
+        "episodes_lost_to_worker_restarts": len(records) - len(episodes),
+        "wall_time_s": train_time,
+        "total_wall_time_s": train_time + previous_summary.get("total_wall_time_s", 0.0),
+        "final_mean_episode_return": (float(np.mean([e["dus/episode/return"] for e in last]))
+                                      if last else None),
+        "final_mean_val_acc": (float(np.mean([e["dus/episode/final_val_acc"] for e in last
+                                              if "dus/episode/final_val_acc" in e]))
+                               if any("dus/episode/final_val_acc" in e for e in last) else None),
+        "policy": str(policy_path),
+        "segments": segment + 1,
+    }
+    if args.eval_episodes:
+        from dus_agents.registry import make_policy
+
+        replay = make_policy(f"{args.agent}:{policy_path}", probe_env)
+        summary["replay_vs_uniform"] = compare_with_uniform(replay, args, args.eval_episodes)
+    atomic_write(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
+    probe_env.close()
+    print(f"trained {summary['timesteps']} timesteps ({summary['episodes']} episodes) in "
+          f"{train_time:.1f} s; final mean episode return "
+          f"{summary['final_mean_episode_return']}; policy: {policy_path}")
+    if "replay_vs_uniform" in summary:
+        cmp = summary["replay_vs_uniform"]
+        print(f"replay (deterministic) mean return {cmp['policy']['mean_return']:.2f} vs uniform "
+              f"{cmp['uniform']['mean_return']:.2f} on {args.eval_episodes} fresh episodes")
+    return 0

@@ -1,0 +1,98 @@
+"""Named components, registered by ``"module:attribute"`` strings.
+
+Each kind of component the config names (host methods, encoders, rewards) has one
+:class:`Registry`: the only source of its valid names (dataset kinds are their config classes,
+:data:`dus_env.config.DATA_CONFIGS`). Entries are import paths, so checking a
+name imports nothing (``import dus_env.config`` stays free of torch); :meth:`Registry.load`
+imports an entry on first use. Users add their own with :meth:`Registry.register`, as an
+import path or as the object itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from dus_env.errors import check_choice
+
+
+class Registry(Mapping[str, Any]):
+    """Name -> ``"module:attribute"`` (or the registered object itself).
+
+    Args:
+        kind: what the entries are (used in messages), e.g. ``"host"``.
+        field: the config field that names an entry, e.g. ``"trainer.host"``.
+        entries: the built-in entries.
+    """
+
+    def __init__(self, kind: str, field: str, entries: Mapping[str, Any]) -> None:
+        self.kind, self.field = kind, field
+        self._entries: dict[str, Any] = dict(entries)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {list(self._entries)})"
+
+    def check(self, value: object, field: str | None = None) -> None:
+        """Raise ``ValueError`` (with the valid names and a "did you mean") unless ``value`` is a
+        registered name."""
+        check_choice(field or self.field, value, self._entries)
+
+    def load(self, name: str) -> Any:
+        """The object registered as ``name`` (imported on first use)."""
+        self.check(name)
+        target = self._entries[name]
+        if isinstance(target, str):
+            module, _, attribute = target.partition(":")
+            target = getattr(importlib.import_module(module), attribute)
+        return target
+
+    def register(self, name: str, target: Any, *, overwrite: bool = False) -> None:
+        """Add ``name`` -> ``target`` (an import path ``"module:attribute"`` or the object)."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{self.kind} name={name!r} must be a non-empty string")
+        if name in self._entries and not overwrite:
+            raise ValueError(
+                f"{self.kind} {name!r} is already registered; pass overwrite=True to replace it"
+            )
+        if isinstance(target, str) and ":" not in target:
+            raise ValueError(f"{self.kind} target={target!r} must be 'module:attribute'")
+        self._entries[name] = target
+
+
+HOSTS = Registry("host", "trainer.host", {
+    "joint": "dus_env.hosts:JointHost",
+    "mla": "dus_env.hosts:MLAHost",
+    "ogm_ge": "dus_env.hosts:OGMGEHost",
+    "unimodal": "dus_env.hosts:UnimodalHost",
+})
+"""Host MML methods: name -> :class:`dus_env.hosts.Host` subclass."""
+
+ENCODERS = Registry("encoder", "model.encoder", {
+    "mlp": "dus_env.models.encoders:build_mlp",
+    "resnet18": "dus_env.models.vision:build_resnet18",
+    "resnet50": "dus_env.models.vision:build_resnet50",
+    "r3d18": "dus_env.models.vision:build_r3d18",
+    "text_bag": "dus_env.models.text:build_text_bag",
+    "bert": "dus_env.models.text:build_bert",
+})
+"""Encoder kinds: name -> builder ``(input_shape, model_config) -> nn.Module`` with output width
+``model_config.feature_dim``. ``resnet18`` / ``resnet50`` take ``(C, H, W)`` images or
+``(T, C, H, W)`` frame stacks, ``r3d18`` video clips, ``text_bag`` / ``bert`` token ids."""
+
+REWARDS = Registry("reward", "reward.name", {
+    "val_delta": "dus_env.rewards:val_delta",
+    "discrepancy": "dus_env.rewards:discrepancy",
+    "terminal": "dus_env.rewards:terminal",
+    "hybrid": "dus_env.rewards:hybrid",
+})
+"""Rewards: name -> :class:`dus_env.rewards.Reward`."""

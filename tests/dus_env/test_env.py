@@ -1,0 +1,267 @@
+import pickle
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.error import ResetNeeded
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import dus_env
+from dus_env.config import EnvConfig, SyntheticConfig, TrainerConfig, get_preset
+from dus_env.env import DUSEnv
+
+# Warnings the checkers may raise that are expected for this env, with the reason:
+ALLOWED_WARNINGS: tuple[str, ...] = ()  # none needed so far; add (substring, reason) here
+
+
+def _unexpected(records):
+    return [
+        str(w.message) for w in records
+        if not any(allowed in str(w.message) for allowed in ALLOWED_WARNINGS)
+    ]
+
+
+def test_registered_and_made_by_id():
+    env = gym.make("dus_env/DUS-v0", preset="tiny")
+    assert isinstance(env.unwrapped, DUSEnv)
+    dus_env._register_envs()  # idempotent
+    env.close()
+
+
+def test_gymnasium_env_checker_without_warnings():
+    # wall_time is the one non-reproducible info entry; the checker compares infos exactly.
+    env = gym.make("dus_env/DUS-v0", config={"info_wall_time": False}, preset="tiny")
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        gym_check_env(env.unwrapped)
+    assert _unexpected(records) == []
+
+
+def test_sb3_env_checker_without_warnings():
+    env = DUSEnv(preset="tiny")
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        sb3_check_env(env, warn=True)
+    assert _unexpected(records) == []
+
+
+def _rollout(env, actions, seed):
+    obs, info = env.reset(seed=seed)
+    trace = [(obs, None, info)]
+    for action in actions:
+        obs, reward, terminated, truncated, info = env.step(np.asarray(action))
+        trace.append((obs, reward, info))
+        if terminated:
+            break
+    return trace
+
+
+def _without_wall_time(info):
+    return {k: v for k, v in info.items() if k != "wall_time"}
+
+
+def test_same_seed_same_actions_identical_trajectories():
+    actions = [[0, 4], [1, 3], [2, 2], [4, 0], [3, 1], [2, 2]]
+    a = _rollout(DUSEnv(preset="tiny"), actions, seed=7)
+    b = _rollout(DUSEnv(preset="tiny"), actions, seed=7)
+    assert len(a) == len(b) == 7
+    for (oa, ra, ia), (ob, rb, ib) in zip(a, b):
+        np.testing.assert_array_equal(oa, ob)
+        assert ra == rb
+        assert _without_wall_time(ia) == _without_wall_time(ib)
+
+
+def test_reset_and_step_leave_global_rng_untouched():
+    env = DUSEnv(preset="tiny")
+    torch.manual_seed(1234)
+    np.random.seed(1234)
+    torch_state = torch.get_rng_state()
+    np_state = np.random.get_state()
+    env.reset(seed=3)
+    for _ in range(3):
+        env.step(env.action_space.sample())
+    assert torch.equal(torch_state, torch.get_rng_state())
+    after = np.random.get_state()
+    assert np_state[0] == after[0] and np.array_equal(np_state[1], after[1])
+
+
+def test_different_action_really_changes_training():
+    a = _rollout(DUSEnv(preset="tiny"), [[2, 2]] * 3, seed=0)
+    b = _rollout(DUSEnv(preset="tiny"), [[0, 4]] * 3, seed=0)
+    assert a[1][2]["batch_sizes"] != b[1][2]["batch_sizes"]
+    assert a[-1][2]["cumulative_scores"] != b[-1][2]["cumulative_scores"]
+    assert not np.array_equal(a[-1][0], b[-1][0])
+
+
+def test_episode_terminates_at_budget_with_progress_and_info():
+    env = DUSEnv(preset="tiny")
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    steps = 0
+    terminated = False
+    while not terminated:
+        obs, reward, terminated, truncated, info = env.step(env.uniform_action)
+        steps += 1
+        assert isinstance(reward, float) and truncated is False
+        assert env.observation_space.contains(obs)
+    assert steps == env.config.steps_per_episode
+    assert env.layout.decode(obs)["progress"][0] == pytest.approx(1.0)
+    assert info["iteration"] == env.config.total_iterations
+    assert info["samples_consumed"] == {m: 16 * 60 for m in env.modalities}
+    for key in ("batch_sizes", "batch_scores", "cumulative_scores", "gap", "ratio", "losses",
+                "validation", "reward_terms", "wall_time", "diverged", "epoch", "paired_consumed"):
+        assert key in info
+    with pytest.raises(ResetNeeded, match="episode has ended"):
+        env.step(env.uniform_action)
+
+
+def test_val_delta_return_telescopes_to_validation_gain():
+    env = DUSEnv(preset="tiny")
+    _, info0 = env.reset(seed=1)
+    total, done = 0.0, False
+    while not done:
+        _, r, done, _, info = env.step(env.uniform_action)
+        total += r
+    gain = 100.0 * (info["validation"]["accuracy"] - info0["validation"]["accuracy"])
+    assert total == pytest.approx(gain)
+
+
+@pytest.mark.parametrize("reward", ["discrepancy", "terminal", "hybrid"])
+def test_other_rewards(reward):
+    env = DUSEnv(config={"reward": {"name": reward}}, preset="tiny")
+    env.reset(seed=0)
+    done, rewards, info = False, [], {}
+    while not done:
+        _, r, done, _, info = env.step(env.uniform_action)
+        rewards.append(r)
+    assert all(np.isfinite(rewards))
+    if reward == "terminal":
+        assert rewards[:-1] == [0.0] * (len(rewards) - 1) and rewards[-1] > 0
+    else:
+        assert "discrepancy" in info["reward_terms"]
+
+
+def test_divergence_ends_episode_with_penalty_not_exception():
+    env = DUSEnv(config={"trainer": {"lr": 1e6, "momentum": 0.0}}, preset="tiny")
+    env.reset(seed=0)
+    done, info, reward = False, {}, 0.0
+    for _ in range(env.config.steps_per_episode):
+        obs, reward, done, _, info = env.step(env.uniform_action)
+        assert np.isfinite(obs).all()
+        if done:
+            break
+    assert info["diverged"] is True
+    assert reward == -env.config.reward.divergence_penalty
+
+
+@pytest.mark.parametrize("reward", ["discrepancy", "terminal"])
+def test_divergence_is_caught_without_a_validation_reward(reward):
+    """Rewards that read no validation data still end a diverged episode with the penalty."""
+    env = DUSEnv(config={"trainer": {"lr": 1e6, "momentum": 0.0}, "reward": {"name": reward}},
+                 preset="tiny")
+    env.reset(seed=0)
+    for _ in range(env.config.steps_per_episode):
+        obs, reward_value, done, _, info = env.step(env.uniform_action)
+        assert np.isfinite(obs).all() and np.isfinite(reward_value)
+        if done:
+            break
+    assert info["diverged"] is True
+    assert reward_value == -env.config.reward.divergence_penalty
+
+
+def test_env_is_picklable_and_runs_async_vectorised():
+    env = DUSEnv(preset="tiny")
+    env.reset(seed=0)
+    clone = pickle.loads(pickle.dumps(env))
+    np.testing.assert_array_equal(clone.step(clone.uniform_action)[0],
+                                  env.step(env.uniform_action)[0])
+    vec = gym.make_vec("dus_env/DUS-v0", num_envs=2, vectorization_mode="async", preset="tiny")
+    try:
+        obs, _ = vec.reset(seed=0)
+        assert obs.shape == (2, env.layout.size)
+        obs, rewards, term, trunc, _ = vec.step(np.array([[2, 2], [0, 4]]))
+        assert rewards.shape == (2,)
+    finally:
+        vec.close()
+
+
+def test_render_ansi_and_bad_render_mode():
+    env = DUSEnv(preset="tiny", render_mode="ansi")
+    env.reset(seed=0)
+    assert "iteration 0" in env.render()
+    with pytest.raises(ValueError, match="render_mode='human'.*valid choices"):
+        DUSEnv(preset="tiny", render_mode="human")
+
+
+def test_three_modalities():
+    config = get_preset("tiny").replace(
+        data=SyntheticConfig(modalities=("a", "b", "c"), n_classes=4, dim=8,
+                             clusters_per_class=(1, 2, 2), separation=(3.0, 1.5, 1.5),
+                             confused_pairs=(1, 0, 0), n_train=256, n_val=64, n_test=64))
+    env = DUSEnv(config=config)
+    obs, _ = env.reset(seed=0)
+    assert env.action_space.shape == (3,)
+    assert obs.shape == (2 * 4 * 3 + 2 * 3 + 1,)
+    _, _, _, _, info = env.step(np.array([0, 2, 4]))
+    assert set(info["batch_sizes"]) == {"a", "b", "c"}
+
+
+def test_hosts_run_in_env():
+    for host in ("mla", "ogm_ge", "unimodal"):
+        env = DUSEnv(config=EnvConfig.replace(get_preset("tiny"), trainer=TrainerConfig(host=host)))
+        env.reset(seed=0)
+        _, r, _, _, info = env.step(env.uniform_action)
+        assert np.isfinite(r) and not info["diverged"]
+
+
+@pytest.mark.parametrize("reward", ["val_delta", "discrepancy"])
+def test_non_finite_weights_unseen_by_the_losses_still_end_the_episode(reward, monkeypatch):
+    """Weights are checked where they are read: through the validation outputs each step
+    (val_delta), or directly at the end of the episode (rewards that read no validation)."""
+    env = DUSEnv(config={"reward": {"name": reward}}, preset="tiny")
+    env.reset(seed=0)
+    stats = env.trainer.evaluate(env.dataset.split("val"), full=True)
+    assert stats.finite and stats.as_dict()["finite"] is True
+    with torch.no_grad():
+        env.trainer.model.fusion_head.bias[0] = float("nan")
+    broken = env.trainer.evaluate(env.dataset.split("val"), full=True)
+    assert not broken.finite and 0.0 <= broken.accuracy <= 1.0
+    # training that never saw the broken weight: only the checks can notice it
+    monkeypatch.setattr(env, "_train", lambda sizes: (False, {}))
+    steps = 0
+    while True:
+        obs, r, done, _, info = env.step(env.uniform_action)
+        steps += 1
+        if done:
+            break
+    assert info["diverged"] is True and r == -env.config.reward.divergence_penalty
+    assert np.isfinite(obs).all()
+    assert steps == (1 if reward == "val_delta" else env.config.steps_per_episode)
+
+
+def test_bad_actions():
+    env = DUSEnv(preset="tiny")
+    with pytest.raises(ResetNeeded, match="reset"):
+        env.step(env.uniform_action)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"shape \(3,\); expected \(2,\)"):
+        env.step(np.array([1, 1, 1]))
+    with pytest.raises(TypeError, match="dtype float64; expected integers"):
+        env.step(np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"action=\[0, 5\] is out of range; valid range: integers in \[0, 4\]"):
+        env.step(np.array([0, 5]))
+    with pytest.raises(ValueError, match="out of range"):
+        env.step(np.array([-1, 0]))
+    # a rejected action leaves the episode usable
+    env.step(env.uniform_action)
+    # an action taken before is checked again in another form
+    env.step(np.array([1, 2]))
+    with pytest.raises(TypeError, match="dtype float64; expected integers"):
+        env.step(np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"shape \(1, 2\); expected \(2,\)"):
+        env.step(np.array([[1, 2]]))
+    _, _, _, _, info = env.step([1, 2])  # a list of ints is an action too
+    assert info["batch_sizes"] == env.step(np.array([1, 2], dtype=np.int32))[4]["batch_sizes"]

@@ -1,0 +1,220 @@
+"""evaluate.py end to end on the tiny preset: outputs, resume after interruption, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dus_agents.cli import evaluate
+from dus_agents.evaluation import parse_seeds
+from tests.conftest import ROOT, run_script
+
+PNGS = ("batch_sizes.png", "scores.png", "val_accuracy.png", "final_metrics.png")
+
+
+def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run_script("evaluate.py", *args, check=check)
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    with (out / "results.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _keys(rows) -> list[tuple]:
+    return [(r["policy"], r["host"], r["preset"], int(r["seed"])) for r in rows]
+
+
+def test_end_to_end_outputs(tmp_path):
+    out = tmp_path / "eval"
+    proc = _run("--preset", "tiny", "--policies", "uniform,heuristic,random",
+                "--hosts", "joint,mla", "--seeds", "0-1", "--out-dir", str(out))
+    assert "Paired difference to `uniform`" in proc.stdout
+
+    rows = _rows(out)
+    assert len(rows) == 3 * 2 * 2 == len(set(_keys(rows)))
+    for row in rows:
+        for col in ("accuracy", "macro_f1", "map", "acc_strong", "acc_weak", "probe_strong",
+                    "probe_weak", "final_val_accuracy", "best_val_accuracy"):
+            assert 0.0 <= float(row[col]) <= 1.0, (col, row[col])
+        # renormalised budget: about the same total unimodal samples for every policy (exact
+        # unless clipping to [min_batch_size, max_batch_size] binds after the rescaling)
+        total = int(row["samples_strong"]) + int(row["samples_weak"])
+        assert abs(total - 2 * 60 * 16) <= 0.1 * 2 * 60 * 16, total
+        assert 0 <= int(row["best_val_step"]) <= 6
+        assert row["budget"] == "renormalize"
+    uniform = [r for r in rows if r["policy"] == "uniform"]
+    assert all(int(r["samples_strong"]) == int(r["samples_weak"]) == 960 for r in uniform)
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"confidence", "baseline", "metrics", "n_runs", "groups"} <= set(summary)
+    assert summary["n_runs"] == 12 and summary["confidence"] == 0.95
+    assert {"accuracy", "macro_f1", "map", "probe_weak", "samples_weak"} <= set(summary["metrics"])
+    groups = {(g["host"], g["policy"]): g for g in summary["groups"]}
+    assert set(groups) == {(h, p) for h in ("joint", "mla")
+                           for p in ("uniform", "heuristic", "random")}
+    for (host, policy), g in groups.items():
+        assert g["n"] == 2 and g["seeds"] == [0, 1]
+        acc = g["metrics"]["accuracy"]
+        assert {"mean", "half_width", "low", "high", "n"} <= set(acc)
+        assert ("vs_baseline" in g) == (policy != "uniform")
+        if policy != "uniform":
+            assert g["vs_baseline"]["accuracy"]["n"] == 2
+
+    md = (out / "summary.md").read_text()
+    assert "## preset `tiny`, host `joint`" in md and "| heuristic | 2 |" in md
+    for png in PNGS:
+        assert (out / png).stat().st_size > 1000
+    traces = [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines()]
+    assert len(traces) == 12
+    steps = traces[0]["steps"]
+    assert len(steps) == 7 and steps[0]["batch_sizes"] is None
+    assert set(steps[1]["batch_sizes"]) == {"strong", "weak"}
+    assert {"cumulative_scores", "gap", "val_accuracy"} <= set(steps[1])
+    config = json.loads((out / "config.json").read_text())
+    assert config["seeds"] == [0, 1] and set(config["env_configs"]) == {"joint", "mla"}
+
+
+def test_resume_skips_finished_runs_and_repairs_a_cut_row(tmp_path):
+    out = tmp_path / "eval"
+    base = ["--preset", "tiny", "--policies", "uniform,heuristic", "--out-dir", str(out),
+            "--quiet"]
+    assert evaluate.main([*base, "--seeds", "0-1"]) == 0
+    first = {_keys([r])[0]: r for r in _rows(out)}
+    assert len(first) == 4
+
+    assert evaluate.main([*base, "--seeds", "0-2"]) == 0
+    rows = _rows(out)
+    assert sorted(_keys(rows)) == sorted(
+        (p, "joint", "tiny", s) for p in ("uniform", "heuristic") for s in range(3))
+    for row in rows:  # finished runs were skipped, not redone
+        key = _keys([row])[0]
+        if key in first:
+            assert row["wall_time"] == first[key]["wall_time"]
+
+    # a run killed while writing its row: the last line is cut short, a trace line too
+    text = (out / "results.csv").read_text()
+    (out / "results.csv").write_text(text[: len(text) - 25])
+    with (out / "traces.jsonl").open("a") as f:
+        f.write('{"policy": "uniform", "host": "joint", "pre')
+    assert evaluate.main([*base, "--seeds", "0-2"]) == 0
+    rows = _rows(out)
+    assert len(rows) == 6 == len(set(_keys(rows)))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_runs"] == 6
+
+
+def test_killed_sweep_resumes_without_duplicates(tmp_path):
+    out = tmp_path / "eval"
+    args = ["--preset", "tiny", "--policies", "uniform,heuristic", "--seeds", "0-14",
+            "--out-dir", str(out), "--quiet"]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "evaluate.py"), *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    csv_path, deadline = out / "results.csv", time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if csv_path.is_file() and csv_path.read_text().count("\n") >= 4:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the sweep finished before it was killed"
+    partial = len(_rows(out))
+    assert 3 <= partial < 30
+    _run(*args)
+    rows = _rows(out)
+    assert len(rows) == 30 == len(set(_keys(rows))), partial
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("flags,message", [
+    (["--policies", "uniform,heurstic"], "--policies='heurstic' is not valid; valid choices: "
+     "['uniform', 'random', 'heuristic', 'reinforce']. Did you mean 'heuristic'?"),
+    (["--policies", "dqn:model.zip"], "--policies kind='dqn' is not valid"),
+    (["--policies", "ppo:/nonexistent.zip"], "cannot build policy 'ppo:/nonexistent.zip'"),
+    (["--hosts", "joint,jiont"], "--hosts='jiont' is not valid; valid choices: "
+     "['joint', 'mla', 'ogm_ge', 'unimodal']. Did you mean 'joint'?"),
+    (["--preset", "tiyn"], "--preset='tiyn' is not valid; valid choices: "),
+    (["--seeds", "0,a"], "--seeds='0,a': 'a' is not an integer"),
+    (["--seeds", "1.5"], "'1.5' is not an integer"),
+    (["--seeds", "3-1"], "range '3-1' is empty"),
+    (["--seeds", "-1"], "seeds must be non-negative"),
+    (["--seeds", ","], "--seeds=',' is empty"),
+    (["--set", "trainer.los_reduction=base_sum"], "Did you mean 'loss_reduction'"),
+    (["--set", "trainer"], "--set='trainer': expected KEY=VALUE"),
+])
+def test_bad_input_fails_clearly_without_output(tmp_path, capsys, flags, message):
+    out = tmp_path / "eval"
+    argv = ["--preset", "tiny", "--seeds", "0", "--out-dir", str(out), "--quiet", *flags]
+    with pytest.raises(SystemExit) as exc:
+        evaluate.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_policy_file(tmp_path, capsys):
+    bad = tmp_path / "model.zip"
+    bad.write_bytes(b"not a zip at all")
+    out = tmp_path / "eval"
+    with pytest.raises(SystemExit) as exc:
+        evaluate.main(["--preset", "tiny", "--policies", f"uniform,ppo:{bad}", "--seeds", "0",
+                       "--out-dir", str(out), "--quiet"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"cannot build policy 'ppo:{bad}'" in err and str(bad) in err
+    assert not out.exists()
+
+
+def test_output_directory_that_is_a_file(tmp_path, capsys):
+    target = tmp_path / "results"
+    target.write_text("keep me")
+    with pytest.raises(SystemExit) as exc:
+        evaluate.main(["--preset", "tiny", "--seeds", "0", "--out-dir", str(target), "--quiet"])
+    assert exc.value.code == 2
+    assert "exists and is not a directory" in capsys.readouterr().err
+    assert target.read_text() == "keep me"
+    with pytest.raises(SystemExit):
+        evaluate.main(["--preset", "tiny", "--seeds", "0", "--out-dir", str(target / "sub"),
+                       "--quiet"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_subprocess_bad_input_exit_status(tmp_path):
+    out = tmp_path / "eval"
+    proc = _run("--preset", "tiny", "--policies", "unifrom", "--out-dir", str(out), check=False)
+    assert proc.returncode == 2
+    assert "Did you mean 'uniform'?" in proc.stderr
+    assert not out.exists()
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-2,7, 1") == [0, 1, 2, 7]
+    assert parse_seeds("5") == [5]
+
+
+def test_set_overrides_reach_every_run_and_a_rerun_must_match(tmp_path, capsys):
+    out = tmp_path / "eval"
+    base = ["--preset", "tiny", "--policies", "uniform", "--seeds", "0", "--out-dir", str(out),
+            "--quiet", "--set", "trainer.loss_reduction=base_sum"]
+    evaluate.main(base)
+    config = json.loads((out / "config.json").read_text())
+    assert config["args"]["set"] == ["trainer.loss_reduction=base_sum"]
+    assert config["env_configs"]["joint"]["trainer"]["loss_reduction"] == "base_sum"
+    assert config["env_configs"]["joint"]["trainer"]["host"] == "joint"
+    assert len(_rows(out)) == 1
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:  # other overrides into the same results: refused
+        evaluate.main(base[:-2])
+    assert exc.value.code == 2
+    assert "holds runs made with --set ['trainer.loss_reduction=base_sum']" in (
+        capsys.readouterr().err)
+    assert len(_rows(out)) == 1

@@ -1,0 +1,24 @@
+"""Behaviour held fixed across restructurings: recorded DUS-v0 episodes replay bit for bit.
+
+``tests/data/traces_v0.json.gz`` was recorded with ``tools/record_traces.py --write`` before the
+decision-step refactor: 11 episodes (tiny, default and mfeat3 presets; joint, MLA and OGM-GE
+hosts; random and heuristic actions; the hybrid reward with the ratio discrepancy and EMA
+scores). Each step's observation, reward, flags and info must come back the same.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_recorded_traces_replay_unchanged():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "record_traces.py"), "--check",
+         str(ROOT / "tests" / "data" / "traces_v0.json.gz")],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "11 traces equal" in out.stdout

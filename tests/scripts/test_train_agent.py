@@ -1,0 +1,210 @@
+"""train_agent.py end to end (subprocesses, tiny preset), resume, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+import dus_env
+from dus_agents import run_episode
+from dus_agents.cli import train as train_agent
+from dus_agents.registry import make_policy
+from dus_agents.training import TrainArgs
+from dus_env.cli import field_docs
+from tests.conftest import ROOT
+
+# one env: the step arithmetic below (rollouts, checkpoints) assumes it
+TINY = ["--preset", "tiny", "--n-envs", "1", "--no-progress-bar", "--eval-episodes", "1"]
+
+
+def env_vars() -> dict[str, str]:
+    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "train_agent.py"), *args], cwd=ROOT,
+                          env=env_vars(), capture_output=True, text=True, timeout=timeout)
+
+
+def only_run_dir(out_dir: Path) -> Path:
+    (run_dir,) = [p for p in out_dir.iterdir() if p.is_dir()]
+    return run_dir
+
+
+def episodes(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "episodes.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("agent", ["ppo", "reinforce"])
+def test_end_to_end_tiny(agent, tmp_path):
+    proc = run("--agent", agent, *TINY, "--total-timesteps", "48", "--checkpoint-freq", "24",
+               "--seed", "3", "--out-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = only_run_dir(tmp_path)
+    assert run_dir.name.startswith(f"DUS-v0-tiny__{agent}__3__")
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["args"]["agent"] == agent and config["env_spec"]["n_modalities"] == 2
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["timesteps"] == 48 and summary["episodes"] == 8
+    assert isinstance(summary["final_mean_episode_return"], float)
+    assert 0.0 <= summary["final_mean_val_acc"] <= 1.0
+    assert summary["wall_time_s"] > 0
+    assert set(summary["replay_vs_uniform"]) >= {"policy", "uniform", "mean_return_difference"}
+    assert len(episodes(run_dir)) == 8
+    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    assert (run_dir / "logs" / "progress_0.csv").read_text().count("dus/") > 0
+    assert list((run_dir / "checkpoints").glob("*_48_steps.zip"))
+    env = gym.make(dus_env.ENV_ID, preset="tiny")
+    policy = make_policy(f"{agent}:{run_dir / 'policy.zip'}", env)
+    first = run_episode(env, policy, seed=0)
+    assert first.actions == run_episode(env, policy, seed=0).actions  # frozen, deterministic
+
+
+@pytest.mark.parametrize("agent", ["ppo", "reinforce"])
+def test_resume_extends_to_the_requested_total(agent, tmp_path):
+    common = ["--agent", agent, *TINY, "--checkpoint-freq", "24", "--out-dir", str(tmp_path)]
+    first = run(*common, "--total-timesteps", "24", "--run-name", "r", "--eval-episodes", "0")
+    assert first.returncode == 0, first.stderr
+    run_dir = tmp_path / "r"
+    second = run("--resume", str(run_dir), "--total-timesteps", "48", "--no-progress-bar")
+    assert second.returncode == 0, second.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["timesteps"] == 48 and summary["segments"] == 2
+    assert summary["resumed_from"].endswith("_24_steps.zip")
+    assert [e["timesteps"] for e in episodes(run_dir)] == [6, 12, 18, 24, 30, 36, 42, 48]
+    assert summary["total_wall_time_s"] > summary["wall_time_s"]
+    # a finished run resumed with the same total trains no further
+    third = run("--resume", str(run_dir), "--no-progress-bar", "--eval-episodes", "0")
+    assert third.returncode == 0, third.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["timesteps"] == 48
+
+
+@pytest.mark.slow
+def test_resume_after_kill(tmp_path):
+    """Kill a run after its first checkpoint; --resume finishes it at exactly the total."""
+    args = [sys.executable, str(ROOT / "train_agent.py"), *TINY, "--total-timesteps", "480",
+            "--checkpoint-freq", "24", "--out-dir", str(tmp_path), "--run-name", "k",
+            "--keep-checkpoints", "100", "--eval-episodes", "0"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=env_vars(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "k" / "checkpoints"
+    deadline = time.time() + 90
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if list(checkpoints.glob("rl_model_*_steps.zip")):
+                break
+            time.sleep(0.05)
+        killed = proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert killed, "the run finished before the test could kill it"
+    assert not (tmp_path / "k" / "summary.json").exists()
+    resumed = run("--resume", str(tmp_path / "k"), "--no-progress-bar")
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((tmp_path / "k" / "summary.json").read_text())
+    assert summary["timesteps"] == 480
+    steps = [e["timesteps"] for e in episodes(tmp_path / "k")]
+    assert steps == list(range(6, 481, 6))  # no episode lost or counted twice
+
+
+@pytest.mark.slow
+def test_ppo_with_two_subprocess_envs(tmp_path):
+    proc = run(*TINY, "--n-envs", "2", "--total-timesteps", "48", "--out-dir", str(tmp_path),
+               "--eval-episodes", "0")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((only_run_dir(tmp_path) / "summary.json").read_text())
+    assert summary["timesteps"] == 48 and summary["rollout_timesteps"] == 48
+
+
+def test_help_documents_every_flag():
+    proc = run("--help")
+    assert proc.returncode == 0
+    for flag in ("--agent", "--preset", "--host", "--total-timesteps", "--n-envs", "--seed",
+                 "--out-dir", "--resume", "--checkpoint-freq", "--eval-episodes"):
+        assert flag in proc.stdout
+    docs = field_docs(TrainArgs)
+    assert set(docs) == set(TrainArgs.__dataclass_fields__)
+
+
+def test_unknown_agent_in_a_subprocess(tmp_path):
+    proc = run("--agent", "ppx", "--out-dir", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert "--agent='ppx' is not valid" in proc.stderr and "Did you mean 'ppo'" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--agent", "reinforc"], "Did you mean 'reinforce'"),
+    (["--preset", "tinny"], "--preset='tinny' is not valid; valid choices: ['default', 'tiny'"),
+    (["--host", "jiont"], "Did you mean 'joint'"),
+    (["--agent", "reinforce", "--n-envs", "2"], "learns online from one env"),
+    (["--total-timesteps", "0"], "--total-timesteps=0 must be >= 1"),
+    (["--resume", "no/such/run"], "no run directory with a config.json"),
+    (["--set", "reward.nam=discrepancy"], "unknown config key 'reward.nam'"),
+    (["--set", "reward.name=discrpancy"], "Did you mean 'discrepancy'"),
+    (["--set", "reward"], "expected KEY=VALUE"),
+])
+def test_bad_input_exits_2_without_a_run_dir(flags, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        train_agent.main([*flags, "--out-dir", str(out)])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_out_dir_that_is_a_file(tmp_path, capsys):
+    file = tmp_path / "f.txt"
+    file.write_text("x")
+    for out in (file, file / "sub"):
+        with pytest.raises(SystemExit) as exc:
+            train_agent.main(["--out-dir", str(out)])
+        assert exc.value.code == 2
+        assert "is a file, not a directory" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
+
+
+def test_resume_refuses_changed_settings(tmp_path, capsys):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    args = TrainArgs(preset="tiny", out_dir=str(tmp_path), run_name="r")
+    (run_dir / "config.json").write_text(json.dumps({"args": vars(args)}))
+    with pytest.raises(SystemExit):
+        train_agent.main(["--resume", str(run_dir), "--preset", "default"])
+    assert "conflicts with the resumed run's preset='tiny'" in capsys.readouterr().err
+    parsed, resume_dir = train_agent.parse_args(
+        ["--resume", str(run_dir), "--total-timesteps", "7"])
+    assert resume_dir == run_dir and parsed.preset == "tiny" and parsed.total_timesteps == 7
+
+
+def test_existing_run_name_is_refused(tmp_path, capsys):
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(SystemExit):
+        train_agent.main(["--out-dir", str(tmp_path), "--run-name", "taken"])
+    assert "use --resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("agent, expected", [("ppo", 2), ("reinforce", 1)])
+def test_default_env_count_depends_on_the_agent(agent, expected):
+    args, _ = train_agent.parse_args(["--agent", agent])
+    assert args.n_envs == expected
+
+
+def test_set_overrides_reach_the_env_and_the_run_config(tmp_path):
+    proc = run("--agent", "ppo", *TINY, "--total-timesteps", "24", "--eval-episodes", "0",
+               "--set", "reward.name=discrepancy", "--set", "monitor.history_length=3",
+               "--out-dir", str(tmp_path), "--run-name", "r")
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["args"]["set"] == ["reward.name=discrepancy", "monitor.history_length=3"]
+    assert config["env_config"]["reward"]["name"] == "discrepancy"
+    assert config["env_spec"]["history_length"] == 3
