@@ -1,15 +1,21 @@
-"""One file per trained policy, recording the env it was trained on.
+"""One file per trained policy, recording the env it was trained on. Files are data, never code.
 
 A policy artefact is a zip archive holding ``dus_artifact.json`` (what kind of policy, the env
 spec from ``env.unwrapped.spec_dict()``, versions and free-form metadata) next to the policy's
-own payload:
+own payload, which is only ever tensors and JSON:
 
-* ``ppo``: the archive *is* a Stable-Baselines3 model zip (``data``, ``policy.pth``, ...) with
-  ``dus_artifact.json`` added, so ``PPO.load(path)`` (and rl-zoo3) still read it;
-* ``reinforce``: ``policy.pt`` (a torch state dict) and the agent's config.
+* ``ppo`` (format 2): ``policy.json`` (the network's layout, spaces and settings) and
+  ``policy.pt`` (its state dict); training checkpoints add ``optimizer.pt`` and
+  ``training.json``. Format 1 (an SB3 model zip, which only unpickling could load) is refused;
+* ``reinforce``: ``agent.json`` (the agent's config and counters), ``policy.pt``,
+  ``optimizer.pt`` and ``generator.pt``.
 
-Loading checks the recorded spec against the env the policy is about to act in and fails
-naming each part that differs ("policy was trained for n_modalities=2, this env has 3").
+Every ``*.pt`` member is read with ``torch.load(..., weights_only=True)`` (tensors, numbers,
+strings and containers of them; anything else is refused), and only the members a loader asks
+for are read, each at most :data:`MAX_MEMBER_BYTES` uncompressed and all of them together at
+most :data:`MAX_TOTAL_BYTES`, checked before anything is inflated. Loading checks the recorded
+spec against the env the policy is about to act in and fails naming each part that differs
+("policy was trained for n_modalities=2, this env has 3").
 """
 
 from __future__ import annotations
@@ -30,8 +36,14 @@ from dus_env.files import atomic_writer
 ARTIFACT_ENTRY = "dus_artifact.json"
 RUN_POLICY_FILE = "policy.zip"  # the artefact inside a train_agent.py run directory
 """Name of the metadata entry inside every artefact zip."""
-FORMAT_VERSION = 1
-"""Bumped when the artefact layout changes."""
+FORMAT_VERSION = 2
+"""Bumped when the artefact layout changes (2: PPO payloads are tensors + JSON)."""
+MAX_MEMBER_BYTES = 256 * 2**20
+"""Largest uncompressed size of one artefact member that is read (256 MiB)."""
+MAX_TOTAL_BYTES = 512 * 2**20
+"""Largest uncompressed size of all members read from one artefact (512 MiB)."""
+MAX_HEADER_BYTES = 4 * 2**20
+"""Largest ``dus_artifact.json`` accepted (4 MiB)."""
 
 STRICT_SPEC_KEYS: tuple[str, ...] = (
     "env_id",
@@ -56,6 +68,37 @@ class Artifact:
     env_spec: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
     entries: dict[str, bytes] = field(default_factory=dict)
+    """The members that were asked for, by name."""
+    format_version: int = FORMAT_VERSION
+    names: tuple[str, ...] = ()
+    """Every member the archive lists."""
+
+
+def tensor_bytes(obj: Any) -> bytes:
+    """``torch.save`` of a state dict (tensors and plain values) into bytes."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def tensors_from_bytes(data: bytes, path: str | Path, member: str) -> Any:
+    """The inverse of :func:`tensor_bytes`, with ``weights_only=True``: a member holding
+    anything but tensors and plain values is refused with an error naming the file."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError,
+            AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArtifactError(
+            f"policy file {str(path)!r}: member {member!r} holds something other than tensors "
+            f"and plain values, or is damaged; refused without running it ({first})"
+        ) from None
 
 
 def env_spec_of(env: Any) -> dict[str, Any]:
@@ -115,23 +158,14 @@ def artifact_header(kind: str, env_spec: Mapping[str, Any],
 
 
 def write_artifact(path: str | Path, kind: str, env_spec: Mapping[str, Any],
-                   entries: Mapping[str, bytes], metadata: Mapping[str, Any] | None = None,
-                   base_zip: bytes | None = None) -> Path:
-    """Write an artefact zip at ``path`` (atomically: a temp file renamed into place).
-
-    ``base_zip`` (e.g. an SB3 model zip) is copied entry by entry first, then ``entries`` and
-    the header are added.
-    """
+                   entries: Mapping[str, bytes], metadata: Mapping[str, Any] | None = None
+                   ) -> Path:
+    """Write an artefact zip at ``path`` (atomically: a temp file renamed into place)."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"policy path {str(path)!r} is a directory; give a file name")
     with atomic_writer(path, "wb") as handle, \
             zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        if base_zip is not None:
-            with zipfile.ZipFile(io.BytesIO(base_zip)) as base:
-                for name in base.namelist():
-                    if name != ARTIFACT_ENTRY:
-                        archive.writestr(name, base.read(name))
         for name, data in entries.items():
             archive.writestr(name, data)
         header = artifact_header(kind, env_spec, metadata)
@@ -148,11 +182,51 @@ def resolve_policy_path(path: str | Path) -> Path:
     return path
 
 
-def read_artifact(path: str | Path, kind: str | None = None) -> Artifact:
+def _read_member(archive: zipfile.ZipFile, name: str, limit: int, path: Path) -> bytes:
+    info = archive.getinfo(name)
+    if info.file_size > limit:
+        raise ArtifactError(
+            f"policy file {str(path)!r}: member {name!r} is {info.file_size} bytes uncompressed, "
+            f"over the limit of {limit} bytes; refused without inflating it"
+        )
+    with archive.open(info) as member:
+        data = member.read(limit + 1)  # a header may understate the size
+    if len(data) > limit:
+        raise ArtifactError(f"policy file {str(path)!r}: member {name!r} inflates past the limit "
+                            f"of {limit} bytes; refused")
+    return data
+
+
+def _check_header(header: Any, path: Path, kind: str | None) -> int:
+    """The header's format version, after checking its shape, version and kind."""
+    if not isinstance(header, dict) or not {"kind", "env_spec"} <= set(header) or not \
+            isinstance(header.get("env_spec"), dict):
+        raise ArtifactError(
+            f"policy file {str(path)!r} has a malformed {ARTIFACT_ENTRY!r} (needs 'kind' and "
+            "'env_spec')"
+        )
+    version = header.get("format_version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"policy file {str(path)!r} has artefact format_version={version!r}; this code "
+            f"reads up to {FORMAT_VERSION}"
+        )
+    if kind is not None and header["kind"] != kind:
+        raise ArtifactError(
+            f"policy file {str(path)!r} holds a {header['kind']!r} policy, not {kind!r}; "
+            f"load it as '{header['kind']}:{path}'"
+        )
+    return version
+
+
+def read_artifact(path: str | Path, kind: str | None = None,
+                  members: tuple[str, ...] | None = None) -> Artifact:
     """Read the artefact at ``path``; ``kind`` (if given) must match the recorded kind.
 
-    Raises ``FileNotFoundError`` for a missing file and :class:`ArtifactError` for anything
-    that is not a readable dus-env artefact, both naming the path.
+    Only ``members`` are read (None: every member), each within :data:`MAX_MEMBER_BYTES` and
+    all within :data:`MAX_TOTAL_BYTES`; a named member the archive lacks is an error. Raises
+    ``FileNotFoundError`` for a missing file and :class:`ArtifactError` for anything that is not
+    a readable dus-env artefact, both naming the path.
     """
     path = resolve_policy_path(path)
     if not path.exists():
@@ -166,39 +240,41 @@ def read_artifact(path: str | Path, kind: str | None = None) -> Artifact:
             if ARTIFACT_ENTRY not in names:
                 raise ArtifactError(
                     f"policy file {str(path)!r} is a zip without {ARTIFACT_ENTRY!r}: not a "
-                    "dus-env policy artefact (a plain SB3 checkpoint? save it with "
-                    "dus_agents.ppo.PPOPolicy.save)"
+                    "dus-env policy artefact (a plain SB3 model zip? adopt it with "
+                    "dus_agents.ppo.PPOPolicy.from_sb3)"
                 )
-            header = json.loads(archive.read(ARTIFACT_ENTRY).decode("utf-8"))
-            entries = {n: archive.read(n) for n in names if n != ARTIFACT_ENTRY}
+            header = json.loads(_read_member(archive, ARTIFACT_ENTRY, MAX_HEADER_BYTES, path)
+                                .decode("utf-8"))
+            version = _check_header(header, path, kind)
+            wanted = [n for n in names if n != ARTIFACT_ENTRY] if members is None else members
+            missing = [n for n in wanted if n not in names]
+            if missing and version >= 2:
+                raise ArtifactError(f"policy file {str(path)!r} has no member {missing[0]!r}")
+            entries, total = {}, 0
+            for name in wanted:
+                if name in names:
+                    entries[name] = _read_member(archive, name, MAX_MEMBER_BYTES, path)
+                    total += len(entries[name])
+                    if total > MAX_TOTAL_BYTES:
+                        raise ArtifactError(
+                            f"policy file {str(path)!r}: its members add up to more than "
+                            f"{MAX_TOTAL_BYTES} bytes uncompressed; refused"
+                        )
     except ArtifactError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, UnicodeDecodeError,
-            json.JSONDecodeError, KeyError) as exc:
+            json.JSONDecodeError, KeyError, ValueError) as exc:
         raise ArtifactError(
             f"policy file {str(path)!r} is corrupt or not a dus-env policy artefact "
             f"({type(exc).__name__}: {exc})"
         ) from exc
-    if not isinstance(header, dict) or not {"kind", "env_spec"} <= set(header):
-        raise ArtifactError(
-            f"policy file {str(path)!r} has a malformed {ARTIFACT_ENTRY!r} (needs 'kind' and "
-            "'env_spec')"
-        )
-    if header.get("format_version", 0) > FORMAT_VERSION:
-        raise ArtifactError(
-            f"policy file {str(path)!r} has artefact format_version="
-            f"{header['format_version']}; this code reads up to {FORMAT_VERSION}"
-        )
-    if kind is not None and header["kind"] != kind:
-        raise ArtifactError(
-            f"policy file {str(path)!r} holds a {header['kind']!r} policy, not {kind!r}; "
-            f"load it as '{header['kind']}:{path}'"
-        )
+    metadata = header.get("metadata", {})
     return Artifact(path=path, kind=header["kind"], env_spec=header["env_spec"],
-                    metadata=header.get("metadata", {}), entries=entries)
+                    metadata=metadata if isinstance(metadata, dict) else {}, entries=entries,
+                    format_version=version, names=tuple(names))
 
 
 def read_header(path: str | Path) -> dict[str, Any]:
     """Kind, env spec and metadata of an artefact, without its payload."""
-    art = read_artifact(path)
+    art = read_artifact(path, members=())
     return {"kind": art.kind, "env_spec": art.env_spec, "metadata": art.metadata}

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 
-from dus_env.files import append_line, atomic_write, atomic_writer
+from dus_env.files import append_line, atomic_write
 
 
 STEP_GROUPS: tuple[tuple[str, str], ...] = (
@@ -151,16 +151,23 @@ class RolloutCheckpointCallback(CheckpointCallback):
     checkpoint repeats nothing and skips nothing. Files are written to a temp name and renamed,
     so a kill mid-save leaves no truncated checkpoint; only the newest ``keep_last`` are kept.
 
+    A checkpoint is the package's own format (:func:`dus_agents.ppo.save_checkpoint`: tensors
+    and JSON, never a pickle), recording the rows each ``Monitor`` CSV had at that moment, so a
+    resume can drop the episodes a killed segment logged after it.
+
     Args:
         save_freq_timesteps: timesteps (all envs together) between checkpoints.
         save_path: folder of the checkpoints ``{name_prefix}_{timesteps}_steps.zip``.
         name_prefix: file name prefix.
         keep_last: how many checkpoints to keep (None: all).
+        env_spec: the env spec recorded in the checkpoint (None: asked of the training env).
+        monitor_dir: the folder of the training envs' ``Monitor`` CSVs (None: none recorded).
     """
 
     def __init__(self, save_freq_timesteps: int, save_path: str | os.PathLike,
                  name_prefix: str = "rl_model", keep_last: int | None = 3,
-                 verbose: int = 0) -> None:
+                 verbose: int = 0, env_spec: dict[str, Any] | None = None,
+                 monitor_dir: str | os.PathLike | None = None) -> None:
         if save_freq_timesteps < 1:
             raise ValueError(f"save_freq_timesteps={save_freq_timesteps} must be >= 1")
         if keep_last is not None and keep_last < 1:
@@ -168,6 +175,8 @@ class RolloutCheckpointCallback(CheckpointCallback):
         super().__init__(save_freq=save_freq_timesteps, save_path=str(save_path),
                          name_prefix=name_prefix, verbose=verbose)
         self.keep_last = keep_last
+        self.env_spec = env_spec
+        self.monitor_dir = Path(monitor_dir) if monitor_dir is not None else None
         self._last_saved = -1
 
     def _on_training_start(self) -> None:
@@ -187,14 +196,41 @@ class RolloutCheckpointCallback(CheckpointCallback):
             self.save_now()
 
     def save_now(self) -> Path:
+        from dus_agents.ppo import save_checkpoint
+
         path = Path(self._checkpoint_path(extension="zip"))
-        with atomic_writer(path, "wb") as handle:
-            self.model.save(handle)
+        spec = self.env_spec or self.training_env.env_method("spec_dict", indices=[0])[0]
+        save_checkpoint(self.model, path, spec, {"monitor_rows": monitor_rows(self.monitor_dir)})
         self._last_saved = self.num_timesteps
         if self.keep_last is not None:
             for old in list_checkpoints(self.save_path, self.name_prefix)[:-self.keep_last]:
                 old.unlink(missing_ok=True)
         return path
+
+
+MONITOR_SUFFIX = ".monitor.csv"
+MONITOR_HEADER_LINES = 2
+"""SB3's Monitor CSV starts with a ``#{json}`` line and the column line."""
+
+
+def monitor_rows(folder: Path | None) -> dict[str, int]:
+    """Episodes logged so far in each ``*.monitor.csv`` of ``folder`` (by file name)."""
+    if folder is None or not folder.is_dir():
+        return {}
+    return {p.name: max(0, sum(1 for _ in p.open()) - MONITOR_HEADER_LINES)
+            for p in sorted(folder.glob("*" + MONITOR_SUFFIX))}
+
+
+def truncate_monitors(folder: Path, rows: dict[str, int]) -> None:
+    """Cut each Monitor CSV back to its header and its first ``rows[name]`` episodes (what it
+    held at the checkpoint a run resumes from); files the checkpoint did not know are cleared to
+    their header. Keeps SB3's header, so ``stable_baselines3.common.monitor.load_results``
+    still reads the folder."""
+    for path in sorted(folder.glob("*" + MONITOR_SUFFIX)):
+        lines = path.read_text().splitlines(keepends=True)
+        keep = MONITOR_HEADER_LINES + rows.get(path.name, 0)
+        complete = [line for line in lines[:keep] if line.endswith("\n")]
+        atomic_write(path, "".join(complete))
 
 
 def list_checkpoints(folder: str | os.PathLike, name_prefix: str = "rl_model") -> list[Path]:

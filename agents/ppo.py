@@ -3,13 +3,20 @@
 Every DUS-v0 step is a slice of a real training run, so samples are dear: the rollout holds a
 few whole episodes (not SB3's default 2,048 steps), minibatches are small and epochs few.
 :class:`PPOConfig` documents each choice; :func:`build_ppo` turns it into an SB3 ``PPO``;
-:class:`PPOPolicy` is the trained policy behind the one ``predict`` interface, saved as one
-artefact file (:mod:`dus_agents.artifact`) that records the env spec.
+:class:`PPOPolicy` is the trained policy behind the one ``predict`` interface.
+
+Files are data, never code. A PPO artefact (:mod:`dus_agents.artifact`, format 2) holds the
+policy network's tensors (``policy.pt``, read with ``torch.load(weights_only=True)``) and its
+layout, spaces and settings as JSON (``policy.json``); loading rebuilds the network from the
+JSON and never unpickles. Training checkpoints are the same artefact plus the optimiser's
+tensors and the training counters (:func:`save_checkpoint` / :func:`load_checkpoint`). Plain
+SB3 model zips (rl-zoo3 outputs) are adopted with :meth:`PPOPolicy.from_sb3`, which reads
+them through :mod:`dus_agents.sb3_files` without executing their pickled entries.
 """
 
 from __future__ import annotations
 
-import io
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,11 +30,15 @@ from dus_agents.artifact import (
     check_compatible,
     env_spec_of,
     read_artifact,
+    tensor_bytes,
+    tensors_from_bytes,
     write_artifact,
 )
 from dus_env.errors import check_range
 
 ARTIFACT_KIND = "ppo"
+POLICY_ENTRY, WEIGHTS_ENTRY = "policy.json", "policy.pt"
+OPTIMIZER_ENTRY, TRAINING_ENTRY = "optimizer.pt", "training.json"
 
 
 @dataclass(frozen=True)
@@ -147,7 +158,9 @@ def make_env_fn(
 
         torch.set_num_threads(1)
         env = gym.make(dus_env.ENV_ID, preset=preset, config=overrides or None)
-        env = Monitor(env, filename=monitor_file, override_existing=False)
+        # a new file gets SB3's header; a resumed run appends to the one it has
+        fresh = monitor_file is None or not Path(f"{monitor_file}.{Monitor.EXT}").exists()
+        env = Monitor(env, filename=monitor_file, override_existing=fresh)
         if reward_scale is not None and reward_scale != 1.0:
             env = ScaleReward(env, reward_scale)
         return env
@@ -186,78 +199,235 @@ def build_ppo(vec_env: Any, config: PPOConfig, seed: int, episode_length: int, v
     return PPO("MlpPolicy", vec_env, seed=seed, verbose=verbose, **kwargs)
 
 
+def _space_json(observation_space: gym.spaces.Box, action_space: gym.Space) -> dict[str, Any]:
+    if not isinstance(action_space, gym.spaces.MultiDiscrete):
+        raise ArtifactError(f"only MultiDiscrete actions are saved; got {action_space}")
+    return {
+        "observation_space": {"shape": list(observation_space.shape),
+                              "low": observation_space.low.ravel().tolist(),
+                              "high": observation_space.high.ravel().tolist(),
+                              "dtype": str(observation_space.dtype)},
+        "action_space": {"nvec": [int(n) for n in action_space.nvec]},
+    }
+
+
+def _spaces_from_json(spec: Mapping[str, Any], where: str) -> tuple[gym.spaces.Box,
+                                                                     gym.spaces.MultiDiscrete]:
+    try:
+        obs, act = spec["observation_space"], spec["action_space"]
+        shape = tuple(int(n) for n in obs["shape"])
+        low = np.asarray(obs["low"], dtype=np.float32).reshape(shape)
+        high = np.asarray(obs["high"], dtype=np.float32).reshape(shape)
+        return (gym.spaces.Box(low=low, high=high, dtype=np.float32),
+                gym.spaces.MultiDiscrete(np.asarray(act["nvec"], dtype=np.int64)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"policy file {where!r} has malformed spaces in {POLICY_ENTRY!r} "
+                            f"({type(exc).__name__}: {exc})") from None
+
+
+def policy_layout(policy: Any) -> dict[str, Any]:
+    """The JSON that rebuilds ``policy`` (an SB3 ``ActorCriticPolicy`` MLP, or a policy with a
+    ``dus_layout()`` method, such as the DeepSets policy)."""
+    from stable_baselines3.common.policies import ActorCriticPolicy
+    from stable_baselines3.common.torch_layers import FlattenExtractor
+
+    from dus_agents.sb3_files import ACTIVATIONS
+
+    if hasattr(policy, "dus_layout"):
+        layout = dict(policy.dus_layout())
+    else:
+        if type(policy) is not ActorCriticPolicy or not isinstance(
+                policy.features_extractor, FlattenExtractor):
+            raise ArtifactError(f"{type(policy).__name__} cannot be saved as weights + JSON; "
+                                "only SB3's MlpPolicy and the package's own policies can")
+        names = {cls: name for name, cls in ACTIVATIONS.items()}
+        if policy.activation_fn not in names:
+            raise ArtifactError(f"activation {policy.activation_fn.__name__} cannot be saved; "
+                                f"valid: {list(ACTIVATIONS)}")
+        net_arch = policy.net_arch
+        if isinstance(net_arch, list):
+            net_arch = {"pi": list(net_arch), "vf": list(net_arch)}
+        layout = {"policy": "mlp", "settings": {
+            "net_arch": {"pi": list(net_arch["pi"]), "vf": list(net_arch["vf"])},
+            "activation_fn": names[policy.activation_fn],
+            "ortho_init": bool(policy.ortho_init),
+            "share_features_extractor": bool(policy.share_features_extractor),
+            "normalize_images": bool(policy.normalize_images),
+            "observation_shape": list(policy.observation_space.shape),
+            "action_nvec": [int(n) for n in policy.action_space.nvec],
+            "action_source": "action_space",
+        }}
+    layout.update(_space_json(policy.observation_space, policy.action_space))
+    return layout
+
+
+def build_policy(layout: Mapping[str, Any], where: str) -> Any:
+    """An untrained policy network as ``layout`` (:func:`policy_layout`) describes it."""
+    from dus_agents.sb3_files import build_actor_critic
+
+    observation_space, action_space = _spaces_from_json(layout, where)
+    kind = layout.get("policy")
+    try:
+        if kind == "mlp":
+            return build_actor_critic(observation_space, action_space, dict(layout["settings"]))
+        if kind == "deepsets":
+            from dus_agents.deepsets import DeepSetsPolicy
+
+            return DeepSetsPolicy.from_layout(observation_space, action_space, layout)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"policy file {where!r}: {POLICY_ENTRY!r} does not describe a "
+                            f"buildable policy ({type(exc).__name__}: {exc})") from None
+    raise ArtifactError(f"policy file {where!r}: policy={kind!r} is not a known network; valid "
+                        "choices: ['mlp', 'deepsets']")
+
+
+def load_weights(policy: Any, state: Mapping[str, Any], where: str) -> None:
+    """Load a state dict strictly, naming the file and the first key that does not fit."""
+    from dus_agents.sb3_files import load_policy_state
+
+    load_policy_state(policy, dict(state), where)
+
+
 class PPOPolicy:
-    """A trained SB3 PPO model behind the one ``predict`` interface, with the env spec it was
-    trained on.
+    """A trained PPO policy network behind the one ``predict`` interface, with the env spec it
+    was trained on.
 
     Args:
-        model: a ``stable_baselines3.PPO``.
+        policy: an SB3 ``ActorCriticPolicy`` (``model.policy`` of a trained ``PPO``).
         env_spec: ``env.unwrapped.spec_dict()`` of the training env.
     """
 
-    def __init__(self, model: Any, env_spec: Mapping[str, Any]) -> None:
-        self.model = model
+    def __init__(self, policy: Any, env_spec: Mapping[str, Any]) -> None:
+        if hasattr(policy, "policy") and hasattr(policy, "learn"):  # a whole PPO model
+            policy = policy.policy
+        self.policy = policy
         self.env_spec = dict(env_spec)
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
-        return self.model.predict(observation, state=state, episode_start=episode_start,
-                                  deterministic=deterministic)
+        return self.policy.predict(observation, state=state, episode_start=episode_start,
+                                   deterministic=deterministic)
+
+    def entries(self) -> dict[str, bytes]:
+        """The artefact payload: the network's layout as JSON and its tensors."""
+        return {
+            POLICY_ENTRY: json.dumps(policy_layout(self.policy), indent=1).encode("utf-8"),
+            WEIGHTS_ENTRY: tensor_bytes(self.policy.state_dict()),
+        }
 
     def save(self, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
-        """Write one artefact file: the SB3 zip plus ``dus_artifact.json``."""
-        buffer = io.BytesIO()
-        self.model.save(buffer)
-        return write_artifact(path, ARTIFACT_KIND, self.env_spec, {}, metadata,
-                              base_zip=buffer.getvalue())
+        """Write one artefact file: ``policy.json`` + ``policy.pt`` + ``dus_artifact.json``."""
+        return write_artifact(path, ARTIFACT_KIND, self.env_spec, self.entries(), metadata)
 
     @classmethod
     def from_sb3(cls, path: str | Path, env: Any) -> PPOPolicy:
         """Adopt a plain SB3 PPO zip (an rl-zoo3 or CheckpointCallback output) for ``env``,
-        checking its spaces against the env's; ``save()`` then writes an artefact."""
-        from stable_baselines3 import PPO
+        checking its spaces against the env's; ``save()`` then writes an artefact. The zip is
+        read as data (:mod:`dus_agents.sb3_files`): its pickled entries are never executed."""
+        from dus_agents.sb3_files import build_actor_critic, policy_settings, read_sb3_zip
 
         if not Path(path).exists():
             raise FileNotFoundError(f"model file {str(path)!r} does not exist")
-        try:
-            model = PPO.load(str(path), device="cpu")
-        except Exception as exc:
-            raise ArtifactError(
-                f"model file {str(path)!r} is not a readable SB3 PPO zip ({type(exc).__name__}: "
-                f"{exc})"
-            ) from exc
+        sb3 = read_sb3_zip(path)
+        settings = policy_settings(sb3)
         spec = env_spec_of(env)
         base = env.unwrapped
-        if model.observation_space.shape != base.observation_space.shape:
+        if tuple(settings["observation_shape"]) != tuple(base.observation_space.shape):
             raise ArtifactError(
-                f"model {str(path)!r} takes observations of shape {model.observation_space.shape}, "
-                f"this env gives {base.observation_space.shape}"
+                f"model {str(path)!r} takes observations of shape "
+                f"{tuple(settings['observation_shape'])}, this env gives "
+                f"{base.observation_space.shape}"
             )
-        if list(getattr(model.action_space, "nvec", [])) != list(base.action_space.nvec):
+        nvec = list(base.action_space.nvec)
+        if settings["action_nvec"] != nvec and sum(settings["action_nvec"]) != sum(nvec):
             raise ArtifactError(
-                f"model {str(path)!r} has action space {model.action_space}, this env has "
+                f"model {str(path)!r} has actions {settings['action_nvec']}, this env has "
                 f"{base.action_space}"
             )
-        return cls(model, spec)
+        policy = build_actor_critic(base.observation_space, base.action_space, settings)
+        load_weights(policy, sb3.policy_state or {}, str(path))
+        return cls(policy, spec)
 
     @classmethod
     def load(cls, path: str | Path, env: Any | None = None) -> PPOPolicy:
         """Load an artefact; with ``env``, fail unless it matches the recorded env spec."""
-        from stable_baselines3 import PPO
-
-        artifact = read_artifact(path, ARTIFACT_KIND)
-        path = artifact.path  # a run directory resolves to its policy file
-        if env is not None:
-            check_compatible(artifact.env_spec, env_spec_of(env), path)
-        try:
-            model = PPO.load(str(path), device="cpu")
-        except Exception as exc:  # SB3 raises many kinds on a damaged payload
+        artifact = read_artifact(path, ARTIFACT_KIND, members=(POLICY_ENTRY, WEIGHTS_ENTRY))
+        where = str(artifact.path)
+        if artifact.format_version < 2:
             raise ArtifactError(
-                f"policy file {str(path)!r} has a damaged PPO model ({type(exc).__name__}: {exc})"
-            ) from exc
-        obs_size = int(np.prod(model.observation_space.shape))
+                f"policy file {where!r} is a format-1 PPO artefact (a Stable-Baselines3 model "
+                "zip), which only unpickling could load: refused. Convert it once, reading it as "
+                "data: PPOPolicy.from_sb3(path, env).save(new_path)"
+            )
+        if env is not None:
+            check_compatible(artifact.env_spec, env_spec_of(env), where)
+        try:
+            layout = json.loads(artifact.entries[POLICY_ENTRY].decode("utf-8"))
+            state = tensors_from_bytes(artifact.entries[WEIGHTS_ENTRY], where, WEIGHTS_ENTRY)
+        except (KeyError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ArtifactError(f"policy file {where!r} has a damaged PPO payload "
+                                f"({type(exc).__name__}: {exc})") from None
+        policy = build_policy(layout, where)
+        load_weights(policy, state, where)
+        obs_size = int(np.prod(policy.observation_space.shape))
         if obs_size != artifact.env_spec.get("observation_size"):
             raise ArtifactError(
-                f"policy file {str(path)!r}: its model takes {obs_size} observation values but "
+                f"policy file {where!r}: its network takes {obs_size} observation values but "
                 f"its recorded env spec says {artifact.env_spec.get('observation_size')}"
             )
-        return cls(model, artifact.env_spec)
+        policy.set_training_mode(False)
+        return cls(policy, artifact.env_spec)
+
+
+# --------------------------------------------------------------------------- checkpoints
+def save_checkpoint(model: Any, path: str | Path, env_spec: Mapping[str, Any],
+                    training: Mapping[str, Any] | None = None) -> Path:
+    """A training checkpoint: the policy artefact plus the optimiser's tensors and the
+    counters resuming needs (``num_timesteps``, ``n_updates`` and ``training``)."""
+    policy = PPOPolicy(model.policy, env_spec)
+    counters = {"num_timesteps": int(model.num_timesteps), "n_updates": int(model._n_updates),
+                **dict(training or {})}
+    entries = {**policy.entries(),
+               OPTIMIZER_ENTRY: tensor_bytes(model.policy.optimizer.state_dict()),
+               TRAINING_ENTRY: json.dumps(counters, indent=1).encode("utf-8")}
+    return write_artifact(path, ARTIFACT_KIND, env_spec, entries,
+                          {"checkpoint": True, "num_timesteps": counters["num_timesteps"]})
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint read (and checked) from disk, ready to be put into a fresh model."""
+
+    path: Path
+    policy: PPOPolicy
+    optimizer: dict[str, Any]
+    counters: dict[str, Any]
+
+
+def read_checkpoint(path: str | Path, env: Any | None = None) -> Checkpoint:
+    """Read a checkpoint of :func:`save_checkpoint` as data (nothing is unpickled); with
+    ``env``, its spec must match. Raises :class:`ArtifactError` naming the file."""
+    policy = PPOPolicy.load(path, env)
+    where = str(path)
+    artifact = read_artifact(path, ARTIFACT_KIND, members=(OPTIMIZER_ENTRY, TRAINING_ENTRY))
+    try:
+        counters = json.loads(artifact.entries[TRAINING_ENTRY].decode("utf-8"))
+        int(counters["num_timesteps"]), int(counters["n_updates"])
+    except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"checkpoint {where!r} has damaged training counters "
+                            f"({type(exc).__name__}: {exc})") from None
+    optimizer = tensors_from_bytes(artifact.entries[OPTIMIZER_ENTRY], where, OPTIMIZER_ENTRY)
+    return Checkpoint(Path(path), policy, optimizer, counters)
+
+
+def restore_checkpoint(model: Any, checkpoint: Checkpoint) -> None:
+    """Put a checkpoint's weights, optimiser state and counters into a freshly built PPO
+    ``model`` of the same settings."""
+    where = str(checkpoint.path)
+    load_weights(model.policy, checkpoint.policy.policy.state_dict(), where)
+    try:
+        model.policy.optimizer.load_state_dict(checkpoint.optimizer)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ArtifactError(f"checkpoint {where!r}: its optimiser state does not fit this "
+                            f"model ({type(exc).__name__}: {exc})") from None
+    model.num_timesteps = int(checkpoint.counters["num_timesteps"])
+    model._n_updates = int(checkpoint.counters["n_updates"])

@@ -18,7 +18,6 @@ the sampling generator and the baseline, so it can either be replayed frozen (de
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -34,6 +33,8 @@ from dus_agents.artifact import (
     check_compatible,
     env_spec_of,
     read_artifact,
+    tensor_bytes,
+    tensors_from_bytes,
     write_artifact,
 )
 from dus_env.errors import check_choice, check_range
@@ -293,11 +294,6 @@ class ReinforceAgent:
     # ------------------------------------------------------------------ artefacts
     def state_entries(self) -> dict[str, bytes]:
         """The artefact payload: weights, optimiser, generator and counters."""
-        def tensor_bytes(obj: Any) -> bytes:
-            buffer = io.BytesIO()
-            torch.save(obj, buffer)
-            return buffer.getvalue()
-
         agent = {
             "config": self.config.to_dict(),
             "layout": {"n_modalities": self.layout.n_modalities,
@@ -330,22 +326,23 @@ class ReinforceAgent:
     def load(cls, path: str | Path, env: Any | None = None, frozen: bool = True) -> ReinforceAgent:
         """Load an artefact (frozen for replay by default; ``frozen=False`` to keep learning).
         With ``env``, fail unless it matches the recorded env spec."""
-        artifact = read_artifact(path, ARTIFACT_KIND)
+        artifact = read_artifact(path, ARTIFACT_KIND, members=(
+            "agent.json", "policy.pt", "optimizer.pt", "generator.pt"))
         if env is not None:
             check_compatible(artifact.env_spec, env_spec_of(env), path)
+        where = str(artifact.path)
+        entries = artifact.entries
+        tensors = {name: tensors_from_bytes(entries[name], where, name)
+                   for name in ("policy.pt", "optimizer.pt", "generator.pt") if name in entries}
         try:
-            entries = artifact.entries
             agent = json.loads(entries["agent.json"].decode("utf-8"))
             layout = ObservationLayout(**agent["layout"])
             obj = cls(layout, tuple(agent["multipliers"]),
                       ReinforceConfig.from_dict(agent["config"]), seed=agent["seed"],
                       frozen=frozen, env_spec=artifact.env_spec)
-            obj.network.load_state_dict(
-                torch.load(io.BytesIO(entries["policy.pt"]), weights_only=True))
-            obj.optimizer.load_state_dict(
-                torch.load(io.BytesIO(entries["optimizer.pt"]), weights_only=True))
-            obj.generator.set_state(
-                torch.load(io.BytesIO(entries["generator.pt"]), weights_only=True))
+            obj.network.load_state_dict(tensors["policy.pt"])
+            obj.optimizer.load_state_dict(tensors["optimizer.pt"])
+            obj.generator.set_state(tensors["generator.pt"])
             obj.baseline_value = agent["baseline_value"]
             obj.n_updates = agent["n_updates"]
             obj.steps_seen = agent.get("steps_seen", agent.get("n_steps"))  # older files

@@ -25,6 +25,8 @@ import gymnasium as gym
 import torch
 from torch import nn
 
+from dus_env.errors import ArtifactError
+
 MAX_MEMBER_BYTES = 256 * 2**20
 """Largest uncompressed size accepted for one zip member."""
 MAX_TOTAL_BYTES = 512 * 2**20
@@ -43,7 +45,7 @@ _KNOWN_KWARGS = ("net_arch", "activation_fn", "ortho_init", "share_features_extr
                  *_IGNORED_KWARGS)
 
 
-class SB3FileError(ValueError):
+class SB3FileError(ArtifactError):
     """An SB3 model zip that cannot be read, or rebuilt, safely; the message names the file."""
 
     def __init__(self, path: str | Path, problem: str) -> None:

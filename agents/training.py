@@ -178,7 +178,6 @@ def build_vec_env(args: TrainArgs, run_dir: Path, reward_scale: float,
 # --------------------------------------------------------------------------- agents
 def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
               crash_at_step: dict[int, int] | None = None) -> tuple[Any, dict]:
-    from stable_baselines3 import PPO
     from stable_baselines3.common.utils import set_random_seed
 
     from dus_agents.callbacks import (
@@ -186,28 +185,39 @@ def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
         RolloutCheckpointCallback,
         list_checkpoints,
         truncate_jsonl,
+        truncate_monitors,
     )
-    from dus_agents.ppo import PPOConfig, PPOPolicy, build_ppo
+    from dus_agents.ppo import (
+        PPOConfig,
+        PPOPolicy,
+        build_ppo,
+        read_checkpoint,
+        restore_checkpoint,
+    )
+    from dus_env.errors import ArtifactError
 
     config = PPOConfig()
+    spec = probe_env.unwrapped.spec_dict()
     episode_length = probe_env.unwrapped.config.steps_per_episode
     rollout = config.rollout_steps(episode_length) * args.n_envs
     target = -(-args.total_timesteps // rollout) * rollout
-    vec_env = build_vec_env(args, run_dir, config.reward_scale, crash_at_step)
     info: dict[str, Any] = {"rollout_timesteps": rollout, "target_timesteps": target,
                             "ppo_config": config.to_dict(),
                             "sb3_kwargs": config.sb3_kwargs(episode_length, args.n_envs)}
-    model = None
-    for checkpoint in reversed(list_checkpoints(run_dir / "checkpoints")):
-        try:
-            model = PPO.load(str(checkpoint), env=vec_env, device=config.device)
-            info["resumed_from"] = str(checkpoint)
+    checkpoint = None
+    for path in reversed(list_checkpoints(run_dir / "checkpoints")):
+        try:  # read as data: a checkpoint that is not the package's own format is refused
+            checkpoint = read_checkpoint(path, probe_env)
             break
-        except Exception as exc:  # a damaged checkpoint: fall back to the one before
-            print(f"warning: skipping unreadable checkpoint {checkpoint}: {exc}", file=sys.stderr)
-    if model is None:
-        model = build_ppo(vec_env, config, args.seed, episode_length)
-    else:
+        except (ArtifactError, OSError) as exc:  # fall back to the one before
+            print(f"warning: skipping checkpoint {path}: {exc}", file=sys.stderr)
+    if checkpoint is not None:  # the episodes logged after it are redone: drop their rows
+        truncate_monitors(run_dir / "monitor", checkpoint.counters.get("monitor_rows", {}))
+    vec_env = build_vec_env(args, run_dir, config.reward_scale, crash_at_step)
+    model = build_ppo(vec_env, config, args.seed, episode_length)
+    if checkpoint is not None:
+        restore_checkpoint(model, checkpoint)
+        info["resumed_from"] = str(checkpoint.path)
         set_random_seed(args.seed + model.num_timesteps)
         vec_env.seed(args.seed + model.num_timesteps)
     model.set_logger(make_logger(run_dir, segment))
@@ -215,7 +225,8 @@ def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
     truncate_jsonl(run_dir / "episodes.jsonl", done)
     dus_cb = DUSInfoCallback(run_dir / "episodes.jsonl")
     callbacks = [dus_cb, RolloutCheckpointCallback(
-        args.checkpoint_freq, run_dir / "checkpoints", keep_last=args.keep_checkpoints)]
+        args.checkpoint_freq, run_dir / "checkpoints", keep_last=args.keep_checkpoints,
+        env_spec=spec, monitor_dir=run_dir / "monitor")]
     try:
         if done < target:
             model.learn(target - done, callback=callbacks, reset_num_timesteps=False,
@@ -224,7 +235,7 @@ def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
         vec_env.close()
     if args.vec_env == "ray":
         info["worker_restarts"] = int(sum(vec_env.restarts))
-    policy = PPOPolicy(model, probe_env.unwrapped.spec_dict())
+    policy = PPOPolicy(model.policy, spec)
     info["timesteps"] = int(model.num_timesteps)
     return policy, info
 

@@ -5,7 +5,7 @@ Four parts (``--parts``, default all), each measured in one run of this script:
 1. ``ppo_time``: wall time of ``train_agent.py`` PPO training until its replayed policy beats
    uniform sampling. PPO trains once with a checkpoint every ``--checkpoint-freq`` timesteps
    (or ``--ppo-run DIR`` reuses a run directory that has them, e.g. the one
-   ``benchmarks/quality.py`` trains); each checkpoint is replayed deterministically on
+   ``benchmarks.quality`` trains); each checkpoint is replayed deterministically on
    ``--val-episodes`` fresh episodes (seeds 20000, 20001, ...) next to the uniform sampler on the
    same seeds, and scored by the final **validation** accuracy of the run (what the default
    reward telescopes to); the test split is not read. A checkpoint "beats uniform" when the mean
@@ -16,54 +16,79 @@ Four parts (``--parts``, default all), each measured in one run of this script:
    the same total timesteps), runs alternated 1, 2, 1, 2, ... so machine noise hits both; the
    rate is timesteps / the training wall time the run reports (``summary.json``: ``wall_time_s``,
    which excludes interpreter start-up). Prints the median ratio and its spread.
-3. ``memory``: 100 consecutive ``evaluate.run_one`` runs (training, best-validation tracking,
+3. ``memory``: 100 consecutive ``dus_agents.evaluation.run_one`` runs (training, best-validation tracking,
    test evaluation, probes) in one fresh process; peak RSS (``ru_maxrss``) and current RSS after
    each; growth = peak after the last run / peak after run 10 - 1.
 4. ``env_scaling``: the hardware reference for part 2: bare ``DUSEnv.step`` loops (no PPO) in
    1 and in 2 processes at once, alternated; their ratio is what 2 envs could reach at best.
 
-    python benchmarks/cost.py --out results/cost/cost.json
-    python benchmarks/cost.py --ppo-run results/quality/ppo/ppo_default --out results/cost/cost.json
-    python benchmarks/cost.py --smoke
+    python -m benchmarks.cost --out results/cost/cost.json
+    python -m benchmarks.cost --ppo-run results/quality/ppo/ppo_default --out results/cost/cost.json
+    python -m benchmarks.cost --smoke
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
-import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
-# One BLAS/OpenMP thread per process, set before numpy loads: on a shared 2-core machine the
-# linear probes (scikit-learn, OpenBLAS) otherwise oversubscribe the cores and run ~40x slower.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks import common
+from benchmarks.common import ROOT
+from dus_env.cli import check_at_least, comma_list
+from dus_env.errors import UsageError
 
 PARTS = ("ppo_time", "steps", "memory", "env_scaling")
+LOG = common.logger("cost")
 
 
-def log(*parts: Any) -> None:
-    print(*parts, file=sys.stderr, flush=True)
+@dataclasses.dataclass
+class Args(common.BenchArgs):
+    """``python -m benchmarks.cost``."""
+
+    parts: str = ",".join(PARTS)
+    """Comma list from ppo_time, steps, memory, env_scaling."""
+    preset: str = "default"
+    """Env preset."""
+    ppo_run: str = ""
+    """train_agent.py run directory with checkpoints to reuse for ppo_time (empty: train
+    one)."""
+    ppo_timesteps: int = 12000
+    """PPO timesteps when ppo_time trains its own run."""
+    n_envs: int = 2
+    """Envs of that PPO run."""
+    checkpoint_freq: int = 1600
+    """Timesteps between checkpoints of that run."""
+    val_episodes: int = 20
+    """Validation episodes per checkpoint."""
+    steps_timesteps: int = 2400
+    """Timesteps of each steps-per-second run."""
+    repeats: int = 3
+    """Alternating pairs of steps-per-second runs."""
+    episodes: int = 100
+    """Runs of the memory part."""
+    scaling_steps: int = 400
+    """Env steps per process in the env_scaling part."""
+    memory_child: str = dataclasses.field(default="", metadata={"hidden": True})
+    """Internal: run the memory part's runs in this process, write them to this path."""
+
+    SMOKE = {"preset": "tiny", "ppo_timesteps": 48, "n_envs": 1, "checkpoint_freq": 24,
+             "val_episodes": 2, "steps_timesteps": 48, "repeats": 1, "episodes": 5,
+             "scaling_steps": 12}
 
 
-def spread(values: list[float]) -> dict[str, float]:
-    q1, q3 = (float(v) for v in np.percentile(values, [25, 75]))
-    return {"median": statistics.median(values), "q1": q1, "q3": q3,
-            "min": min(values), "max": max(values), "n": len(values), "values": list(values)}
+def spread(values: list[float]) -> dict[str, Any]:
+    return common.median_spread(values, with_values=True)
 
 
 def train(preset: str, timesteps: int, n_envs: int, out_dir: Path, name: str,
@@ -88,14 +113,26 @@ def final_val_accuracy(env, policy, seed: int) -> float:
     return float(result.infos[-1]["validation"]["accuracy"])
 
 
-def ppo_time(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def load_checkpoint(path: Path, env: Any) -> Any:
+    """A PPO training checkpoint as a policy for ``env``: the package's checkpoint artefact, or
+    a plain SB3 zip (runs checkpointed before checkpoints became artefacts), read as data."""
+    import zipfile
+
+    from dus_agents.artifact import ARTIFACT_ENTRY
+    from dus_agents.ppo import PPOPolicy
+
+    with zipfile.ZipFile(path) as archive:
+        artefact = ARTIFACT_ENTRY in archive.namelist()
+    return PPOPolicy.load(path, env) if artefact else PPOPolicy.from_sb3(path, env)
+
+
+def ppo_time(args: Args, work: Path) -> dict[str, Any]:
     import gymnasium as gym
 
     import dus_env
     from dus_agents.callbacks import list_checkpoints
+    from dus_agents.evaluation.stats import paired_difference
     from dus_agents.heuristic import UniformPolicy
-    from dus_agents.ppo import PPOPolicy
-    from dus_agents.reporting import paired_difference
 
     if args.ppo_run:
         run = Path(args.ppo_run)
@@ -112,7 +149,7 @@ def ppo_time(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     uniform = {s: final_val_accuracy(env, UniformPolicy.for_env(env), s) for s in seeds}
     checkpoints = []
     for path in list_checkpoints(run / "checkpoints"):
-        policy = PPOPolicy.from_sb3(path, env)
+        policy = load_checkpoint(path, env)
         accs = {s: final_val_accuracy(env, policy, s) for s in seeds}
         diff = paired_difference(accs, uniform)
         steps = int(path.stem.split("_")[-2])
@@ -122,8 +159,8 @@ def ppo_time(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                  "diff_to_uniform": diff.as_dict(),
                  "beats_uniform": bool(diff.mean > 0 and diff.low > 0)}
         checkpoints.append(entry)
-        log(f"ppo_time: {path.name} t={entry['elapsed_s']:.0f}s "
-            f"Δval {100 * diff.mean:+.2f} ± {100 * diff.half_width:.2f}")
+        LOG.info(f"ppo_time: {path.name} t={entry['elapsed_s']:.0f}s "
+                 f"Δval {100 * diff.mean:+.2f} ± {100 * diff.half_width:.2f}")
     first = next((c for c in checkpoints if c["beats_uniform"]), None)
     first_mean = next((c for c in checkpoints if c["diff_to_uniform"]["mean"] > 0), None)
     return {
@@ -158,7 +195,7 @@ def monitor_rate(run: Path) -> float:
     return total
 
 
-def steps_rate(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def steps_rate(args: Args, work: Path) -> dict[str, Any]:
     rates: dict[int, list[float]] = {1: [], 2: []}
     steady: dict[int, list[float]] = {1: [], 2: []}
     for r in range(args.repeats):
@@ -168,8 +205,8 @@ def steps_rate(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             summary = json.loads((run / "summary.json").read_text())
             rates[n].append(summary["timesteps"] / summary["wall_time_s"])
             steady[n].append(monitor_rate(run))
-            log(f"steps: repeat {r} n_envs={n} {rates[n][-1]:.1f} steps/s end to end, "
-                f"{steady[n][-1]:.1f} steady")
+            LOG.info(f"steps: repeat {r} n_envs={n} {rates[n][-1]:.1f} steps/s end to end, "
+                     f"{steady[n][-1]:.1f} steady")
             shutil.rmtree(run)
     return {"preset": args.preset, "timesteps": args.steps_timesteps, "repeats": args.repeats,
             "steps_per_s_1": spread(rates[1]), "steps_per_s_2": spread(rates[2]),
@@ -179,14 +216,14 @@ def steps_rate(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "cpu_load_note": "the 2 cores were shared with another job while this ran"}
 
 
-def env_worker(args: tuple[str, int, int]) -> float:
+def env_worker(args: tuple[str, int, int, int]) -> float:
     """One process stepping DUS-v0 with the uniform action: env steps per second."""
-    preset, n_steps, seed = args
+    preset, n_steps, seed, threads = args
     import torch
 
     from dus_env.env import DUSEnv
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     env = DUSEnv(preset=preset)
     env.reset(seed=seed)
     start, done_steps = time.perf_counter(), 0
@@ -198,7 +235,7 @@ def env_worker(args: tuple[str, int, int]) -> float:
     return done_steps / (time.perf_counter() - start)
 
 
-def env_scaling(args: argparse.Namespace) -> dict[str, Any]:
+def env_scaling(args: Args) -> dict[str, Any]:
     """The hardware reference for the steps part: bare DUS-v0 stepping (no PPO) in 1 vs 2
     processes at once, alternated; the ratio PPO's 2 envs could reach at best."""
     import multiprocessing as mp
@@ -208,9 +245,10 @@ def env_scaling(args: argparse.Namespace) -> dict[str, Any]:
     for r in range(args.repeats):
         for k in (1, 2):
             with ctx.Pool(k) as pool:
-                per = pool.map(env_worker, [(args.preset, args.scaling_steps, 1000 + r)] * k)
+                per = pool.map(env_worker,
+                               [(args.preset, args.scaling_steps, 1000 + r, args.threads)] * k)
             rates[k].append(sum(per))
-            log(f"env_scaling: repeat {r} {k} process(es): {rates[k][-1]:.1f} env steps/s")
+            LOG.info(f"env_scaling: repeat {r} {k} process(es): {rates[k][-1]:.1f} env steps/s")
     return {"preset": args.preset, "steps_per_process": args.scaling_steps,
             "repeats": args.repeats, "steps_per_s_1": spread(rates[1]),
             "steps_per_s_2": spread(rates[2]),
@@ -226,29 +264,26 @@ def current_rss_mb() -> float:
 
 
 def memory_child(preset: str, episodes: int, out: Path) -> None:
-    """Runs in a fresh process: ``episodes`` consecutive evaluate.run_one runs."""
-    import torch
-
-    import evaluate
+    """Runs in a fresh process: ``episodes`` consecutive ``run_one`` runs."""
+    from dus_agents.evaluation.runs import run_one
     from dus_env.env import DUSEnv
 
-    torch.set_num_threads(1)
     env = DUSEnv(config={"sampler": {"budget": "renormalize"}}, preset=preset)
     peak, current, seconds = [], [], []
     for i in range(episodes):
         start = time.perf_counter()
-        evaluate.run_one(env, "heuristic", preset, i, 5000)
+        run_one(env, "heuristic", preset, i, 5000)
         seconds.append(time.perf_counter() - start)
         peak.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
         current.append(current_rss_mb())
-    out.write_text(json.dumps({"peak_mb": peak, "current_mb": current, "seconds": seconds}))
+    common.write_json(out, {"peak_mb": peak, "current_mb": current, "seconds": seconds})
 
 
-def memory(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def memory(args: Args, work: Path) -> dict[str, Any]:
     out = work / "memory.json"
-    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--memory-child",
-                    str(out), "--preset", args.preset, "--episodes", str(args.episodes)],
-                   cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-m", "benchmarks.cost", "--memory-child", str(out),
+                    "--preset", args.preset, "--episodes", str(args.episodes),
+                    "--threads", str(args.threads)], cwd=ROOT, check=True)
     data = json.loads(out.read_text())
     ref = min(10, len(data["peak_mb"])) - 1
     return {
@@ -266,50 +301,22 @@ def memory(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--parts", default=",".join(PARTS), help=f"comma list from {list(PARTS)}")
-    p.add_argument("--preset", default="default", help="env preset (default: default)")
-    p.add_argument("--ppo-run", default=None,
-                   help="train_agent.py run directory with checkpoints to reuse for ppo_time")
-    p.add_argument("--ppo-timesteps", type=int, default=12000,
-                   help="PPO timesteps when ppo_time trains its own run (default 12000)")
-    p.add_argument("--n-envs", type=int, default=2, help="envs of that PPO run (default 2)")
-    p.add_argument("--checkpoint-freq", type=int, default=1600,
-                   help="timesteps between checkpoints of that run (default 1600)")
-    p.add_argument("--val-episodes", type=int, default=20,
-                   help="validation episodes per checkpoint (default 20)")
-    p.add_argument("--steps-timesteps", type=int, default=2400,
-                   help="timesteps of each steps-per-second run (default 2400)")
-    p.add_argument("--repeats", type=int, default=3,
-                   help="alternating pairs of steps-per-second runs (default 3)")
-    p.add_argument("--episodes", type=int, default=100, help="runs of the memory part")
-    p.add_argument("--scaling-steps", type=int, default=400,
-                   help="env steps per process in the env_scaling part (default 400)")
-    p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
-    p.add_argument("--smoke", action="store_true",
-                   help="seconds: tiny preset, tiny budgets; checks the JSON parses")
-    p.add_argument("--memory-child", type=Path, default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.memory_child is not None:
-        memory_child(args.preset, args.episodes, args.memory_child)
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = common.parse(Args, argv)
+    if args.memory_child:
+        common.setup(args)
+        memory_child(args.preset, args.episodes, Path(args.memory_child))
         return {}
-    if args.smoke:
-        args.preset, args.ppo_timesteps, args.n_envs, args.checkpoint_freq = "tiny", 48, 1, 24
-        args.val_episodes, args.steps_timesteps, args.repeats, args.episodes = 2, 48, 1, 5
-        args.scaling_steps = 12
-    parts = [x.strip() for x in args.parts.split(",") if x.strip()]
+    parts = comma_list("--parts", args.parts)
     for part in parts:
         if part not in PARTS:
-            p.error(f"--parts: unknown part {part!r}; valid: {list(PARTS)}")
-    import torch
-
-    torch.set_num_threads(1)
-    from machine import machine_description
-
-    result: dict[str, Any] = {"machine": machine_description(), "smoke": args.smoke,
-                              "command": "python benchmarks/cost.py "
+            raise UsageError(f"--parts: unknown part {part!r}; valid: {list(PARTS)}")
+    for name in ("ppo_timesteps", "n_envs", "checkpoint_freq", "val_episodes",
+                 "steps_timesteps", "repeats", "episodes", "scaling_steps"):
+        check_at_least("--" + name.replace("_", "-"), getattr(args, name), 1)
+    common.setup(args)
+    result: dict[str, Any] = {"machine": common.machine_info(), "smoke": args.smoke,
+                              "command": "python -m benchmarks.cost "
                                          + " ".join(argv if argv is not None else sys.argv[1:])}
     with tempfile.TemporaryDirectory(prefix="dus_cost_") as tmp:
         work = Path(tmp)
@@ -321,10 +328,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result["memory"] = memory(args, work)
         if "env_scaling" in parts:
             result["env_scaling"] = env_scaling(args)
-    text = json.dumps(result, indent=1)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    text = common.write_json(args.out, result)
     if "ppo_time" in result:
         first = result["ppo_time"]["first_beating_checkpoint"]
         print("ppo_time: first checkpoint beating uniform on validation: "
@@ -351,4 +355,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(common.run(main))

@@ -24,60 +24,74 @@ Model selection and design use ``--splits val``; report test numbers once (``--s
 
 Examples::
 
-    python benchmarks/imbalance.py                       # default preset, 5 seeds, val
-    python benchmarks/imbalance.py --splits val,test --out imbalance.json
-    python benchmarks/imbalance.py --smoke               # seconds; checks its own output
+    python -m benchmarks.imbalance                       # default preset, 5 seeds, val
+    python -m benchmarks.imbalance --splits val,test --out imbalance.json
+    python -m benchmarks.imbalance --smoke               # seconds; checks its own output
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
 import sys
-import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-try:
-    import dus_env  # noqa: F401
-except ImportError:  # running from a checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from benchmarks import common
+from benchmarks.common import mean_ci
+from dus_env.cli import check_at_least, comma_list
 from dus_env.config import EnvConfig, config_to_dict, get_preset
 from dus_env.data import make_dataset
+from dus_env.errors import UsageError
 from dus_env.sampler import ModalitySampler
 from dus_env.trainer import MMLTrainer
 
-
-# --------------------------------------------------------------------------- statistics
-def mean_ci(values: list[float], level: float = 0.95) -> dict[str, Any]:
-    """Mean, sample std and the two-sided t-interval of the mean (NaN bounds for n < 2)."""
-    from scipy import stats
-
-    x = np.asarray(values, dtype=float)
-    n = len(x)
-    mean = float(x.mean()) if n else math.nan
-    if n < 2:
-        return {"mean": mean, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": n}
-    std = float(x.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
-    return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "n": n}
+LOG = common.logger("imbalance")
 
 
-def _nan_to_none(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_nan_to_none(v) for v in obj]
-    return obj
+@dataclasses.dataclass
+class Args(common.BenchArgs):
+    """``python -m benchmarks.imbalance``: the modality-imbalance gap of a preset (joint host
+    vs each modality trained alone), the fixed-skew sampling lever, and the weak modality's
+    learning curves."""
+
+    out: str = dataclasses.field(default="", metadata={"metavar": "PATH"})
+    """Write the full results as JSON to this path; empty: print only."""
+    preset: str = "default"
+    """Name of a preset in dus_env.config.PRESETS."""
+    seeds: int = 5
+    """Number of training seeds (model init and sampling); the dataset is the preset's fixed
+    one."""
+    seed_offset: int = 0
+    """First training seed; seeds are offset, offset+1, ..."""
+    iterations: int = 0
+    """Training iterations per run (0: the preset's total_iterations)."""
+    splits: str = "val"
+    """Comma-separated evaluation splits, from val and test; use val for design decisions and
+    add test only for the final report."""
+    weak: str = ""
+    """Name of the weak modality (empty: the preset's last modality)."""
+    skip_lever: bool = False
+    """Skip the uniform-vs-skewed lever check."""
+    skip_curves: bool = False
+    """Skip the weak modality's learning curves."""
+    curve_batch_sizes: str = "32,64,128"
+    """Comma-separated per-modality batch sizes of the learning curves."""
+    curve_budgets: str = "0.25,0.5,1,2,4"
+    """Comma-separated iteration budgets of the learning curves, as multiples of the episode
+    budget."""
+    curve_seeds: int = 3
+    """How many of the seeds the learning curves use."""
+    verbose: bool = False
+    """Progress messages on stderr."""
+
+    SMOKE = {"preset": "tiny", "seeds": 1, "iterations": 20, "curve_batch_sizes": "8,16",
+             "curve_budgets": "0.5,1", "curve_seeds": 1}
 
 
 # --------------------------------------------------------------------------- one run
@@ -149,7 +163,7 @@ def weak_strong(runner: Runner, weak: str | None) -> tuple[str, str]:
     mods = runner.modalities
     weak = weak or mods[-1]
     if weak not in mods:
-        raise SystemExit(f"--weak={weak!r} is not a modality of the preset; choices: {list(mods)}")
+        raise UsageError(f"--weak={weak!r} is not a modality of the preset; choices: {list(mods)}")
     strong = next(m for m in mods if m != weak)
     return weak, strong
 
@@ -178,15 +192,15 @@ def summarize_arms(arms: dict[str, list[dict]], reference: str, splits: list[str
     return out
 
 
-def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+def run_benchmark(args: Args) -> dict[str, Any]:
     config = get_preset(args.preset)
     iterations = args.iterations or config.total_iterations
-    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    splits = comma_list("--splits", args.splits)
     runner = Runner(config, iterations, splits)
-    weak, strong = weak_strong(runner, args.weak)
+    weak, strong = weak_strong(runner, args.weak or None)
     seeds = [args.seed_offset + i for i in range(args.seeds)]
     b = runner.base
-    log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.verbose else (lambda *a: None)
+    log = LOG.info
     result: dict[str, Any] = {
         "preset": args.preset, "config": config_to_dict(config), "iterations": iterations,
         "seeds": seeds, "splits": splits, "weak": weak, "strong": strong, "base_batch_size": b,
@@ -310,76 +324,26 @@ def check_result(result: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- CLI
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description="Measure the modality-imbalance gap of a preset (joint host vs each modality "
-                    "trained alone), the fixed-skew sampling lever, and the weak modality's "
-                    "learning curves.")
-    p.add_argument("--preset", default="default",
-                   help="name of a preset in dus_env.config.PRESETS (default: default)")
-    p.add_argument("--seeds", type=int, default=5,
-                   help="number of training seeds (model init and sampling); the dataset is the "
-                        "preset's fixed one (default: 5)")
-    p.add_argument("--seed-offset", type=int, default=0,
-                   help="first training seed; seeds are offset, offset+1, ... (default: 0)")
-    p.add_argument("--iterations", type=int, default=0,
-                   help="training iterations per run (default: the preset's total_iterations)")
-    p.add_argument("--splits", default="val",
-                   help="comma-separated evaluation splits, from val and test; use val for design "
-                        "decisions and add test only for the final report (default: val)")
-    p.add_argument("--weak", default=None,
-                   help="name of the weak modality (default: the preset's last modality)")
-    p.add_argument("--skip-lever", action="store_true",
-                   help="skip the uniform-vs-skewed lever check")
-    p.add_argument("--skip-curves", action="store_true",
-                   help="skip the weak modality's learning curves")
-    p.add_argument("--curve-batch-sizes", default="32,64,128",
-                   help="comma-separated per-modality batch sizes of the learning curves "
-                        "(default: 32,64,128)")
-    p.add_argument("--curve-budgets", default="0.25,0.5,1,2,4",
-                   help="comma-separated iteration budgets of the learning curves, as multiples "
-                        "of the episode budget (default: 0.25,0.5,1,2,4)")
-    p.add_argument("--curve-seeds", type=int, default=3,
-                   help="how many of the seeds the learning curves use (default: 3)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch intra-op threads (default: 1)")
-    p.add_argument("--out", default=None, help="write the full results as JSON to this path")
-    p.add_argument("--verbose", action="store_true", help="progress messages on stderr")
-    p.add_argument("--smoke", action="store_true",
-                   help="seconds-long self-check: tiny preset, 1 seed, 20 iterations, short "
-                        "curves; writes and re-reads its JSON and fails if it does not parse")
-    args = p.parse_args(argv)
-    if args.smoke:
-        args.preset, args.seeds, args.iterations = "tiny", 1, 20
-        args.curve_batch_sizes, args.curve_budgets, args.curve_seeds = "8,16", "0.5,1", 1
-    for split in args.splits.split(","):
-        if split.strip() not in ("val", "test"):
-            p.error(f"--splits: unknown split {split.strip()!r}; valid choices: val, test")
-    if args.seeds < 1:
-        p.error("--seeds must be >= 1")
-    return args
+def check_args(args: Args) -> None:
+    """Raise UsageError for flags the benchmark cannot run with."""
+    for split in comma_list("--splits", args.splits):
+        if split not in ("val", "test"):
+            raise UsageError(f"--splits: unknown split {split!r}; valid choices: val, test")
+    check_at_least("--seeds", args.seeds, 1)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    result = _nan_to_none(run_benchmark(args))
-    text = json.dumps(result, indent=1, allow_nan=False)
-    if args.out:
-        Path(args.out).write_text(text)
+def main(argv: Sequence[str] | None = None) -> int:
+    args = common.parse(Args, argv)
+    check_args(args)
+    common.setup(args, verbose=args.verbose)
+    result = common.finite_or_none(run_benchmark(args))
+    text = common.write_json(args.out, result)
     print(report(result))
     if args.smoke:
-        path = args.out
-        if path is None:
-            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-                fh.write(text)
-                path = fh.name
-        check_result(json.loads(Path(path).read_text()))
-        if args.out is None:
-            Path(path).unlink()
+        check_result(json.loads(Path(args.out).read_text() if args.out else text))
         print("smoke ok")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(common.run(main))

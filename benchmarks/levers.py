@@ -1,55 +1,53 @@
 """Why does (or doesn't) DUS beat uniform on a preset?  Validation-only lever screen.
 
 Each arm is one configuration of (env overrides, policy); every arm runs the same tuning seeds
-(disjoint from the seeds ``benchmarks/quality.py`` reports on test), through the same machinery
-as ``evaluate.py`` (its ``run_selected`` runs the episode and keeps the best-validation weights;
-``dus_agents.rollout.run_episode`` drives the policy). Each run is scored on the **validation split
-only** (full split: fused accuracy, per-modality head accuracy, linear probe of every encoder),
-and every arm is compared with its matching uniform arm (same env overrides), paired by seed.
-The test split is never read here: this is where design decisions (loss reduction, heuristic
-settings, monitor averaging) are made.
+(disjoint from the seeds ``benchmarks.quality`` reports on test), through the same machinery
+as ``dus-evaluate`` (``dus_agents.evaluation.run_selected`` runs the episode and keeps the
+best-validation weights; ``dus_agents.rollout.run_episode`` drives the policy). Each run is
+scored on the **validation split only** (full split: fused accuracy, per-modality head
+accuracy, linear probe of every encoder), and every arm is compared with its matching uniform
+arm (same env overrides), paired by seed. The test split is never read here: this is where
+design decisions (loss reduction, heuristic settings, monitor averaging) are made.
 
-Arms (``--arms`` selects a comma list; ``all`` runs every one):
+Arms (``--arms`` selects a comma list; the default is ``DEFAULT_ARMS``):
 
 * ``<variant>/<policy>`` with variant in ``mean`` (preset as is), ``base_sum``
   (``trainer.loss_reduction='base_sum'``), ``ema`` (``monitor.average='ema'``), ``free``
-  (``sampler.budget='free'``), ``wide`` (action grid down to 0.25 n_b and
-  ``min_batch_size`` n_b/4, so a skew can go further than the presets' n_b/2 floor) and policy in ``uniform``, ``heuristic`` (library defaults),
-  ``heuristic_g2`` (gamma 2), ``heuristic_g2_w0`` (gamma 2, no warm-up), ``skew`` (a fixed action: the
-  weak modality at the top of the grid, every other modality at the bottom; renormalised to the
-  budget), ``skew_early`` / ``skew_late`` (that action in the first / second half of the run,
-  uniform in the other), ``ppo=PATH`` (a saved PPO policy), ``alone`` (the ``unimodal`` host, uniform sampling: the weak modality trained alone).
+  (``sampler.budget='free'``), ``wide`` (action grid down to 0.25 n_b and ``min_batch_size``
+  n_b/4, so a skew can go further than the presets' n_b/2 floor) and policy in ``uniform``,
+  ``heuristic`` (library defaults), ``heuristic_g2`` (gamma 2), ``heuristic_g2_w0`` (gamma 2,
+  no warm-up), ``skew`` (a fixed action: the weak modality at the top of the grid, every other
+  modality at the bottom; renormalised to the budget), ``skew_early`` / ``skew_late`` (that
+  action in the first / second half of the run, uniform in the other), ``ppo=PATH`` (a saved
+  PPO policy), ``alone`` (the ``unimodal`` host, uniform sampling: the weak modality trained
+  alone).
 
-    python benchmarks/levers.py --seeds 100-119 --out results/levers/levers.json
-    python benchmarks/levers.py --smoke
+    python -m benchmarks.levers --seeds 100-119 --out results/levers/levers.json
+    python -m benchmarks.levers --smoke
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
-import os
 import math
 import sys
 import time
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-
-# One BLAS/OpenMP thread per process, set before numpy loads: on a shared 2-core machine the
-# linear probes (scikit-learn, OpenBLAS) otherwise oversubscribe the cores and run ~40x slower.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
 import numpy as np
-import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import common
+from dus_agents.evaluation.runs import run_selected
+from dus_agents.evaluation.stats import paired_difference, t_interval
+from dus_agents.evaluation.sweep import parse_seeds
+from dus_agents.heuristic import HeuristicPolicy, UniformPolicy
+from dus_env.cli import check_at_least, comma_list
+from dus_env.env import DUSEnv
+from dus_env.errors import UsageError
 
-from dus_agents.heuristic import HeuristicPolicy, UniformPolicy  # noqa: E402
-from dus_agents.reporting import paired_difference, t_interval  # noqa: E402
-from dus_env.env import DUSEnv  # noqa: E402
-from evaluate import parse_seeds, run_selected  # noqa: E402
+LOG = common.logger("levers")
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "mean": {},
@@ -66,6 +64,27 @@ DEFAULT_ARMS = ("mean/uniform,mean/heuristic,mean/heuristic_g2,mean/heuristic_w0
                 "mean/heuristic_g2_w0,mean/heuristic_g3_w0,mean/skew,mean/alone,"
                 "base_sum/uniform,base_sum/heuristic,base_sum/heuristic_g2_w0,base_sum/skew,"
                 "ema/uniform,ema/heuristic")
+
+
+@dataclasses.dataclass
+class Args(common.BenchArgs):
+    """``python -m benchmarks.levers``."""
+
+    preset: str = "default"
+    """Env preset."""
+    host: str = "joint"
+    """Host method."""
+    seeds: str = "100-119"
+    """Tuning seeds, disjoint from the reported ones."""
+    arms: str = DEFAULT_ARMS
+    """Comma list of variant/policy arms."""
+    weak: str = ""
+    """Weak modality (empty: the last one)."""
+    probe_max_train: int = 5000
+    """Training rows of the linear probes."""
+
+    SMOKE = {"preset": "tiny", "seeds": "0-1", "probe_max_train": 256,
+             "arms": "mean/uniform,mean/heuristic,mean/alone"}
 
 
 class ScheduledPolicy:
@@ -206,33 +225,18 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="default", help="env preset (default: default)")
-    p.add_argument("--host", default="joint", help="host method (default: joint)")
-    p.add_argument("--seeds", default="100-119",
-                   help="tuning seeds, disjoint from the reported ones (default: 100-119)")
-    p.add_argument("--arms", default=DEFAULT_ARMS, help="comma list of variant/policy arms")
-    p.add_argument("--weak", default=None, help="weak modality (default: the last one)")
-    p.add_argument("--probe-max-train", type=int, default=5000,
-                   help="training rows of the linear probes (default: 5000)")
-    p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
-    p.add_argument("--smoke", action="store_true",
-                   help="seconds: tiny preset, 2 seeds, 3 arms; checks the JSON parses")
-    args = p.parse_args(argv)
-    if args.smoke:
-        args.preset, args.seeds = "tiny", "0-1"
-        args.arms, args.probe_max_train = "mean/uniform,mean/heuristic,mean/alone", 256
-    torch.set_num_threads(1)
-    arms_wanted = [a.strip() for a in args.arms.split(",") if a.strip()]
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = common.parse(Args, argv)
+    arms_wanted = comma_list("--arms", args.arms)
     for arm in arms_wanted:
         variant, _, policy = arm.partition("/")
         base_policy = ("heuristic" if policy.startswith("heuristic")
                        else "ppo" if policy.startswith("ppo=") else policy)
         if variant not in VARIANTS or base_policy not in POLICIES:
-            p.error(f"--arms: {arm!r} is not variant/policy with variant in {list(VARIANTS)} "
-                    f"and policy in {list(POLICIES)}")
+            raise UsageError(f"--arms: {arm!r} is not variant/policy with variant in "
+                             f"{list(VARIANTS)} and policy in {list(POLICIES)}")
+    check_at_least("--probe-max-train", args.probe_max_train, 1)
+    common.setup(args)
     seeds = parse_seeds(args.seeds)
     arms: dict[str, list[dict[str, Any]]] = {}
     modalities: list[str] = []
@@ -244,20 +248,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         overrides.setdefault("trainer", {})["host"] = host
         env = DUSEnv(config=overrides, preset=args.preset)
         modalities = list(env.modalities)
-        w = weak_index(env, args.weak)
+        w = weak_index(env, args.weak or None)
         weak = modalities[w]
         arms[arm] = []
         for seed in seeds:
             arms[arm].append(run_arm_seed(env, make_arm_policy(policy, env, w), seed,
                                           args.probe_max_train))
-        print(f"arm {arm} done", file=sys.stderr, flush=True)
+        LOG.info("arm %s done", arm)
     result = {"preset": args.preset, "host": args.host, "seeds": seeds, "weak": weak,
               "modalities": modalities, "arms": arms,
               "summary": summarise(arms, modalities, weak)}
-    text = json.dumps(result, indent=1, default=lambda o: None)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    text = common.write_json(args.out, result, default=lambda o: None)
     print(report(result))
     if args.smoke:
         parsed = json.loads(text)
@@ -267,4 +268,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(common.run(main))

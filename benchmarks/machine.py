@@ -1,29 +1,38 @@
-"""The machine a benchmark ran on (recorded with every benchmark's JSON output)."""
+"""The machine a benchmark runs on, as every benchmark records it (``machine`` in its JSON).
+
+The description itself is :func:`benchmarks.common.machine_info`; this prints it.
+
+    python -m benchmarks.machine                  # print the JSON
+    python -m benchmarks.machine --out machine.json
+"""
 
 from __future__ import annotations
 
-import os
-import platform
-from pathlib import Path
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
 from typing import Any
 
+from benchmarks import common
 
-def machine_description() -> dict[str, Any]:
-    """CPU model and count, Python, torch and platform versions, GPU presence."""
-    import torch
 
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": model, "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "python": platform.python_version(), "torch": torch.__version__,
-        "platform": platform.platform(), "gpu": bool(torch.cuda.is_available()),
-        "torch_threads": torch.get_num_threads(),
-    }
+@dataclasses.dataclass
+class Args(common.BenchArgs):
+    """``python -m benchmarks.machine`` (``--smoke`` also checks the JSON parses)."""
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = common.parse(Args, argv)
+    common.setup(args)
+    info = common.machine_info()
+    text = common.write_json(args.out, info, indent=2)
+    print(text)
+    if args.smoke:
+        assert json.loads(text)["torch"]
+        print("smoke ok")
+    return info
+
+
+if __name__ == "__main__":
+    sys.exit(common.run(main))

@@ -2,27 +2,54 @@
 
 Reads (each optional; a missing one leaves its section saying so):
 
-* ``<results>/quality/quality.json`` (``benchmarks/quality.py``) and the per-dataset folders
+* ``<results>/quality/quality.json`` (``benchmarks.quality``) and the per-dataset folders
   beside it (their PNG plots are copied to ``docs/results/``);
-* ``<results>/levers/*.json`` (``benchmarks/levers.py``, validation-only lever screens);
-* ``<results>/cost/cost.json`` (``benchmarks/cost.py``);
-* ``<results>/overhead.json`` (``benchmarks/overhead.py --out``).
+* ``<results>/levers/*.json`` (``benchmarks.levers`` and ``benchmarks.ppo_rewards``,
+  validation-only lever screens);
+* ``<results>/cost/cost.json`` (``benchmarks.cost``), and ``<results>/cost/env_scaling.json``
+  if a separate ``--parts env_scaling`` run wrote one;
+* ``<results>/overhead.json`` (``benchmarks.overhead --out``).
 
-    python benchmarks/make_results.py --results results --out docs/RESULTS.md
+benchmarks/README.md lists the keys read from each.
+
+    python -m benchmarks.make_results --results results --out docs/RESULTS.md
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import math
 import shutil
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import common
+from benchmarks.common import ROOT
+from dus_env.errors import UsageError
+from dus_env.files import atomic_write
+
 POLICY_ORDER = ("uniform", "heuristic", "ppo", "reinforce")
 HEADLINE_PLOTS = ("final_metrics.png", "val_accuracy.png", "batch_sizes.png", "scores.png")
+SECTIONS = ("## Targets on the synthetic", "## Headline", "## Why: validation-only lever screens",
+            "## Cost")
+"""Headings every page has, whatever results exist (``--smoke`` checks them)."""
+
+
+@dataclasses.dataclass
+class Args(common.BenchArgs):
+    """``python -m benchmarks.make_results``."""
+
+    out: str = dataclasses.field(default=str(ROOT / "docs" / "RESULTS.md"),
+                                 metadata={"metavar": "PATH"})
+    """Markdown file to write (plots go to results/ beside it)."""
+    results: str = str(ROOT / "results")
+    """Folder holding quality/, levers/, cost/ and overhead.json."""
+    notes: str = str(ROOT / "docs" / "results_notes.md")
+    """Hand-written discussion inserted after the machine line (empty, or no such file:
+    none)."""
 
 
 # --------------------------------------------------------------------------- formatting
@@ -407,22 +434,22 @@ def render(results: Path, docs: Path, notes: Path | None) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--results", type=Path, default=ROOT / "results",
-                   help="folder holding quality/, levers/, cost/ and overhead.json")
-    p.add_argument("--out", type=Path, default=ROOT / "docs" / "RESULTS.md",
-                   help="markdown file to write (plots go to results/ beside it)")
-    p.add_argument("--notes", type=Path, default=ROOT / "docs" / "results_notes.md",
-                   help="hand-written discussion inserted after the machine line")
-    args = p.parse_args(argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    text = render(args.results, args.out.parent, args.notes)
-    args.out.write_text(text)
-    print(f"wrote {args.out} ({len(text.splitlines())} lines)")
+def main(argv: Sequence[str] | None = None) -> int:
+    args = common.parse(Args, argv)
+    if args.smoke and Path(args.out) == Path(Args.out):
+        raise UsageError(f"--smoke renders from whatever --results holds: give --out another "
+                         f"path than {Args.out} (the committed page)")
+    common.setup(args)
+    out = Path(args.out)
+    text = render(Path(args.results), out.parent, Path(args.notes) if args.notes else None)
+    atomic_write(out, text)
+    print(f"wrote {out} ({len(text.splitlines())} lines)")
+    if args.smoke:
+        missing = [h for h in SECTIONS if h not in text]
+        assert not missing, f"smoke: sections missing from {out}: {missing}"
+        print("smoke ok")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(common.run(main))

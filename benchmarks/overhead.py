@@ -19,31 +19,39 @@ The script prints the median ratio b / a (target <= 1.02) and the share of episo
 default validation reward costs, 1 - time(b) / time(c) (target <= 10%), for both designs, with
 their spread.
 
-    python benchmarks/overhead.py              # default preset, 31 rounds (about 70 s)
-    python benchmarks/overhead.py --smoke      # seconds; checks the output parses
+    python -m benchmarks.overhead              # default preset, 31 rounds (about 70 s)
+    python -m benchmarks.overhead --smoke      # seconds; checks the output parses
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
+import dataclasses
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import numpy as np
-import torch
 from gymnasium.utils import seeding
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import common
+from dus_env.cli import check_at_least
+from dus_env.config import RewardConfig, get_preset
+from dus_env.data import make_dataset
+from dus_env.env import DUSEnv
+from dus_env.sampler import ModalitySampler, multipliers_to_batch_sizes
+from dus_env.trainer import MMLTrainer
 
-from dus_env.config import RewardConfig, get_preset  # noqa: E402
-from dus_env.data import make_dataset  # noqa: E402
-from dus_env.env import DUSEnv  # noqa: E402
-from dus_env.sampler import ModalitySampler, multipliers_to_batch_sizes  # noqa: E402
-from dus_env.trainer import MMLTrainer  # noqa: E402
+
+@dataclasses.dataclass
+class Args(common.BenchArgs):
+    """``python -m benchmarks.overhead``."""
+
+    preset: str = "default"
+    """Env preset to time."""
+    repeats: int = 31
+    """Rounds, each with both designs."""
+
+    SMOKE = {"preset": "tiny", "repeats": 3}
 
 
 def bare_runner(config, dataset, seed: int, action: np.ndarray) -> Callable[[int], None]:
@@ -98,7 +106,7 @@ def interleaved_episodes(config, dataset, env_off: DUSEnv, env_on: DUSEnv, seed:
         "val": lambda: env_on.step(action),
     }
     totals = dict.fromkeys(chunks, 0.0)
-    for step in range(config.n_steps):
+    for step in range(config.steps_per_episode):
         for name in rotated(list(chunks), step):
             start = time.perf_counter()
             chunks[name]()
@@ -107,23 +115,13 @@ def interleaved_episodes(config, dataset, env_off: DUSEnv, env_on: DUSEnv, seed:
 
 
 def summarise(values: list[float]) -> dict[str, float]:
-    q1, _, q3 = np.percentile(values, [25, 50, 75])
-    return {"median": statistics.median(values), "q1": float(q1), "q3": float(q3),
-            "min": min(values), "max": max(values)}
+    return common.median_spread(values, with_n=False)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="default", help="env preset to time (default: default)")
-    parser.add_argument("--repeats", type=int, default=31,
-                        help="rounds, each with both designs (default: 31)")
-    parser.add_argument("--smoke", action="store_true", help="tiny preset, 3 repeats (CI)")
-    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.preset, args.repeats = "tiny", 3
-    torch.set_num_threads(1)
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = common.parse(Args, argv)
+    check_at_least("--repeats", args.repeats, 1)
+    common.setup(args)
     base = get_preset(args.preset)
     no_val = base.replace(reward=RewardConfig(name="discrepancy"))
     dataset = make_dataset(base.data)
@@ -175,10 +173,11 @@ def main(argv: list[str] | None = None) -> dict:
               f"{o['q3']:.4f}, min {o['min']:.4f}, max {o['max']:.4f})  target <= 1.02")
         print(f"  validation-reward share of episode time: median {100 * v['median']:.1f}% "
               f"(IQR {100 * v['q1']:.1f}-{100 * v['q3']:.1f}%)  target <= 10%")
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
+    common.write_json(args.out, result, indent=2)
+    if args.smoke:
+        print("smoke ok")
     return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(common.run(main))

@@ -1,14 +1,14 @@
 """Quality benchmark: DUS sampling policies against uniform sampling, per dataset and host.
 
-Built on ``evaluate.py``'s machinery: every dataset is one ``evaluate.Plan`` run by
-``evaluate.sweep`` (one training run per policy x host x seed, the best-validation weights
-evaluated once on test; ``results.csv``, ``traces.jsonl``) and summarised by
-``evaluate.write_reports`` (``summary.json``/``summary.md`` with seed-paired differences to
-uniform and their 95% t-intervals, and the PNG plots). This script adds what ``evaluate.py``
-cannot do by preset name: datasets given by config overrides (mfeat view sets), the reference
+Built on ``dus-evaluate``'s machinery (:mod:`dus_agents.evaluation.sweep`): every dataset is
+one ``Plan`` run by ``sweep`` (one training run per policy x host x seed, the best-validation
+weights evaluated once on test; ``results.csv``, ``traces.jsonl``) and summarised by
+``write_reports`` (``summary.json``/``summary.md`` with seed-paired differences to uniform and
+their 95% t-intervals, and the PNG plots). This module adds what ``evaluate.py`` cannot do by
+preset name: datasets given by config overrides (mfeat view sets), the reference
 runs of each modality trained alone (the ``unimodal`` host, for the imbalance gap), the PPO
 policy trained by ``train_agent.py`` and its transfer to the mfeat sets, and one
-``quality.json`` that gathers everything for ``benchmarks/make_results.py``.
+``quality.json`` that gathers everything for ``benchmarks.make_results``.
 
 Stages (``--stages``, default all, in this order):
 
@@ -24,7 +24,7 @@ Stages (``--stages``, default all, in this order):
    Every policy runs under ``sampler.budget='renormalize'`` (equal total samples per iteration;
    ``samples_*`` columns report each modality's count). Last, the synthetic preset again with
    ``trainer.loss_reduction='base_sum'`` (uniform and heuristic only): the lever the
-   validation-only screen ``benchmarks/levers.py`` found to close the most of the weak
+   validation-only screen ``benchmarks.levers`` found to close the most of the weak
    modality's gap, reported on test.
 4. ``report``: ``quality.json`` (per cell: test accuracy, macro-F1, MAP, per-modality accuracy,
    probe accuracy of each encoder, samples, the imbalance gap and the fraction of it closed, and
@@ -37,8 +37,8 @@ so the synthetic policy is copied with its recorded modality names replaced by t
 three-view set has M = 3 (observation 55 values, 3 action heads, vs 37 and 2): no transfer is
 possible and the report says so.
 
-    python benchmarks/quality.py --out-dir results/quality          # the full benchmark
-    python benchmarks/quality.py --smoke --out-dir /tmp/q            # ~30 s; tiny preset
+    python -m benchmarks.quality --out-dir results/quality          # the full benchmark
+    python -m benchmarks.quality --smoke --out-dir /tmp/q            # ~30 s; tiny preset
 
 Seeds: 0-19 on the synthetic preset, 0-9 on each mfeat set (test); 100-104 for the view
 strengths (validation). Design decisions never read the test split.
@@ -46,40 +46,58 @@ strengths (validation). Design decisions never read the test split.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import os
 import math
 import shutil
 import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
-# One BLAS/OpenMP thread per process, set before numpy loads: on a shared 2-core machine the
-# linear probes (scikit-learn, OpenBLAS) otherwise oversubscribe the cores and run ~40x slower.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
-import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import evaluate  # noqa: E402
-from dus_agents.artifact import ARTIFACT_ENTRY, read_artifact, spec_differences  # noqa: E402
-from dus_agents.reporting import paired_difference, t_interval  # noqa: E402
-from dus_env.config import MFEAT_VIEWS  # noqa: E402
-from dus_env.env import DUSEnv  # noqa: E402
-from machine import machine_description  # noqa: E402  (benchmarks/machine.py)
+from benchmarks import common
+from benchmarks.common import ROOT
+from dus_agents.artifact import ARTIFACT_ENTRY, read_artifact, spec_differences
+from dus_agents.evaluation.results import load_rows
+from dus_agents.evaluation.stats import paired_difference, t_interval
+from dus_agents.evaluation.sweep import EvaluateArgs, Plan, parse_seeds, sweep, write_reports
+from dus_env.cli import check_at_least, comma_list
+from dus_env.config import MFEAT_VIEWS
+from dus_env.env import DUSEnv
+from dus_env.errors import UsageError
 
 HOSTS = ("joint", "mla", "ogm_ge")
 POLICIES = ("uniform", "heuristic", "ppo", "reinforce")
 STAGES = ("views", "ppo", "sweep", "report")
+LOG = common.logger("quality")
+
+
+@dataclasses.dataclass
+class Args(common.BenchArgs):
+    """``python -m benchmarks.quality``. Flags left empty take the full benchmark's value, or
+    the smoke mode's with --smoke."""
+
+    out: str = dataclasses.field(default="", metadata={"metavar": "PATH"})
+    """Where quality.json goes; empty: OUT_DIR/quality.json."""
+    out_dir: str = "results/quality"
+    """Output folder (resumable)."""
+    stages: str = ",".join(STAGES)
+    """Comma list of stages to run, from views, ppo, sweep, report."""
+    synthetic_seeds: str | None = None
+    """Seeds on the synthetic preset (empty: 0-19)."""
+    mfeat_seeds: str | None = None
+    """Seeds on each mfeat set (empty: 0-9)."""
+    view_seeds: str | None = None
+    """Seeds of the view-strength measurement (empty: 100-104; validation)."""
+    hosts: str | None = None
+    """Comma list of hosts (empty: joint,mla,ogm_ge)."""
+    ppo_timesteps: int | None = None
+    """PPO training timesteps (empty: 12000)."""
+    ppo_n_envs: int | None = None
+    """PPO envs (empty: 2)."""
 
 
 # --------------------------------------------------------------------------- settings
@@ -104,7 +122,7 @@ class Settings:
         return self.out_dir / "ppo" / f"ppo_{self.synthetic_preset}"
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
+def settings_from_args(args: Args) -> Settings:
     s = Settings(out_dir=Path(args.out_dir))
     if args.smoke:
         s.synthetic_preset, s.synthetic_seeds, s.mfeat_seeds, s.view_seeds = "tiny", "0-1", "0-1", "0"
@@ -118,7 +136,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         if value is not None:
             setattr(s, name, value)
     if args.hosts:
-        s.hosts = tuple(h.strip() for h in args.hosts.split(",") if h.strip())
+        s.hosts = tuple(comma_list("--hosts", args.hosts))
     return s
 
 
@@ -132,10 +150,6 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def log(*parts: Any) -> None:
-    print(*parts, file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------- stage: views
 def measure_views(s: Settings) -> dict[str, Any]:
     """Each mfeat view trained alone (unimodal host, uniform), scored on validation."""
@@ -146,7 +160,7 @@ def measure_views(s: Settings) -> dict[str, Any]:
     from dus_agents.heuristic import UniformPolicy
     from dus_agents.rollout import run_episode
 
-    seeds = evaluate.parse_seeds(s.view_seeds)
+    seeds = parse_seeds(s.view_seeds)
     head: dict[str, list[float]] = {v: [] for v in MFEAT_VIEWS}
     probe: dict[str, list[float]] = {v: [] for v in MFEAT_VIEWS}
     for seed in seeds:
@@ -175,7 +189,7 @@ def measure_views(s: Settings) -> dict[str, Any]:
 def train_ppo(s: Settings) -> dict[str, Any]:
     policy = s.ppo_dir / "policy.zip"
     if policy.is_file():
-        log(f"ppo: {policy} exists; not retraining")
+        LOG.info("ppo: %s exists; not retraining", policy)
     else:
         if s.ppo_dir.exists():
             shutil.rmtree(s.ppo_dir)  # an interrupted run; train_agent refuses an existing name
@@ -185,7 +199,7 @@ def train_ppo(s: Settings) -> dict[str, Any]:
                "--out-dir", str(s.ppo_dir.parent), "--run-name", s.ppo_dir.name,
                "--checkpoint-freq", str(s.ppo_checkpoint_freq), "--keep-checkpoints", "1000",
                "--eval-episodes", "0", "--no-progress-bar"]
-        log("ppo:", " ".join(cmd))
+        LOG.info("ppo: %s", " ".join(cmd))
         subprocess.run(cmd, cwd=ROOT, check=True, stdout=sys.stderr)
     summary = json.loads((s.ppo_dir / "summary.json").read_text())
     return {"run_dir": str(s.ppo_dir), "policy": str(policy),
@@ -227,7 +241,7 @@ def datasets(s: Settings, views: dict[str, Any] | None) -> list[dict[str, Any]]:
         out.append({"label": f"{preset}-{'+'.join(vs)}", "preset": preset, "set": key,
                     "overrides": merge({"data": {"name": "mfeat", "views": vs}}, s.mfeat_extra),
                     "seeds": s.mfeat_seeds, "kind": "mfeat"})
-    # The lever the validation screen (benchmarks/levers.py) found to close most of the weak
+    # The lever the validation screen (benchmarks.levers) found to close most of the weak
     # modality's gap: per-modality losses summed and divided by n_b (a bigger batch is a bigger
     # step), chosen there on validation; reported here on test, DUS-H vs uniform only. (Uniform
     # sampling gives every modality n_b rows, so its training is identical to the mean loss.)
@@ -259,22 +273,24 @@ def ppo_spec_for(s: Settings, ds: dict[str, Any], env: DUSEnv) -> tuple[str | No
 
 
 def run_plan(label: str, out_dir: Path, envs: dict[str, DUSEnv], policies: list[str],
-             seeds: list[int], probe_max_train: int) -> list[dict[str, str]]:
-    """``evaluate.sweep`` + ``evaluate.write_reports`` on envs built from overrides."""
-    args = evaluate.Args(policies=",".join(policies), hosts=",".join(envs), preset=label,
-                         seeds=",".join(map(str, seeds)), out_dir=str(out_dir),
-                         budget_matched=True, probe_max_train=probe_max_train, quiet=True)
+             seeds: list[int], probe_max_train: int, threads: int) -> list[dict[str, str]]:
+    """``sweep`` + ``write_reports`` of :mod:`dus_agents.evaluation.sweep` on envs built from
+    overrides."""
+    args = EvaluateArgs(policies=",".join(policies), hosts=",".join(envs), preset=label,
+                        seeds=",".join(map(str, seeds)), out_dir=str(out_dir),
+                        budget_matched=True, probe_max_train=probe_max_train, threads=threads,
+                        quiet=True)
     budget = next(iter(envs.values())).config.sampler.budget
-    plan = evaluate.Plan(args, policies, list(envs), seeds, out_dir, envs, budget)
-    rows, failed = evaluate.sweep(plan)  # failed runs exist only on the Ray backend
+    plan = Plan(args, policies, list(envs), seeds, out_dir, envs, budget)
+    rows, failed = sweep(plan)  # failed runs exist only on the Ray backend
     if failed:
         raise RuntimeError(f"{len(failed)} runs failed for good: {sorted(failed)}")
-    evaluate.write_reports(plan, rows)
+    write_reports(plan, rows)
     return rows
 
 
-def sweep_dataset(s: Settings, ds: dict[str, Any]) -> dict[str, Any]:
-    seeds = evaluate.parse_seeds(ds["seeds"])
+def sweep_dataset(s: Settings, ds: dict[str, Any], threads: int = 1) -> dict[str, Any]:
+    seeds = parse_seeds(ds["seeds"])
     out = s.out_dir / ds["label"]
     budget = {"sampler": {"budget": "renormalize"}}
     envs = {h: DUSEnv(config=merge(ds["overrides"], {"trainer": {"host": h}, **budget}),
@@ -284,12 +300,14 @@ def sweep_dataset(s: Settings, ds: dict[str, Any]) -> dict[str, Any]:
     policies = ds.get("policies") or (
         ["uniform", "heuristic"] + ([ppo_spec] if ppo_spec else []) + ["reinforce"])
     start = time.perf_counter()
-    log(f"sweep {ds['label']}: {len(policies)} policies x {len(envs)} hosts x {len(seeds)} seeds")
-    run_plan(ds["label"], out, envs, policies, seeds, s.probe_max_train)
+    LOG.info("sweep %s: %d policies x %d hosts x %d seeds", ds["label"], len(policies),
+             len(envs), len(seeds))
+    run_plan(ds["label"], out, envs, policies, seeds, s.probe_max_train, threads)
     alone_env = {"unimodal": DUSEnv(config=merge(ds["overrides"],
                                                  {"trainer": {"host": "unimodal"}, **budget}),
                                     preset=ds["preset"])}
-    run_plan(ds["label"], out / "alone", alone_env, ["uniform"], seeds, s.probe_max_train)
+    run_plan(ds["label"], out / "alone", alone_env, ["uniform"], seeds, s.probe_max_train,
+             threads)
     return {"policies": policies, "ppo_spec": ppo_spec, "transfer": transfer,
             "modalities": list(first.modalities), "seconds": time.perf_counter() - start,
             "config": {h: e.config_dict() for h, e in envs.items()}}
@@ -309,8 +327,8 @@ def _num(row: dict[str, str], key: str) -> float:
 
 def dataset_report(s: Settings, ds: dict[str, Any], weak: str) -> dict[str, Any]:
     out = s.out_dir / ds["label"]
-    rows, _ = evaluate.load_rows(out / "results.csv", repair=False)
-    alone_rows, _ = evaluate.load_rows(out / "alone" / "results.csv", repair=False)
+    rows, _ = load_rows(out / "results.csv", repair=False)
+    alone_rows, _ = load_rows(out / "alone" / "results.csv", repair=False)
     summary = json.loads((out / "summary.json").read_text())
     modalities = [c[len("probe_"):] for c in rows[0] if c.startswith("probe_")] if rows else []
     alone = {int(r["seed"]): r for r in alone_rows}
@@ -347,7 +365,7 @@ def dataset_report(s: Settings, ds: dict[str, Any], weak: str) -> dict[str, Any]
         cells.append(cell)
     return {"label": ds["label"], "preset": ds["preset"], "kind": ds["kind"],
             "set": ds.get("set"), "overrides": ds["overrides"], "modalities": modalities,
-            "weak": weak, "seeds": evaluate.parse_seeds(ds["seeds"]),
+            "weak": weak, "seeds": parse_seeds(ds["seeds"]),
             "alone": {"probe": alone_probe, "head": alone_acc, "n": len(alone)},
             "cells": cells, "out_dir": str(out),
             "plots": sorted(str(p) for p in out.glob("*.png"))}
@@ -364,60 +382,42 @@ def weak_of(ds: dict[str, Any], s: Settings) -> str:
 
 
 # --------------------------------------------------------------------------- main
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out-dir", default="results/quality", help="output folder (resumable)")
-    p.add_argument("--stages", default=",".join(STAGES),
-                   help=f"comma list of stages to run, from {list(STAGES)} (default: all)")
-    p.add_argument("--synthetic-seeds", default=None, help="seeds on the synthetic preset "
-                   "(default 0-19)")
-    p.add_argument("--mfeat-seeds", default=None, help="seeds on each mfeat set (default 0-9)")
-    p.add_argument("--view-seeds", default=None,
-                   help="seeds of the view-strength measurement (default 100-104; validation)")
-    p.add_argument("--hosts", default=None, help="comma list of hosts (default joint,mla,ogm_ge)")
-    p.add_argument("--ppo-timesteps", type=int, default=None,
-                   help="PPO training timesteps (default 12000)")
-    p.add_argument("--ppo-n-envs", type=int, default=None, help="PPO envs (default 2)")
-    p.add_argument("--smoke", action="store_true",
-                   help="seconds: tiny preset, 2 seeds, joint host, short mfeat runs; checks "
-                        "that quality.json parses")
-    args = p.parse_args(argv)
-    for stage in args.stages.split(","):
-        if stage.strip() not in STAGES:
-            p.error(f"--stages: unknown stage {stage.strip()!r}; valid: {list(STAGES)}")
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    torch.set_num_threads(1)
+def main(argv: Sequence[str] | None = None) -> int:
+    args = common.parse(Args, argv)
+    stages = comma_list("--stages", args.stages)
+    for stage in stages:
+        if stage not in STAGES:
+            raise UsageError(f"--stages: unknown stage {stage!r}; valid: {list(STAGES)}")
+    for name in ("ppo_timesteps", "ppo_n_envs"):
+        if getattr(args, name) is not None:
+            check_at_least("--" + name.replace("_", "-"), getattr(args, name), 1)
+    common.setup(args)
     s = settings_from_args(args)
     s.out_dir.mkdir(parents=True, exist_ok=True)
-    stages = [x.strip() for x in args.stages.split(",")]
     views_path = s.out_dir / "views.json"
     if "views" in stages:
         views = measure_views(s)
-        views_path.write_text(json.dumps(views, indent=1))
-        log("views ranked (val head accuracy alone):", views["ranked"], views["pairs"])
+        common.write_json(views_path, views)
+        LOG.info("views ranked (val head accuracy alone): %s %s", views["ranked"], views["pairs"])
     views = json.loads(views_path.read_text()) if views_path.is_file() else None
     ppo_info = None
     if "ppo" in stages:
         ppo_info = train_ppo(s)
-        (s.out_dir / "ppo.json").write_text(json.dumps(ppo_info, indent=1))
+        common.write_json(s.out_dir / "ppo.json", ppo_info)
     sweeps_path = s.out_dir / "sweeps.json"
     sweeps = json.loads(sweeps_path.read_text()) if sweeps_path.is_file() else {}
     if "sweep" in stages:
         for ds in datasets(s, views):
-            sweeps[ds["label"]] = sweep_dataset(s, ds)
-            sweeps_path.write_text(json.dumps(sweeps, indent=1))
+            sweeps[ds["label"]] = sweep_dataset(s, ds, args.threads)
+            common.write_json(sweeps_path, sweeps)
     if "report" in stages:
         ppo_path = s.out_dir / "ppo.json"
         result = {
-            "machine": machine_description(), "smoke": s.smoke,
+            "machine": common.machine_info(), "smoke": s.smoke,
             "settings": {k: (str(v) if isinstance(v, Path) else v)
                          for k, v in dataclasses.asdict(s).items()},
-            "command": "python benchmarks/quality.py " + " ".join(argv or sys.argv[1:]),
+            "command": "python -m benchmarks.quality "
+                       + " ".join(argv if argv is not None else sys.argv[1:]),
             "views": views,
             "ppo": json.loads(ppo_path.read_text()) if ppo_path.is_file() else ppo_info,
             "datasets": [],
@@ -428,17 +428,16 @@ def main(argv: list[str] | None = None) -> int:
             rep = dataset_report(s, ds, weak_of(ds, s))
             rep["sweep"] = {k: v for k, v in sweeps.get(ds["label"], {}).items() if k != "config"}
             result["datasets"].append(rep)
-        text = json.dumps(result, indent=1, allow_nan=False)
-        (s.out_dir / "quality.json").write_text(text)
+        text = common.write_json(args.out or s.out_dir / "quality.json", result)
         parsed = json.loads(text)
         for d in parsed["datasets"]:
             for c in d["cells"]:
                 if c["policy"] == "uniform":
                     continue
                 dv = c["vs_uniform"]["accuracy"]
-                log(f"{d['label']:28s} {c['host']:7s} {c['policy']:10s} "
-                    f"Δacc {100 * dv['mean']:+6.2f} ± {100 * (dv['half_width'] or 0):.2f}  "
-                    f"gap closed {c.get('gap_closed')}")
+                LOG.info(f"{d['label']:28s} {c['host']:7s} {c['policy']:10s} "
+                         f"Δacc {100 * dv['mean']:+6.2f} ± {100 * (dv['half_width'] or 0):.2f}  "
+                         f"gap closed {c.get('gap_closed')}")
         if s.smoke:
             assert parsed["datasets"], "smoke: no dataset reported"
             assert all(d["cells"] for d in parsed["datasets"])
@@ -447,4 +446,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(common.run(main))

@@ -1,9 +1,9 @@
 """Ray scale-out, measured side by side in one run.
 
 (a) sweep throughput: the same evaluation sweep (``--runs`` tiny runs: uniform and heuristic
-    over seeds) with ``evaluate.py``'s local backend (one run after another in this process)
-    and its Ray backend (one Ray task per run, 1 CPU each, on a Ray instance of ``--cpus``
-    CPUs), alternating local / Ray so machine noise hits both alike; ratio = local time / Ray
+    over seeds) with ``dus_agents.evaluation.sweep``'s local backend (one run after another in
+    this process) and its Ray backend (one Ray task per run, 1 CPU each, on a Ray instance of
+    ``--cpus`` CPUs), alternating local / Ray so machine noise hits both alike; ratio = local time / Ray
     time (the speed-up);
 (b) env steps per second of PPO's VecEnv: ``RayVecEnv`` with 1 and with 2 actors (1 CPU each),
     next to an in-process ``DummyVecEnv`` of 1 env (what Ray's per-step round trip costs),
@@ -14,48 +14,58 @@ Ray workers import torch before any timing, and each VecEnv's actors start befor
 Each ratio is the median over repeats of the per-repeat ratio, with its interquartile range,
 min and max.
 
-    python benchmarks/ray_scaling.py                  # 5 repeats, 8-run sweeps, 2 CPUs
-    python benchmarks/ray_scaling.py --smoke          # seconds; checks that it all runs
-    python benchmarks/ray_scaling.py --out ray.json   # also write the numbers as JSON
+    python -m benchmarks.ray_scaling                  # 5 repeats, 8-run sweeps, 2 CPUs
+    python -m benchmarks.ray_scaling --smoke          # seconds; checks that it all runs
+    python -m benchmarks.ray_scaling --out ray.json   # also write the numbers as JSON
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import dataclasses
 import shutil
-import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks import common
+from dus_agents.evaluation.sweep import EvaluateArgs, sweep, validate
+from dus_agents.ppo import make_env_fn
+from dus_agents.ray_backend import connect
+from dus_env.cli import check_at_least
+from dus_env.errors import RayConnectionError, RayNotInstalledError, UsageError
 
-import evaluate  # noqa: E402
-from dus_agents.ppo import make_env_fn  # noqa: E402
-from dus_agents.ray_backend import connect  # noqa: E402
 
+@dataclasses.dataclass
+class Args(common.BenchArgs):
+    """``python -m benchmarks.ray_scaling``."""
 
-def summarise(values: list[float]) -> dict[str, float]:
-    q1, q3 = np.percentile(values, [25, 75])
-    return {"median": statistics.median(values), "q1": float(q1), "q3": float(q3),
-            "min": min(values), "max": max(values), "n": len(values)}
+    preset: str = "tiny"
+    """Env preset of every run and env."""
+    runs: int = 8
+    """Runs per sweep (even)."""
+    vec_steps: int = 60
+    """VecEnv steps per measurement (each env steps this many times)."""
+    repeats: int = 5
+    """Alternating repeats."""
+    cpus: int = 2
+    """CPUs of the local Ray instance."""
+
+    SMOKE = {"runs": 2, "vec_steps": 4, "repeats": 1}  # and no warm-up sweep
 
 
 def sweep_seconds(backend: str, preset: str, runs: int, scratch: Path) -> float:
     """Wall time of one fresh sweep of ``runs`` runs (no results on disk yet)."""
     seeds = max(1, runs // 2)
     out = Path(tempfile.mkdtemp(dir=scratch))
-    args = evaluate.Args(policies="uniform,heuristic", preset=preset, seeds=f"0-{seeds - 1}",
-                         out_dir=str(out), quiet=True, backend=backend)
-    plan = evaluate.validate(args)
+    args = EvaluateArgs(policies="uniform,heuristic", preset=preset, seeds=f"0-{seeds - 1}",
+                        out_dir=str(out), quiet=True, backend=backend)
+    plan = validate(args)
     start = time.perf_counter()
-    rows, failures = evaluate.sweep(plan)
+    rows, failures = sweep(plan)
     elapsed = time.perf_counter() - start
     if failures or len(rows) != 2 * seeds:
         raise RuntimeError(f"{backend} sweep finished {len(rows)} of {2 * seeds} runs: "
@@ -88,28 +98,17 @@ def steps_per_second(kind: str, preset: str, n_envs: int, vec_steps: int, seed: 
     return n_envs * vec_steps / elapsed
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="tiny", help="env preset of every run and env")
-    parser.add_argument("--runs", type=int, default=8, help="runs per sweep (even)")
-    parser.add_argument("--vec-steps", type=int, default=60,
-                        help="VecEnv steps per measurement (each env steps this many times)")
-    parser.add_argument("--repeats", type=int, default=5, help="alternating repeats")
-    parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray instance")
-    parser.add_argument("--smoke", action="store_true",
-                        help="1 repeat, 2-run sweeps, 4 VecEnv steps, no warm-up (CI)")
-    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.runs, args.vec_steps, args.repeats = 2, 4, 1
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = common.parse(Args, argv)
     for name in ("runs", "vec_steps", "repeats", "cpus"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= 1")
-    torch.set_num_threads(1)
+        check_at_least("--" + name.replace("_", "-"), getattr(args, name), 1)
+    common.setup(args)
 
     start = time.perf_counter()
-    session = connect(num_cpus=args.cpus, log_to_driver=False)
+    try:
+        session = connect(num_cpus=args.cpus, log_to_driver=False)
+    except (RayNotInstalledError, RayConnectionError) as err:
+        raise UsageError(f"Ray: {err}") from None
     ray_start = time.perf_counter() - start
     started_here = session.started
     scratch = Path(tempfile.mkdtemp(prefix="ray_scaling_"))
@@ -144,16 +143,17 @@ def main(argv: list[str] | None = None) -> dict:
         session.close()
 
     runs = 2 * max(1, args.runs // 2)
+    spread = common.median_spread
     result = {
         "preset": args.preset, "repeats": args.repeats, "cpus": args.cpus,
         "runs_per_sweep": runs, "vec_steps": args.vec_steps,
         "ray_start_seconds": ray_start, "ray_started_here": started_here,
         "ray_cluster_cpus": session.resources.get("CPU"),
-        "sweep": {"local_seconds": summarise(local_t), "ray_seconds": summarise(ray_t),
-                  "speedup_local_over_ray": summarise(speedups)},
-        "env_steps_per_second": {name: summarise(v) for name, v in rates.items()},
-        "actor_scaling_2_over_1": summarise(scaling),
-        "ray_1_actor_over_in_process": summarise(overhead),
+        "sweep": {"local_seconds": spread(local_t), "ray_seconds": spread(ray_t),
+                  "speedup_local_over_ray": spread(speedups)},
+        "env_steps_per_second": {name: spread(v) for name, v in rates.items()},
+        "actor_scaling_2_over_1": spread(scaling),
+        "ray_1_actor_over_in_process": spread(overhead),
     }
 
     def line(label: str, s: dict[str, float], unit: str = "", digits: int = 2) -> str:
@@ -173,12 +173,11 @@ def main(argv: list[str] | None = None) -> dict:
         print("  " + line(f"{name:8s}", s, " steps/s", 1))
     print("  " + line("scaling 2 actors / 1 actor", result["actor_scaling_2_over_1"], "x"))
     print("  " + line("1 Ray actor / in-process", result["ray_1_actor_over_in_process"], "x"))
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
+    common.write_json(args.out, result, indent=2)
     if args.smoke:
         print("smoke ok")
     return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(common.run(main))

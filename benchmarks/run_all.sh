@@ -3,11 +3,12 @@
 # About 1.5 hours on 2 CPU cores (one torch/BLAS thread per process). Outputs go to $RESULTS
 # (default results/, git-ignored); the page and its plots to docs/RESULTS.md and docs/results/.
 # The quality sweep is resumable: rerunning skips training runs already in a results.csv.
+# benchmarks/README.md lists the JSON each step writes and make_results reads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R="${RESULTS:-results}"
 mkdir -p "$R/levers" "$R/cost"
-L="python benchmarks/levers.py"
+L="python -m benchmarks.levers"
 
 # 1. Why: validation-only lever screens on the synthetic default preset. Tuning seeds 100-119
 #    (100-139 where two settings are compared head to head); the test split is never read.
@@ -29,15 +30,15 @@ for host in mla ogm_ge; do
      --out "$R/levers/default_${host}_warmup.json"
 done
 # reward design: PPO trained on the discrepancy and hybrid rewards, screened the same way
-python benchmarks/ppo_rewards.py --rewards hybrid,discrepancy --timesteps 12000 \
+python -m benchmarks.ppo_rewards --rewards hybrid,discrepancy --timesteps 12000 \
   --out-dir "$R/ppo_rewards" --levers-out "$R/levers/default_joint_ppo_rewards.json"
 
 # 2. Quality: mfeat view strengths (val), PPO training, the dataset x host x policy sweep (test)
-python benchmarks/quality.py --out-dir "$R/quality"
+python -m benchmarks.quality --out-dir "$R/quality"
 
 # 3. Cost: PPO time-to-beat-uniform (the PPO run above), steps/s 1 vs 2 envs, memory; overhead
-python benchmarks/cost.py --ppo-run "$R/quality/ppo/ppo_default" --out "$R/cost/cost.json"
-python benchmarks/overhead.py --out "$R/overhead.json"
+python -m benchmarks.cost --ppo-run "$R/quality/ppo/ppo_default" --out "$R/cost/cost.json"
+python -m benchmarks.overhead --out "$R/overhead.json"
 
 # 4. The page
-python benchmarks/make_results.py --results "$R" --out docs/RESULTS.md
+python -m benchmarks.make_results --results "$R" --out docs/RESULTS.md

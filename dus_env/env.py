@@ -42,6 +42,18 @@ def resolve_config(
     raise TypeError(f"config must be an EnvConfig, a dict or None, got {type(config).__name__}")
 
 
+def _check_device_available(device: str) -> None:
+    """Raise ``ValueError`` naming ``device`` unless torch can place a tensor there."""
+    import torch
+
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"device={device!r} is not available here ({first}); valid: 'cpu'"
+                         + (", 'cuda'" if torch.cuda.is_available() else "")) from None
+
+
 class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
     """Decide, every few training iterations, how many samples each modality trains on.
 
@@ -96,8 +108,9 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
     modality), ``losses`` (step means), ``validation`` (metrics on the fixed validation subset
     when the reward read them: accuracies each step, plus macro-F1 and MAP at the last step;
     None on divergence), ``samples_consumed`` (per modality), ``paired_consumed``, ``iteration``,
-    ``progress``, ``epoch``, ``reward_terms``, ``diverged``, and ``wall_time`` (seconds of
-    this step; ``info_wall_time=False`` leaves it out so infos are bit-for-bit reproducible).
+    ``progress``, ``epoch``, ``reward_terms`` and ``diverged``: the same for the same seed and
+    actions, bit for bit. The step's wall-clock seconds are in ``env.unwrapped.step_seconds``
+    (and in ``info["wall_time"]`` with ``info_wall_time=True``).
 
     ## Arguments
     ``gym.make("dus_env/DUS-v0", preset="tiny")``, ``DUSEnv(config=EnvConfig(...))`` or
@@ -132,6 +145,7 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"{self.modalities}"
             )
         self.config.sampler.check_fits(len(self.dataset.split("train")))
+        _check_device_available(self.config.device)
         self._decision = DecisionState(self.modalities, self.config.sampler, self.config.monitor,
                                        self.dataset.n_classes, self.config.total_iterations)
         self.layout = self._decision.layout
@@ -143,11 +157,15 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         self._val_indices = self._fixed_val_subset()
         self._trainer: MMLTrainer | None = None
         self._done = True
+        self.step_seconds = 0.0
+        """Wall-clock seconds of the last step (training, validation and bookkeeping)."""
 
     # ------------------------------------------------------------------ API
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
+        if isinstance(seed, np.integer):  # numpy integers are seeds too
+            seed = int(seed)
         super().reset(seed=seed)
         model_seed, sampler_seed = self.episode_seeds(self.np_random)
         cfg = self.config
@@ -181,8 +199,9 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         validation, diverged = self._check_step(last, diverged)
         terms = self._reward_terms(previous, current, validation, last, diverged)
         self._done = last or diverged
+        self.step_seconds = time.perf_counter() - start
         info = self._info(sizes=sizes, losses=losses, validation=validation, terms=terms,
-                          diverged=diverged, wall_time=time.perf_counter() - start)
+                          diverged=diverged, wall_time=self.step_seconds)
         return self._decision.observation(), float(sum(terms.values())), self._done, False, info
 
     # ------------------------------------------------------------------ one step

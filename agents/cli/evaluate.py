@@ -40,6 +40,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from dus_agents.evaluation.results import load_rows
 from dus_agents.evaluation.sweep import EvaluateArgs, Plan, sweep, validate, write_reports
 from dus_env import cli
 from dus_env.config import preset_help
@@ -100,12 +101,18 @@ def _main(argv: Sequence[str] | None, fault: Any) -> int:
     session = connect_ray(args) if args.backend == "ray" else None
     try:
         rows, failures = sweep(plan, fault, progress)
+        write_reports(plan, rows)
+    except OSError as err:  # a full disk mid-sweep: finished runs are on disk, say so
+        done = len(load_rows(plan.out_dir / "results.csv", repair=False)[0])
+        print(f"{PROG}: error: could not write the results in {plan.out_dir} ({err}); the "
+              f"{done} finished run(s) are kept; free space and rerun the same command to "
+              "resume", file=sys.stderr)
+        return 1
     finally:
         if progress is not None:
             progress.bar.close()
         if session is not None:
             session.close()
-    write_reports(plan, rows)
     if not args.quiet:
         print((plan.out_dir / "summary.md").read_text())
         print(f"results: {plan.out_dir / 'results.csv'} ({len(rows)} runs)")

@@ -128,9 +128,13 @@ class ResultsStore:
     def __init__(self, out_dir: Path, header: Sequence[str]) -> None:
         self.csv_path = out_dir / "results.csv"
         self.trace_path = out_dir / "traces.jsonl"
+        for path in (self.csv_path, self.trace_path):  # fail before any run, not after one
+            with open(path, "a"):
+                pass
         cut_partial_line(self.trace_path)
+        cut_partial_line(self.csv_path)
         self.rows, old_header = load_rows(self.csv_path)
-        if not self.csv_path.is_file():
+        if not old_header:  # a new (or empty) file
             write_rows(self.csv_path, [], header)
             old_header = list(header)
         merged = list(dict.fromkeys([*old_header, *header]))

@@ -261,7 +261,11 @@ def sweep(plan: Plan, fault: Any = None, progress: Any = None
 
     ``progress`` (optional) is called as ``progress(key, total)`` after each run; ``fault`` is
     the Ray backend's test hook (:class:`dus_agents.evaluation.ray_sweep.RunFault`)."""
-    store = prepare_out_dir(plan)
+    try:
+        store = prepare_out_dir(plan)
+    except OSError as err:  # before any run: a usage problem (read-only, missing rights)
+        raise UsageError(f"--out-dir={str(plan.out_dir)!r} cannot be written ({err}); choose "
+                         "another --out-dir") from None
     todo = [(p, h, s) for s in plan.seeds for h in plan.hosts for p in plan.policies
             if (p, h, plan.args.preset, s) not in store.done]
     failures: dict[RunKey, RunFailure] = {}

@@ -1,38 +1,36 @@
 """The evidence benchmarks' --smoke modes run in seconds and write outputs that parse.
 
-CI never runs the full benchmarks (an hour on 2 cores); these check that each script runs end
-to end on the tiny preset, that its JSON has the promised structure, and that
-benchmarks/make_results.py renders a RESULTS page from those outputs.
+CI never runs the full benchmarks (an hour on 2 cores); these check that each one runs end
+to end on the tiny preset (``python -m benchmarks.NAME --smoke``), that its JSON has the
+promised structure (benchmarks/README.md), and that ``benchmarks.make_results`` renders a
+RESULTS page from those outputs. Nothing here asserts a wall-clock time.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import run_module
 
 
-def _run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+def _run(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m benchmarks.<module> args...`` from the repository root; must exit 0."""
+    return run_module(f"benchmarks.{module}", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def smoke_results(tmp_path_factory) -> Path:
-    """One results/ tree from the smoke modes of quality.py, levers.py and cost.py."""
+    """One results/ tree from the smoke modes of quality, levers and cost."""
     results = tmp_path_factory.mktemp("results")
-    assert "smoke ok" in _run("benchmarks/quality.py", "--smoke", "--out-dir",
+    assert "smoke ok" in _run("quality", "--smoke", "--out-dir",
                               str(results / "quality")).stdout
-    assert "smoke ok" in _run("benchmarks/levers.py", "--smoke", "--out",
+    assert "smoke ok" in _run("levers", "--smoke", "--out",
                               str(results / "levers" / "tiny_joint.json")).stdout
-    assert "smoke ok" in _run("benchmarks/cost.py", "--smoke", "--out",
+    assert "smoke ok" in _run("cost", "--smoke", "--out",
                               str(results / "cost" / "cost.json")).stdout
     return results
 
@@ -89,10 +87,10 @@ def test_levers_and_cost_smoke_json(smoke_results: Path) -> None:
 
 def test_make_results_renders_from_smoke_outputs(smoke_results: Path, tmp_path: Path) -> None:
     (smoke_results / "overhead.json").write_text(json.dumps(
-        _run("benchmarks/overhead.py", "--smoke", "--out", str(tmp_path / "o.json")) and
+        _run("overhead", "--smoke", "--out", str(tmp_path / "o.json")) and
         json.loads((tmp_path / "o.json").read_text())))
     out = tmp_path / "docs" / "RESULTS.md"
-    _run("benchmarks/make_results.py", "--results", str(smoke_results), "--out", str(out),
+    _run("make_results", "--results", str(smoke_results), "--out", str(out),
          "--notes", str(tmp_path / "no_notes.md"))
     text = out.read_text()
     for heading in ("## Targets on the synthetic", "## Headline", "## All cells",

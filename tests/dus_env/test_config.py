@@ -1,5 +1,6 @@
 """Bad input: each a clear error naming the field, the value and the valid choices."""
 
+import numpy as np
 import pytest
 
 from dus_env.config import (
@@ -86,3 +87,53 @@ def test_overrides_from_pairs_nests_parses_and_rejects_bad_pairs():
         overrides_from_pairs(["reward=1", "reward.name=x"])
     with pytest.raises(ValueError, match="Did you mean 'trainer'"):
         config_from_dict(overrides_from_pairs(["trainr.lr=1"]), base=get_preset("tiny"))
+
+
+# ----------------------------------------------------------------------------- types (issue 12)
+@pytest.mark.parametrize("overrides,error,message", [
+    ({"data": {"n_train": "abc"}}, TypeError, "data.n_train='abc' has type str; expected int"),
+    ({"data": {"n_train": 1000.5}}, TypeError, "data.n_train=1000.5 has type float; expected int"),
+    ({"data": {"n_train": True}}, TypeError, "data.n_train=True has type bool; expected int"),
+    ({"model": {"hidden_dims": [32.5]}}, TypeError,
+     r"model.hidden_dims\[0\]=32.5 has type float; expected int"),
+    ({"device": "quantum"}, ValueError, "device='quantum' is not a torch device"),
+    ({"data": {"modalities": "ab"}}, TypeError,
+     "data.modalities='ab' has type str; expected a list of str"),
+    ({"trainer": {"lr": float("inf")}}, ValueError, "trainer.lr=inf must be a finite number"),
+    ({"reward": {"scale": float("nan")}}, ValueError, "reward.scale=nan must be a finite number"),
+    ({"sampler": {"multipliers": [0.5, float("inf")]}}, ValueError,
+     r"sampler.multipliers\[1\]=inf must be a finite number"),
+    ({"trainer": {"optimizer": "lbfgs"}}, ValueError,
+     r"trainer.optimizer='lbfgs' is not valid; valid choices: \['sgd', 'adam'\]"),
+    ({"monitor": 5}, TypeError, "monitor=5 has type int; expected a dict"),
+])
+def test_wrong_types_fail_at_construction_naming_the_field(overrides, error, message):
+    with pytest.raises(error, match=message):
+        config_from_dict(overrides, base=get_preset("tiny"))
+
+
+def test_batch_sizes_must_fit_the_train_split_when_the_env_builds_its_data():
+    from dus_env.env import DUSEnv
+
+    with pytest.raises(ValueError, match=r"sampler.base_batch_size=1000000000 is out of range"):
+        config_from_dict({"sampler": {"base_batch_size": 10**9, "max_batch_size": 10**9}},
+                         base=get_preset("tiny"))
+    with pytest.raises(ValueError, match=r"sampler.max_batch_size=600 exceeds the train split's "
+                                         r"512 samples; valid range: \[16, 512\]"):
+        DUSEnv(preset="tiny", config={"sampler": {"max_batch_size": 600}})
+
+
+def test_numpy_values_are_accepted_as_the_python_ones():
+    cfg = config_from_dict({"data": {"n_train": np.int64(600)},
+                            "trainer": {"lr": np.float32(0.5)}}, base=get_preset("tiny"))
+    assert type(cfg.data.n_train) is int and cfg.data.n_train == 600
+    assert type(cfg.trainer.lr) is float
+
+
+def test_reset_takes_a_numpy_integer_seed():
+    from dus_env.env import DUSEnv
+
+    env = DUSEnv(preset="tiny")
+    a, _ = env.reset(seed=np.int64(5))
+    b, _ = env.reset(seed=5)
+    np.testing.assert_array_equal(a, b)

@@ -31,21 +31,36 @@ def test_registered_and_made_by_id():
     env.close()
 
 
-def test_gymnasium_env_checker_without_warnings():
-    # wall_time is the one non-reproducible info entry; the checker compares infos exactly.
-    env = gym.make("dus_env/DUS-v0", config={"info_wall_time": False}, preset="tiny")
+CPU_PRESETS = ("default", "tiny", "mfeat", "mfeat3")
+"""Every preset whose data ships with the package (the others read prepared folders)."""
+
+
+@pytest.mark.parametrize("preset", CPU_PRESETS)
+def test_gymnasium_env_checker_on_every_cpu_preset_as_gym_make_builds_it(preset):
+    env = gym.make("dus_env/DUS-v0", preset=preset)
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always")
         gym_check_env(env.unwrapped)
     assert _unexpected(records) == []
 
 
-def test_sb3_env_checker_without_warnings():
-    env = DUSEnv(preset="tiny")
+@pytest.mark.parametrize("preset", CPU_PRESETS)
+def test_sb3_env_checker_on_every_cpu_preset_as_gym_make_builds_it(preset):
+    env = gym.make("dus_env/DUS-v0", preset=preset)
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always")
-        sb3_check_env(env, warn=True)
+        sb3_check_env(env.unwrapped, warn=True)
     assert _unexpected(records) == []
+
+
+def test_wall_time_is_kept_outside_info_unless_asked_for():
+    env = DUSEnv(preset="tiny")
+    env.reset(seed=0)
+    info = env.step(env.uniform_action)[4]
+    assert "wall_time" not in info and env.step_seconds > 0
+    timed = DUSEnv(preset="tiny", config={"info_wall_time": True})
+    timed.reset(seed=0)
+    assert timed.step(timed.uniform_action)[4]["wall_time"] > 0
 
 
 def _rollout(env, actions, seed):
@@ -59,10 +74,6 @@ def _rollout(env, actions, seed):
     return trace
 
 
-def _without_wall_time(info):
-    return {k: v for k, v in info.items() if k != "wall_time"}
-
-
 def test_same_seed_same_actions_identical_trajectories():
     actions = [[0, 4], [1, 3], [2, 2], [4, 0], [3, 1], [2, 2]]
     a = _rollout(DUSEnv(preset="tiny"), actions, seed=7)
@@ -71,7 +82,7 @@ def test_same_seed_same_actions_identical_trajectories():
     for (oa, ra, ia), (ob, rb, ib) in zip(a, b):
         np.testing.assert_array_equal(oa, ob)
         assert ra == rb
-        assert _without_wall_time(ia) == _without_wall_time(ib)
+        assert ia == ib  # infos hold no clock reading by default: equal bit for bit
 
 
 def test_reset_and_step_leave_global_rng_untouched():
@@ -112,7 +123,7 @@ def test_episode_terminates_at_budget_with_progress_and_info():
     assert info["iteration"] == env.config.total_iterations
     assert info["samples_consumed"] == {m: 16 * 60 for m in env.modalities}
     for key in ("batch_sizes", "batch_scores", "cumulative_scores", "gap", "ratio", "losses",
-                "validation", "reward_terms", "wall_time", "diverged", "epoch", "paired_consumed"):
+                "validation", "reward_terms", "diverged", "epoch", "paired_consumed"):
         assert key in info
     with pytest.raises(ResetNeeded, match="episode has ended"):
         env.step(env.uniform_action)

@@ -218,3 +218,69 @@ def test_set_overrides_reach_every_run_and_a_rerun_must_match(tmp_path, capsys):
     assert "holds runs made with --set ['trainer.loss_reduction=base_sum']" in (
         capsys.readouterr().err)
     assert len(_rows(out)) == 1
+
+
+# ----------------------------------------------------------------------------- faults (issue 12)
+def test_a_full_disk_mid_sweep_loses_no_finished_run_and_a_rerun_repairs(tmp_path, capsys,
+                                                                        monkeypatch):
+    import errno
+
+    from dus_agents.evaluation import results as results_module
+
+    out = tmp_path / "eval"
+    args = ["--preset", "tiny", "--policies", "uniform,heuristic", "--seeds", "0-1",
+            "--out-dir", str(out), "--quiet"]
+    real = results_module.append_line
+    calls = {"n": 0}
+
+    def filling_disk(path, line):  # the 3rd run's trace line is half written, then ENOSPC
+        calls["n"] += 1
+        if calls["n"] == 5:
+            with open(path, "a") as handle:
+                handle.write(line[: len(line) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, line)
+
+    monkeypatch.setattr(results_module, "append_line", filling_disk)
+    assert evaluate.main(args) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "2 finished run(s) are kept" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert len(_rows(out)) == 2
+    monkeypatch.setattr(results_module, "append_line", real)
+    assert evaluate.main(args) == 0
+    rows = _rows(out)
+    traces = [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines()]
+    assert sorted(_keys(rows)) == sorted((t["policy"], t["host"], t["preset"], t["seed"])
+                                         for t in traces)
+    assert len(rows) == 4
+
+
+def test_an_unwritable_results_file_fails_before_any_run(tmp_path, capsys, monkeypatch):
+    import importlib
+
+    sweep_module = importlib.import_module("dus_agents.evaluation.sweep")
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "results.csv").write_text("")
+    ran = []
+
+    def never(*args, **kwargs):
+        ran.append(args)
+        raise AssertionError("a run started before the output was checked")
+
+    monkeypatch.setattr(sweep_module, "run_one", never)
+    real_open = open
+
+    def read_only(path, mode="r", *a, **k):  # results.csv as a read-only file (root ignores 0444)
+        if str(path).endswith("results.csv") and mode[0] in "aw":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, mode, *a, **k)
+
+    monkeypatch.setattr("builtins.open", read_only)
+    with pytest.raises(SystemExit) as exc:
+        evaluate.main(["--preset", "tiny", "--policies", "uniform", "--seeds", "0",
+                       "--out-dir", str(out), "--quiet"])
+    assert exc.value.code == 2 and ran == []
+    err = capsys.readouterr().err
+    assert "cannot be written" in err and "Permission denied" in err and err.count("\n") == 1

@@ -152,13 +152,23 @@ def test_unknown_agent_in_a_subprocess(tmp_path):
     (["--set", "reward.nam=discrepancy"], "unknown config key 'reward.nam'"),
     (["--set", "reward.name=discrpancy"], "Did you mean 'discrepancy'"),
     (["--set", "reward"], "expected KEY=VALUE"),
+    (["--set", "data.n_train=abc"], "data.n_train='abc' has type str; expected int"),
+    (["--set", "data.n_train=1000.5"], "data.n_train=1000.5 has type float; expected int"),
+    (["--set", "model.hidden_dims=[32.5]"], "model.hidden_dims[0]=32.5 has type float"),
+    (["--set", "device=quantum"], "device='quantum' is not a torch device"),
+    (["--set", "data.modalities=ab"], "data.modalities='ab' has type str"),
+    (["--set", "trainer.lr=Infinity"], "trainer.lr=inf must be a finite number"),
+    (["--preset", "tiny", "--set", "sampler.max_batch_size=600"],
+     "sampler.max_batch_size=600 exceeds the train split's 512 samples"),
 ])
 def test_bad_input_exits_2_without_a_run_dir(flags, message, tmp_path, capsys):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exc:
         train_agent.main([*flags, "--out-dir", str(out)])
     assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err, err  # one line
     assert not out.exists()
 
 

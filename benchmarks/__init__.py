@@ -1,0 +1,35 @@
+"""The evidence benchmarks: each is a module run as ``python -m benchmarks.NAME`` from the
+repository root, with ``--help`` listing its flags. Every one has ``--out PATH`` (its JSON),
+``--smoke`` (the tiny preset in seconds, checking its own output; CI runs these) and
+``--threads N`` (default 1), from :mod:`benchmarks.common`, which also holds the shared
+statistics (one t-interval, from :mod:`dus_agents.evaluation.stats`), logging and JSON writer.
+Times are for 2 CPU cores, one thread per process.
+
+* ``overhead``: ``DUSEnv.step`` against a bare PyTorch loop over the same engine, and the share
+  of episode time the validation reward costs (whole episodes alternated, and episodes
+  advanced together a step at a time). ``python -m benchmarks.overhead``: about 70 s.
+* ``imbalance``: does a preset show the modality-imbalance gap (weak-modality probe accuracy,
+  joint host vs trained alone), does a fixed skew of the batch sizes move it, and the weak
+  modality's learning curves (docs/synthetic_preset.md). ``python -m benchmarks.imbalance``:
+  about a minute with 5 seeds.
+* ``levers``: validation-only screens of design levers (loss reduction, heuristic settings,
+  fixed and scheduled skews, saved PPO policies) against uniform, paired by seed.
+  ``python -m benchmarks.levers``: a few minutes per screen of 20 seeds.
+* ``ppo_rewards``: PPO trained on the discrepancy and hybrid rewards, then screened with
+  ``levers``. ``python -m benchmarks.ppo_rewards``: about 10 minutes per reward.
+* ``quality``: the dataset x host x policy sweep on test (synthetic preset, mfeat view pairs,
+  the three-view set), with the mfeat view strengths, PPO training and its transfer, and the
+  imbalance gap of every cell. ``python -m benchmarks.quality``: most of an hour; resumable.
+* ``cost``: PPO time to beat uniform, env steps per second with 1 vs 2 envs, memory over 100
+  consecutive runs, bare env scaling over 1 vs 2 processes. ``python -m benchmarks.cost``:
+  about 15 minutes (less with ``--ppo-run``, which reuses quality's PPO run).
+* ``ray_scaling``: an evaluation sweep on the local backend vs Ray, env steps per second with
+  1 vs 2 Ray actors (docs/scaling.md; needs ``pip install 'dus-env[ray]'``).
+  ``python -m benchmarks.ray_scaling``: about a minute on the tiny preset.
+* ``make_results``: renders docs/RESULTS.md from the JSON of quality, levers, ppo_rewards,
+  cost and overhead (``python -m benchmarks.make_results``: seconds).
+* ``machine``: prints the machine description every benchmark records.
+
+``bash benchmarks/run_all.sh`` runs them all in order and regenerates docs/RESULTS.md (about
+1.5 hours). benchmarks/README.md lists the JSON each one writes, file by file and key by key.
+"""
