@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from dus_env.sampler import uniform_index
+from dus_env.slots import SlotLayout
 from dus_env.spaces import ObservationLayout
 
 
@@ -39,13 +40,16 @@ class OnlinePolicy(Policy, Protocol):
 
 
 class GridPolicy:
-    """Base for hand-written policies over a DUS-v0 observation layout and action grid.
+    """Base for hand-written policies over an observation layout and action grid: DUS-v0's
+    (:class:`~dus_env.spaces.ObservationLayout`, one action per modality) or DUS-v1's
+    (:class:`~dus_env.slots.SlotLayout`, one action per slot).
 
     Accepts a single observation ``(size,)`` or a batch ``(n_envs, size)`` and returns actions of
     the matching shape, as SB3 does.
     """
 
-    def __init__(self, layout: ObservationLayout, multipliers: tuple[float, ...]) -> None:
+    def __init__(self, layout: ObservationLayout | SlotLayout,
+                 multipliers: tuple[float, ...]) -> None:
         if len(multipliers) != layout.n_actions:
             raise ValueError(
                 f"multipliers has {len(multipliers)} values but the layout's action grid has "
@@ -53,6 +57,8 @@ class GridPolicy:
             )
         self.layout = layout
         self.multipliers = np.asarray(multipliers, dtype=float)
+        self.action_width = int(layout.action_space().shape[0])
+        """Entries of one action: modalities (DUS-v0) or slots (DUS-v1)."""
 
     @classmethod
     def for_env(cls, env: Any, **kwargs: Any) -> GridPolicy:
@@ -69,6 +75,16 @@ class GridPolicy:
         """Grid index closest (in log scale) to each requested multiplier."""
         dist = np.abs(np.log(np.asarray(ratios)[..., None]) - np.log(self.multipliers))
         return np.argmin(dist, axis=-1).astype(np.int64)
+
+    def present(self, obs: np.ndarray) -> np.ndarray:
+        """Which action entries belong to a modality, shape ``(n, action_width)``."""
+        if isinstance(self.layout, SlotLayout):
+            return self.layout.present(obs)
+        return np.ones((obs.shape[0], self.action_width), dtype=bool)
+
+    def progress(self, obs: np.ndarray) -> np.ndarray:
+        """Training progress of each observation, shape ``(n,)``."""
+        return np.asarray(self.layout.decode(obs)["progress"]).reshape(obs.shape[0])
 
     def _act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         raise NotImplementedError

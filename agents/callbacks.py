@@ -133,8 +133,14 @@ def truncate_jsonl(path: str | os.PathLike, max_timesteps: int) -> None:
     path = Path(path)
     if not path.exists():
         return
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line).get("timesteps", 0) <= max_timesteps]
+    kept = []
+    for line in path.read_text().splitlines():
+        try:  # a line cut short by a kill is dropped
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("timesteps", 0) <= max_timesteps:
+            kept.append(line)
     atomic_write(path, "".join(line + "\n" for line in kept))
 
 

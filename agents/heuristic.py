@@ -13,7 +13,7 @@ class UniformPolicy(GridPolicy):
     """Every modality gets the base batch size (multiplier 1.0)."""
 
     def _act(self, obs, deterministic):
-        return np.full((obs.shape[0], self.layout.n_modalities), self.uniform_index, np.int64)
+        return np.full((obs.shape[0], self.action_width), self.uniform_index, np.int64)
 
 
 class RandomPolicy(GridPolicy):
@@ -25,7 +25,7 @@ class RandomPolicy(GridPolicy):
 
     def _act(self, obs, deterministic):
         return self.rng.integers(0, len(self.multipliers),
-                                 size=(obs.shape[0], self.layout.n_modalities)).astype(np.int64)
+                                 size=(obs.shape[0], self.action_width)).astype(np.int64)
 
 
 class HeuristicPolicy(GridPolicy):
@@ -65,15 +65,17 @@ class HeuristicPolicy(GridPolicy):
         self.min_multiplier, self.max_multiplier = min_multiplier, max_multiplier
 
     def requested_multipliers(self, obs: np.ndarray) -> np.ndarray:
-        """The unsnapped multipliers M * w^j for a batch of observations."""
+        """The unsnapped multipliers M * w^j for a batch of observations (1.0 for absent
+        DUS-v1 slots)."""
+        present = self.present(obs)
         scores = np.clip(self.layout.cumulative_scores(obs).astype(float), 1e-6, None)
-        inv = scores ** (-self.gamma)
+        inv = np.where(present, scores ** (-self.gamma), 0.0)
         weights = inv / inv.sum(axis=-1, keepdims=True)
-        m = self.layout.n_modalities
-        return np.clip(m * weights, self.min_multiplier, self.max_multiplier)
+        m = present.sum(axis=-1, keepdims=True)
+        requested = np.clip(m * weights, self.min_multiplier, self.max_multiplier)
+        return np.where(present, requested, 1.0)
 
     def _act(self, obs, deterministic):
         actions = self.nearest_indices(self.requested_multipliers(obs))
-        progress = self.layout.decode(obs)["progress"][:, 0]
-        actions[progress < self.warmup] = self.uniform_index
+        actions[self.progress(obs) < self.warmup] = self.uniform_index
         return actions

@@ -110,10 +110,19 @@ def make_logger(run_dir: Path, segment: int):
 
 
 def read_episodes(run_dir: Path) -> list[dict[str, float]]:
+    """The recorded training episodes; a line cut short by a kill is left out."""
     path = run_dir / "episodes.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
 
 
 def episode_seed(seed: int, index: int) -> int:
@@ -252,6 +261,7 @@ def train_reinforce(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int
     )
     from dus_agents.reinforce import ReinforceAgent, ReinforceConfig
     from dus_agents.rollout import run_episode
+    from dus_env.errors import ArtifactError
 
     env = probe_env
     episode_length = env.unwrapped.config.steps_per_episode
@@ -265,8 +275,8 @@ def train_reinforce(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int
             agent = ReinforceAgent.load(checkpoint, env, frozen=False)
             info["resumed_from"] = str(checkpoint)
             break
-        except Exception as exc:
-            print(f"warning: skipping unreadable checkpoint {checkpoint}: {exc}", file=sys.stderr)
+        except (ArtifactError, OSError) as exc:  # fall back to the one before
+            print(f"warning: skipping checkpoint {checkpoint}: {exc}", file=sys.stderr)
     if agent is None:
         agent = ReinforceAgent.for_env(env, ReinforceConfig(), seed=args.seed)
     info["reinforce_config"] = agent.config.to_dict()
@@ -274,7 +284,7 @@ def train_reinforce(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int
     checkpoints.mkdir(parents=True, exist_ok=True)
     last_saved = agent.steps_seen
     truncate_jsonl(run_dir / "episodes.jsonl", agent.steps_seen)
-    start_episode = agent.steps_seen // episode_length
+    start_episode = agent.n_episodes  # episodes that ended early (diverged) count as one each
     bar = tqdm(total=target, initial=agent.steps_seen, unit="step", disable=not args.progress_bar)
     for index in range(start_episode, n_episodes):
         result = run_episode(env, agent, seed=episode_seed(args.seed, index), deterministic=False)

@@ -1,7 +1,8 @@
 """dus-env: Data-aware Unimodal Sampling (DUS) for rebalanced multimodal learning.
 
-``import dus_env`` registers the Gymnasium environment ``dus_env/DUS-v0`` (string entry point,
-so importing stays cheap). The library never prints, never seeds global random generators and
+``import dus_env`` registers the Gymnasium environments ``dus_env/DUS-v0`` (a fixed set of
+modalities) and ``dus_env/DUS-v1`` (any modality count, task suites); string entry points, so
+importing stays cheap. The library never prints, never seeds global random generators and
 never imports stable-baselines3.
 
 Paper symbol -> code name: n_b -> ``base_batch_size``; n_t^j -> ``batch_sizes[modality]``;
@@ -30,6 +31,7 @@ from dus_env.config import (
 
 __version__ = "0.1.0"
 ENV_ID = "dus_env/DUS-v0"
+ENV_V1_ID = "dus_env/DUS-v1"
 
 
 def _register_envs() -> None:
@@ -37,6 +39,8 @@ def _register_envs() -> None:
 
     if ENV_ID not in registry:
         register(id=ENV_ID, entry_point="dus_env.env:DUSEnv")
+    if ENV_V1_ID not in registry:
+        register(id=ENV_V1_ID, entry_point="dus_env.env_v1:DUSEnvV1")
 
 
 _register_envs()
@@ -48,11 +52,17 @@ def __getattr__(name: str):
         from dus_env.env import DUSEnv
 
         return DUSEnv
+    if name == "DUSEnvV1":
+        from dus_env.env_v1 import DUSEnvV1
+
+        return DUSEnvV1
     raise AttributeError(f"module 'dus_env' has no attribute {name!r}")
 
 
 __all__ = [
     "ENV_ID",
+    "ENV_V1_ID",
+    "DUSEnvV1",
     "PRESETS",
     "DUSEnv",
     "EnvConfig",

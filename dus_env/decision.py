@@ -24,6 +24,7 @@ from dus_env.config import MonitorConfig, SamplerConfig
 from dus_env.errors import check_range
 from dus_env.monitor import DiscrepancyMonitor, MonitorState, mean_rows
 from dus_env.sampler import multipliers_to_batch_sizes, uniform_index
+from dus_env.slots import SlotLayout
 from dus_env.spaces import ObservationLayout
 
 
@@ -99,7 +100,7 @@ class DecisionState:
 
     def batch_sizes(self, action: Sequence[int]) -> tuple[int, ...]:
         """Per-modality batch sizes for a checked action (the sampler's budget rule)."""
-        return multipliers_to_batch_sizes(action, self.sampler)
+        return multipliers_to_batch_sizes(self.modality_action(action), self.sampler)
 
     # ------------------------------------------------------------------ feeding
     def add_iteration(self, scores: Sequence[float], valid: bool = True) -> None:
@@ -118,9 +119,13 @@ class DecisionState:
         if rows:
             self.step_scores = mean_rows(rows)
         self._valid, self._invalid = [], []
-        self.previous_action = tuple(action)
+        self.previous_action = self.modality_action(action)
         self.steps += 1
         return previous, self.state
+
+    def modality_action(self, action: Sequence[int]) -> tuple[int, ...]:
+        """A checked action as one grid index per modality, in modality order."""
+        return tuple(action)
 
     # ------------------------------------------------------------------ reading
     @property
@@ -132,3 +137,74 @@ class DecisionState:
         """The observation a policy sees now (see :mod:`dus_env.spaces`)."""
         return self.layout.encode(self.state, self.step_scores, self.progress,
                                   self.previous_action)
+
+
+class SlotDecisionState(DecisionState):
+    """The DUS-v1 decision state: observations and actions by slot (:mod:`dus_env.slots`).
+
+    The monitor still works in modality order; :attr:`slots` says which slot each modality
+    takes (set with :meth:`set_slots`, identity by default). Actions carry one index per slot
+    (``max_modalities`` of them); the indices of absent slots are checked for range and then
+    ignored.
+
+    Args:
+        modalities, sampler, monitor, n_classes, total_iterations: as for
+            :class:`DecisionState`.
+        max_modalities: slots of the observation and the action.
+    """
+
+    def __init__(self, modalities: Sequence[str], sampler: SamplerConfig,
+                 monitor: MonitorConfig, n_classes: int, total_iterations: int,
+                 max_modalities: int) -> None:
+        if len(tuple(modalities)) > max_modalities:
+            raise ValueError(
+                f"the task has {len(tuple(modalities))} modalities {list(modalities)}, more "
+                f"than max_modalities={max_modalities}; raise max_modalities"
+            )
+        self.slot_layout = SlotLayout(max_modalities, monitor.history_length,
+                                      monitor.discrepancy, len(sampler.multipliers))
+        self.slots: tuple[int, ...] = tuple(range(len(tuple(modalities))))
+        """Slot of each modality (modality order)."""
+        super().__init__(modalities, sampler, monitor, n_classes, total_iterations)
+        self.layout = self.slot_layout  # what a policy sees
+        self.uniform_slot_action: tuple[int, ...] = (
+            (uniform_index(sampler.multipliers),) * max_modalities)
+        """Every slot at the base batch size."""
+
+    def set_slots(self, slots: Sequence[int]) -> None:
+        """Which slot each modality takes (modality order; distinct, in range)."""
+        slots = tuple(int(s) for s in slots)
+        m, n = len(self.modalities), self.slot_layout.max_modalities
+        if len(slots) != m or len(set(slots)) != m or min(slots) < 0 or max(slots) >= n:
+            raise ValueError(f"slots={list(slots)} must give each of the {m} modalities its own "
+                             f"slot in [0, {n - 1}]")
+        self.slots = slots
+
+    def check_action(self, action: Any) -> tuple[int, ...]:
+        arr = np.asarray(action)
+        n, k = self.slot_layout.max_modalities, self.slot_layout.n_actions
+        grid = list(self.sampler.multipliers)
+        if arr.shape != (n,):
+            raise ValueError(
+                f"action has shape {arr.shape}; expected ({n},): one index per slot "
+                f"(max_modalities={n}; the indices of absent slots are ignored)"
+            )
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(
+                f"action has dtype {arr.dtype}; expected integers (indices into "
+                f"sampler.multipliers={grid})"
+            )
+        values = tuple(arr.tolist())
+        if min(values) < 0 or max(values) >= k:
+            raise ValueError(
+                f"action={list(values)} is out of range; valid range: integers in [0, {k - 1}] "
+                f"(indices into sampler.multipliers={grid})"
+            )
+        return values
+
+    def modality_action(self, action: Sequence[int]) -> tuple[int, ...]:
+        return tuple(action[slot] for slot in self.slots)
+
+    def observation(self) -> np.ndarray:
+        return self.slot_layout.encode(self.state, self.step_scores, self.progress,
+                                       self.previous_action, self.slots)

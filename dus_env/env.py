@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +14,7 @@ from gymnasium.error import ResetNeeded
 from dus_env.config import EnvConfig, config_from_dict, config_to_dict, get_preset
 from dus_env.data import make_dataset
 from dus_env.decision import DecisionState
+from dus_env.reference import ReferenceCache, reference_curve, reference_key
 from dus_env.rewards import RewardStep, get_reward
 from dus_env.sampler import ModalitySampler
 from dus_env.seeding import spawn_seeds
@@ -130,13 +132,26 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         preset: str | None = None,
         render_mode: str | None = None,
     ) -> None:
-        self.config = resolve_config(config, preset)
+        self._check_render_mode(render_mode)
+        self._use_config(resolve_config(config, preset))
+        self.observation_space = self.layout.observation_space()
+        self.action_space = self.layout.action_space()
+        self._trainer: MMLTrainer | None = None
+        self._done = True
+        self.step_seconds = 0.0
+        """Wall-clock seconds of the last step (training, validation and bookkeeping)."""
+
+    def _check_render_mode(self, render_mode: str | None) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode={render_mode!r} is not valid; valid choices: "
                 f"{self.metadata['render_modes'] + [None]}"
             )
         self.render_mode = render_mode
+
+    def _use_config(self, config: EnvConfig) -> None:
+        """Build everything that depends on the task: data, decision state, reward."""
+        self.config = config
         self.modalities = self.config.modalities
         self.dataset = make_dataset(self.config.data)
         if tuple(self.dataset.modalities) != self.modalities:
@@ -146,19 +161,20 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         self.config.sampler.check_fits(len(self.dataset.split("train")))
         _check_device_available(self.config.device)
-        self._decision = DecisionState(self.modalities, self.config.sampler, self.config.monitor,
-                                       self.dataset.n_classes, self.config.total_iterations)
+        self._decision = self._make_decision()
         self.layout = self._decision.layout
-        self.observation_space = self.layout.observation_space()
-        self.action_space = self.layout.action_space()
         self.uniform_action = np.array(self._decision.uniform_action, dtype=np.int64)
         self._reward = get_reward(self.config.reward)
         self._val_split = self.dataset.split("val")
         self._val_indices = self._fixed_val_subset()
-        self._trainer: MMLTrainer | None = None
-        self._done = True
-        self.step_seconds = 0.0
-        """Wall-clock seconds of the last step (training, validation and bookkeeping)."""
+        self._reference_cache = (ReferenceCache(self.config.reward.reference_cache)
+                                 if self.config.reward.reference_cache else None)
+        self._reference_env: DUSEnv | None = None
+        self._reference: tuple[float, ...] | None = None
+
+    def _make_decision(self) -> DecisionState:
+        return DecisionState(self.modalities, self.config.sampler, self.config.monitor,
+                             self.dataset.n_classes, self.config.total_iterations)
 
     # ------------------------------------------------------------------ API
     def reset(
@@ -167,7 +183,11 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         if isinstance(seed, np.integer):  # numpy integers are seeds too
             seed = int(seed)
         super().reset(seed=seed)
-        model_seed, sampler_seed = self.episode_seeds(self.np_random)
+        return self._start_episode(*self.episode_seeds(self.np_random))
+
+    def _start_episode(self, model_seed: int, sampler_seed: int
+                       ) -> tuple[np.ndarray, dict[str, Any]]:
+        """A fresh training run from these seeds (what ``reset`` does after drawing them)."""
         cfg = self.config
         self._trainer = MMLTrainer.build(
             cfg.trainer, cfg.model, self.dataset, cfg.sampler.base_batch_size, model_seed,
@@ -180,6 +200,9 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         self._decision.reset()
         self._done = False
         self._val_acc: float | None = None
+        self._reference = None
+        if self._reward.needs_reference:
+            self._reference = self._reference_curve(model_seed, sampler_seed)
         validation = None
         if self._reward.reads_validation(last_step=False):
             validation = self._validate()
@@ -253,7 +276,8 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         val = validation.accuracy if validation is not None else None
         terms = self._reward.terms(self.config.reward, RewardStep(
             previous=previous, current=current, previous_val=self._val_acc, val=val,
-            last_step=last, diverged=diverged,
+            last_step=last, diverged=diverged, step=self._decision.steps,
+            reference=self._reference,
         ))
         if val is not None:
             self._val_acc = val
@@ -280,9 +304,38 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
             "reward_terms": dict(terms or {}),
             "diverged": bool(diverged),
         }
+        if self._reference is not None:
+            info["reference_val_accuracy"] = self._reference[min(decision.steps,
+                                                                 len(self._reference) - 1)]
         if self.config.info_wall_time:
             info["wall_time"] = float(wall_time)
         return info
+
+    # ------------------------------------------------------------------ paired reward
+    def _reference_curve(self, model_seed: int, sampler_seed: int) -> tuple[float, ...]:
+        """The uniform run's validation accuracy at reset and after each step, for these
+        episode seeds (from memory, the disk cache, or a run of its own)."""
+        key = reference_key(self.config, model_seed, sampler_seed)
+        curve, self.reference_source = reference_curve(
+            key, lambda: self._run_reference(model_seed, sampler_seed), self._reference_cache)
+        return tuple(curve)
+
+    def _run_reference(self, model_seed: int, sampler_seed: int) -> list[float]:
+        """Train the reference run: this task, uniform sampling, the same seeds. After a
+        divergence the curve stays at its last finite value (the reference learns no more)."""
+        if self._reference_env is None:
+            reward = dataclasses.replace(self.config.reward, name="val_delta",
+                                         reference_cache=None)
+            self._reference_env = DUSEnv(config=self.config.replace(reward=reward))
+        ref = self._reference_env
+        _, info = ref._start_episode(model_seed, sampler_seed)
+        curve = [info["validation"]["accuracy"]]
+        done = False
+        while not done:
+            _, _, done, _, info = ref.step(ref.uniform_action)
+            curve.append(info["validation"]["accuracy"] if info["validation"] else curve[-1])
+        curve += [curve[-1]] * (self.config.steps_per_episode + 1 - len(curve))
+        return curve
 
     # ------------------------------------------------------------------ helpers
     def _fixed_val_subset(self) -> np.ndarray | None:

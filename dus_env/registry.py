@@ -94,5 +94,6 @@ REWARDS = Registry("reward", "reward.name", {
     "discrepancy": "dus_env.rewards:discrepancy",
     "terminal": "dus_env.rewards:terminal",
     "hybrid": "dus_env.rewards:hybrid",
+    "paired": "dus_env.rewards:paired",
 })
 """Rewards: name -> :class:`dus_env.rewards.Reward`."""

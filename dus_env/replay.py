@@ -37,7 +37,7 @@ import torch
 from torch.utils.data import Sampler
 
 from dus_env.config import EnvConfig, MonitorConfig, SamplerConfig
-from dus_env.decision import DecisionState
+from dus_env.decision import DecisionState, SlotDecisionState
 from dus_env.errors import check_range
 from dus_env.models.classifier import true_class_probability
 from dus_env.monitor import MonitorState
@@ -76,6 +76,9 @@ class SamplingController:
         n_classes: number of classes (the monitor starts at chance level 1 / n_classes).
         total_iterations: T, the run's iteration budget (progress = iterations / T).
         iters_per_step: iterations between decisions (the env's ``iters_per_step``).
+        max_modalities: None for a DUS-v0 policy (one action per modality, in order); an int
+            for a DUS-v1 policy (:mod:`dus_env.slots`): observations and actions have that many
+            slots, modality ``i`` in slot ``i``, the others absent.
 
     Decisions are made at iteration 0 (on construction and :meth:`reset`) and after every
     ``iters_per_step`` iterations while fewer than ``total_iterations`` are done; past the
@@ -93,14 +96,21 @@ class SamplingController:
         n_classes: int,
         total_iterations: int,
         iters_per_step: int,
+        max_modalities: int | None = None,
     ) -> None:
         if not callable(getattr(policy, "predict", None)):
             raise TypeError(
                 f"policy must have a predict(observation, state, episode_start, deterministic) "
                 f"method; got {type(policy).__name__}"
             )
-        self._decision = DecisionState(modalities, sampler, monitor, n_classes, total_iterations)
+        if max_modalities is None:
+            self._decision = DecisionState(modalities, sampler, monitor, n_classes,
+                                           total_iterations)
+        else:
+            self._decision = SlotDecisionState(modalities, sampler, monitor, n_classes,
+                                               total_iterations, max_modalities)
         check_range("iters_per_step", iters_per_step, 1, total_iterations)
+        self.max_modalities = max_modalities
         self.policy = policy
         self.modalities = self._decision.modalities
         self.sampler_config = sampler
@@ -109,14 +119,18 @@ class SamplingController:
         self.total_iterations = int(total_iterations)
         self.iters_per_step = int(iters_per_step)
         self.layout = self._decision.layout
-        self.uniform_action = np.array(self._decision.uniform_action, dtype=np.int64)
+        self.uniform_action = np.array(
+            self._decision.uniform_action if max_modalities is None
+            else self._decision.uniform_slot_action, dtype=np.int64)
         self.reset()
 
     @classmethod
     def from_config(
-        cls, config: EnvConfig, policy: Any, *, n_classes: int | None = None
+        cls, config: EnvConfig, policy: Any, *, n_classes: int | None = None,
+        max_modalities: int | None = None,
     ) -> SamplingController:
-        """A controller with the layout, grid and budget of an env built from ``config``.
+        """A controller with the layout, grid and budget of an env built from ``config``
+        (DUS-v1's with ``max_modalities``; give ``config`` the v1 grid then).
 
         ``n_classes`` defaults to ``config.data.n_classes`` where the data config has one
         (synthetic data); pass it for datasets whose class count is fixed by the data (mfeat: 10).
@@ -130,7 +144,7 @@ class SamplingController:
                 )
         return cls(
             policy, config.modalities, config.sampler, config.monitor, n_classes,
-            config.total_iterations, config.iters_per_step,
+            config.total_iterations, config.iters_per_step, max_modalities,
         )
 
     # ------------------------------------------------------------------ state
@@ -139,7 +153,7 @@ class SamplingController:
         self._decision.reset()
         self._policy_state: Any = None
         self._episode_start = True
-        self._action = self._decision.uniform_action
+        self._action = tuple(self.uniform_action.tolist())
         self.decisions: list[Decision] = []
         """Every decision so far, oldest first."""
         self._decide()
@@ -228,7 +242,7 @@ class SamplingController:
         )
         self._episode_start = False
         self._action = self._check_action(action)
-        sizes = self._decision.batch_sizes(self._action)
+        sizes = self._decision.batch_sizes(self._action)  # absent slots' indices ignored
         self.decisions.append(Decision(
             iteration=self.iteration,
             observation=obs,
@@ -239,7 +253,7 @@ class SamplingController:
     def _check_action(self, action: Any) -> tuple[int, ...]:
         """The env's action check, on what a policy returned (a batch of one is unwrapped)."""
         arr = np.asarray(action)
-        m = len(self.modalities)
+        m = len(self.modalities) if self.max_modalities is None else self.max_modalities
         if arr.shape == (1, m):
             arr = arr[0]
         try:
@@ -252,10 +266,13 @@ class SamplingController:
             raise ValueError(f"policy returned {exc}") from None
 
     def _bad_action(self, arr: np.ndarray, exc: Exception) -> str:
-        m = len(self.modalities)
+        if self.max_modalities is not None:
+            per = f"one per slot (max_modalities={self.max_modalities})"
+            m = self.max_modalities
+        else:
+            per, m = f"one per modality {list(self.modalities)}", len(self.modalities)
         return (f"policy returned action={arr.tolist()!r} (shape {arr.shape}, dtype {arr.dtype}); "
-                f"expected {m} integer indices into sampler.multipliers, one per modality "
-                f"{list(self.modalities)} ({exc})")
+                f"expected {m} integer indices into sampler.multipliers, {per} ({exc})")
 
 
 class _IndexSplit:

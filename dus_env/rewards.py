@@ -7,6 +7,9 @@
   between modalities' cumulative scores. Reads no validation data.
 * ``terminal``: ``scale * val_acc`` at the last step, 0 before.
 * ``hybrid``: ``val_delta + hybrid_discrepancy_weight * discrepancy``.
+* ``paired``: ``val_delta`` minus the same of a reference run (uniform sampling, same task and
+  episode seeds: :mod:`dus_env.reference`): terms ``val_delta`` and ``reference_delta``; the
+  return telescopes to ``scale * (final - reference final)`` validation accuracy.
 
 On divergence every term is 0 and a ``divergence`` term of ``-divergence_penalty`` is added.
 A reward is an object with :meth:`Reward.reads_validation` and :meth:`Reward.terms`; register
@@ -36,6 +39,10 @@ class RewardStep:
     """Validation accuracy read at this step (None where the reward reads none)."""
     last_step: bool
     diverged: bool
+    step: int = 0
+    """Decision steps completed, this one included."""
+    reference: tuple[float, ...] | None = None
+    """The reference run's validation accuracy at reset and after each step (``paired``)."""
 
 
 class Reward:
@@ -45,6 +52,8 @@ class Reward:
     """Reads validation accuracy at every step (and at reset)."""
     at_end = False
     """Reads validation accuracy at the last step."""
+    needs_reference = False
+    """Needs the uniform reference run's validation curve."""
 
     def reads_validation(self, last_step: bool) -> bool:
         """Whether this reward reads a validation accuracy at a step (``last_step``: the
@@ -99,7 +108,19 @@ class Hybrid(Reward):
                 "discrepancy": _gap_closed(config, step, config.hybrid_discrepancy_weight)}
 
 
+class Paired(Reward):
+    every_step = True
+    needs_reference = True
+
+    def _terms(self, config, step):
+        ref = step.reference
+        assert ref is not None and 1 <= step.step < len(ref)
+        return {"val_delta": _val_delta(config, step),
+                "reference_delta": -config.scale * (ref[step.step] - ref[step.step - 1])}
+
+
 val_delta, discrepancy, terminal, hybrid = ValDelta(), Discrepancy(), Terminal(), Hybrid()
+paired = Paired()
 
 
 def get_reward(config: RewardConfig) -> Reward:

@@ -36,6 +36,8 @@ from typing import Any
 
 from dus_agents.training import AGENTS, RAY_FLAGS, VEC_ENVS, TrainArgs, env_overrides, train
 from dus_env import cli
+from dus_env.config import overrides_from_pairs as cli_overrides
+from dus_env.config.fields import check_fields
 from dus_env.config import preset_help
 from dus_env.errors import UsageError, did_you_mean
 
@@ -58,6 +60,8 @@ def check_choice(name: str, value: Any, choices: Any) -> None:
 
 
 RESUME_FIXED = ("agent", "preset", "host", "set", "seed", "n_envs", "out_dir", "run_name")
+MAX_RUN_NAME_BYTES = 200
+"""Longest --run-name (file systems allow 255 bytes per name; suffixes are added)."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainArgs, Path | None]:
@@ -76,8 +80,13 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainArgs, Path | Non
             raise UsageError(f"--resume={args.resume!r}: no run directory with a config.json there")
         try:
             saved = json.loads(config_file.read_text())["args"]
-        except (json.JSONDecodeError, KeyError) as exc:
-            raise UsageError(f"--resume={args.resume!r}: unreadable config.json ({exc})")
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--resume={args.resume!r}: {str(config_file)!r} is unreadable "
+                             f"({type(exc).__name__}: {exc}); refusing to resume") from None
+        if not isinstance(saved, dict) or not {"agent", "preset", "seed"} <= set(saved):
+            raise UsageError(f"--resume={args.resume!r}: {str(config_file)!r} is damaged: its "
+                             f"'args' is {str(saved)[:60]!r}, not the run's arguments; refusing "
+                             "to resume")
         given = cli.explicit_flags(parser, argv)
         for name in RESUME_FIXED:
             if name in given and getattr(args, name) != saved.get(name):
@@ -90,6 +99,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainArgs, Path | Non
             merged[name] = getattr(args, name)
         merged["resume"] = str(resume_dir)
         args = TrainArgs(**merged)
+        try:
+            check_fields(args)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"--resume={str(resume_dir)!r}: {str(config_file)!r} is damaged "
+                             f"({exc}); refusing to resume") from None
     check_choice("agent", args.agent, AGENTS)
     check_choice("preset", args.preset, PRESETS)
     check_choice("vec_env", args.vec_env, VEC_ENVS)
@@ -102,6 +116,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainArgs, Path | Non
             config_from_dict(env_overrides(args), base=get_preset(args.preset))
         except (ValueError, TypeError) as exc:
             raise UsageError(str(exc) if str(exc).startswith("--set") else f"--set: {exc}")
+        pairs = cli_overrides(args.set)
+        if args.host is not None and "host" in pairs.get("trainer", {}):
+            raise UsageError(f"--host={args.host!r} and --set trainer.host="
+                             f"{pairs['trainer']['host']!r} conflict; give one of them")
     if args.n_envs == 0:
         args = dataclasses.replace(args, n_envs=2 if args.agent == "ppo" else 1)
     for name, low in (("total_timesteps", 1), ("n_envs", 1), ("checkpoint_freq", 1),
@@ -135,8 +153,13 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainArgs, Path | Non
         if parent.exists() and not parent.is_dir():
             raise UsageError(f"--out-dir={args.out_dir!r}: {str(parent)!r} is a file, not a directory")
     if resume_dir is None and args.run_name is not None:
-        if "/" in args.run_name or args.run_name in ("", ".", ".."):
-            raise UsageError(f"--run-name={args.run_name!r} must be a plain folder name")
+        name = args.run_name
+        if ("/" in name or "\\" in name or name in ("", ".", "..")
+                or any(ord(c) < 32 or ord(c) == 127 for c in name)
+                or len(name.encode("utf-8")) > MAX_RUN_NAME_BYTES):
+            raise UsageError(f"--run-name={name[:80]!r}{'...' if len(name) > 80 else ''} must be "
+                             f"a plain folder name: no '/', no control characters such as a "
+                             f"newline, at most {MAX_RUN_NAME_BYTES} bytes")
         if (out_dir / args.run_name).exists():
             raise UsageError(f"--run-name={args.run_name!r}: {str(out_dir / args.run_name)!r} exists; "
                          "use --resume to continue it")

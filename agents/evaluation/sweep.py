@@ -20,7 +20,7 @@ from dus_agents.evaluation.results import ResultsStore, load_rows, run_key
 from dus_agents.evaluation.runs import MAIN_METRICS, header_for, make_env, run_one
 from dus_agents.registry import ARTIFACT_KINDS, POLICY_NAMES, make_policy
 from dus_env.cli import check_at_least, comma_list
-from dus_env.config import HOSTS, PRESETS, config_to_dict
+from dus_env.config import HOSTS, PRESETS, config_to_dict, overrides_from_pairs
 from dus_env.env import DUSEnv
 from dus_env.errors import UsageError, check_choice
 from dus_env.files import atomic_write
@@ -132,24 +132,29 @@ def parse_seeds(value: str) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
-def check_policy_name(spec: str) -> None:
-    """Raise ``ValueError`` unless ``spec`` is a policy name or ``kind:PATH``."""
+def check_policy_name(spec: str) -> str:
+    """``spec`` in its one spelling (``ppo:DIR/`` and ``ppo:DIR`` are the same policy), or
+    ``ValueError`` unless it is a policy name or ``kind:PATH``."""
     if ":" in spec:
         kind, path = spec.split(":", 1)
         check_choice("--policies kind", kind, ARTIFACT_KINDS)
         if not path:
             raise UsageError(f"--policies: {spec!r} names no file; write {kind}:PATH")
-    else:
-        check_choice("--policies", spec, POLICY_NAMES)
+        return f"{kind}:{os.path.normpath(path)}"
+    check_choice("--policies", spec, POLICY_NAMES)
+    return spec
+
+
+RESUME_FIXED: tuple[str, ...] = ("set", "probe_max_train")
+"""Settings every row of one output directory must share (a rerun may not change them)."""
 
 
 def validate(args: EvaluateArgs) -> Plan:
     """Check every input and build every policy once; touches no file. Raises UsageError."""
     try:
         check_choice("--preset", args.preset, PRESETS)
-        policies = comma_list("--policies", args.policies)
-        for spec in policies:
-            check_policy_name(spec)
+        policies = list(dict.fromkeys(
+            check_policy_name(spec) for spec in comma_list("--policies", args.policies)))
         hosts = comma_list("--hosts", args.hosts)
         for host in hosts:
             check_choice("--hosts", host, HOSTS)
@@ -159,6 +164,17 @@ def validate(args: EvaluateArgs) -> Plan:
     except ValueError as err:
         raise UsageError(str(err)) from None
     seeds = parse_seeds(args.seeds)
+    try:
+        pairs = overrides_from_pairs(args.set)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if "host" in pairs.get("trainer", {}):
+        raise UsageError(f"--set trainer.host={pairs['trainer']['host']!r} conflicts with "
+                         f"--hosts={args.hosts!r}; name the hosts with --hosts only")
+    if args.budget_matched and pairs.get("sampler", {}).get("budget", "renormalize") != \
+            "renormalize":
+        raise UsageError(f"--budget-matched and --set sampler.budget="
+                         f"{pairs['sampler']['budget']!r} conflict; give one of them")
     check_at_least("--probe-max-train", args.probe_max_train, 1)
     check_at_least("--threads", args.threads, 1, MAX_THREADS)
     check_at_least("--ray-cpus", args.ray_cpus, 0)
@@ -210,14 +226,20 @@ def _check_existing(plan: Plan) -> None:
     previous = plan.out_dir / "config.json"
     if previous.is_file():
         try:
-            before = json.loads(previous.read_text())["args"].get("set", [])
-        except (json.JSONDecodeError, KeyError, AttributeError):
-            before = None
-        if before is not None and list(before) != list(plan.args.set):
-            raise UsageError(
-                f"--out-dir={str(plan.out_dir)!r} holds runs made with --set {before}, but this "
-                f"run uses --set {list(plan.args.set)}; use another --out-dir"
-            )
+            before = json.loads(previous.read_text())["args"]
+            before = {name: before[name] for name in RESUME_FIXED if name in before}
+        except (json.JSONDecodeError, KeyError, AttributeError, TypeError):
+            before = {}
+        now = dataclasses.asdict(plan.args)
+        for name, value in before.items():
+            if value != now[name]:
+                flag = "--" + name.replace("_", "-")
+                shown = f"{flag} {value}" if name == "set" else f"{flag}={value!r}"
+                mine = f"{flag} {now[name]}" if name == "set" else f"{flag}={now[name]!r}"
+                raise UsageError(
+                    f"--out-dir={str(plan.out_dir)!r} holds runs made with {shown}, but this "
+                    f"run uses {mine}; use another --out-dir"
+                )
     rows, _ = load_rows(plan.out_dir / "results.csv", repair=False)
     for row in rows:
         if row["preset"] == plan.args.preset and row.get("budget") not in (None, "", plan.budget):

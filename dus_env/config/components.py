@@ -218,7 +218,8 @@ class RewardConfig:
 
     name: str = "val_delta"
     """val_delta (change of validation accuracy since the last step), discrepancy (reduction of
-    the mean absolute gap), terminal (validation accuracy at the last step only) or hybrid."""
+    the mean absolute gap), terminal (validation accuracy at the last step only), hybrid, or
+    paired (val_delta minus that of a uniform-sampling reference run with the same seeds)."""
     val_subset_size: int = 500
     """Size of the fixed validation subset the reward reads (0: the whole split)."""
     scale: float = 100.0
@@ -227,9 +228,14 @@ class RewardConfig:
     """Weight of the discrepancy term in ``hybrid`` (the val_delta term has weight 1)."""
     divergence_penalty: float = 100.0
     """Subtracted once when training diverges (non-finite loss or weights)."""
+    reference_cache: str | None = None
+    """``paired`` only: a folder keeping the reference runs' curves on disk (None: in memory
+    only); see :mod:`dus_env.reference`."""
 
     def __post_init__(self) -> None:
         check_fields(self, "reward")
+        if self.reference_cache is not None and not self.reference_cache.strip():
+            raise ValueError("reward.reference_cache='' is empty; use None for memory only")
         REWARDS.check(self.name, "reward.name")
         check_range("reward.val_subset_size", self.val_subset_size, 0)
         check_range("reward.scale", self.scale, 0.0, low_inclusive=False)

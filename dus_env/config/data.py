@@ -44,6 +44,8 @@ class SyntheticConfig:
     """Dataset kind; selects this config in dicts."""
     reader: ClassVar[str] = "dus_env.data.synthetic:make_synthetic"
     """``module:function`` building the dataset from this config."""
+    cacheable: ClassVar[bool] = True
+    """The config alone determines the data, so built datasets are cached."""
     modalities: tuple[str, ...] = ("strong", "weak")
     """Modality names (M >= 2)."""
     n_classes: int = 10
@@ -95,6 +97,8 @@ class MfeatConfig:
     """Dataset kind; selects this config in dicts."""
     reader: ClassVar[str] = "dus_env.data.mfeat:load_mfeat"
     """``module:function`` building the dataset from this config."""
+    cacheable: ClassVar[bool] = True
+    """The config alone determines the data, so built datasets are cached."""
     views: tuple[str, ...] = ("fac", "zer")
     """Feature views used as modalities (any >= 2 of fou, fac, kar, pix, zer, mor)."""
     val_fraction: float = 0.15

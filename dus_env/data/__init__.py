@@ -8,20 +8,51 @@ kinds are :data:`dus_env.config.DATA_CONFIGS`.
 from __future__ import annotations
 
 import importlib
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from dus_env.data.base import SPLITS, DatasetSplit, MultimodalDataset, TensorDataset, TensorSplit
 from dus_env.errors import check_choice
 
-def make_dataset(config: Any) -> MultimodalDataset:
-    """Build the dataset for a data config (``SyntheticConfig``, ``MfeatConfig``, ...): the
-    ``reader`` its class names (``module:function``), imported on first use."""
+DATASET_CACHE_SIZE = 64
+"""Datasets kept in memory, most recently used first (configs are frozen, so a config is its
+own key); a reset of a task suite never rebuilds data it built before."""
+_CACHE: OrderedDict[Any, MultimodalDataset] = OrderedDict()
+_LOCK = threading.Lock()
+
+
+def make_dataset(config: Any, *, cache: bool = True) -> MultimodalDataset:
+    """The dataset for a data config (``SyntheticConfig``, ``MfeatConfig``, ...), built by the
+    ``reader`` its class names (``module:function``, imported on first use) and kept in a
+    bounded in-memory cache (:data:`DATASET_CACHE_SIZE`); ``cache=False`` builds a fresh one.
+    Datasets are read-only, so envs share them. Only kinds whose config fully determines the
+    data are cached (``cacheable`` on the config class: synthetic, mfeat); readers of files on
+    disk decide for themselves."""
     from dus_env.config import DATA_CONFIGS
 
     kind = getattr(config, "name", None)
     check_choice("data.name", kind, DATA_CONFIGS)
+    cache = cache and getattr(type(config), "cacheable", False)
+    if cache:
+        with _LOCK:
+            if config in _CACHE:
+                _CACHE.move_to_end(config)
+                return _CACHE[config]
     module, func = type(config).reader.split(":")
-    return getattr(importlib.import_module(module), func)(config)
+    dataset = getattr(importlib.import_module(module), func)(config)
+    if cache:
+        with _LOCK:
+            _CACHE[config] = dataset
+            while len(_CACHE) > DATASET_CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    return dataset
+
+
+def clear_dataset_cache() -> None:
+    """Forget every cached dataset."""
+    with _LOCK:
+        _CACHE.clear()
 
 
 __all__ = [
@@ -30,5 +61,6 @@ __all__ = [
     "MultimodalDataset",
     "TensorDataset",
     "TensorSplit",
+    "clear_dataset_cache",
     "make_dataset",
 ]

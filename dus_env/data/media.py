@@ -90,10 +90,19 @@ def load_npy(path: Path) -> np.ndarray:
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
     """Mono float64 samples in [-1, 1] and the sample rate of a WAV file (scipy)."""
+    import warnings
+
     from scipy.io import wavfile
 
     try:
-        rate, data = wavfile.read(path)
+        with warnings.catch_warnings():
+            # scipy reads a truncated file up to where it ends and only warns; that is a
+            # corrupt file (its samples would be silently short), not a shorter clip
+            warnings.filterwarnings("error", message=".*EOF prematurely",
+                                    category=wavfile.WavFileWarning)
+            rate, data = wavfile.read(path)
+    except wavfile.WavFileWarning as exc:
+        raise MediaError(f"cannot decode WAV file {path}: it is truncated ({exc})") from None
     except (OSError, ValueError, EOFError) as exc:
         raise MediaError(f"cannot decode WAV file {path}: {exc}") from None
     x = np.asarray(data)

@@ -46,7 +46,7 @@ VIEW_DIMS: dict[str, int] = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer"
 def _raw() -> tuple[dict[str, np.ndarray], np.ndarray]:
     """All views as read-only float32 arrays and the labels as a read-only int64 array."""
     resource = resources.files("dus_env.data").joinpath("files").joinpath("mfeat.npz")
-    with resource.open("rb") as handle, np.load(handle) as stored:
+    with resource.open("rb") as handle, np.load(handle, allow_pickle=False) as stored:
         views = {v: stored[v].astype(np.float32) for v in MFEAT_VIEWS}
         labels = stored["labels"].astype(np.int64)
     for view, x in views.items():

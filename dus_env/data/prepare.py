@@ -1,47 +1,72 @@
 """Preprocessing: raw downloads -> the layouts the readers expect (docs/datasets.md).
 
-    python -m dus_env.data.prepare cremad          --raw RAW --out OUT
+    python -m dus_env.data.prepare cremad          --raw RAW --out OUT [--make-split SEED]
     python -m dus_env.data.prepare kinetics_sounds --raw RAW --out OUT
     python -m dus_env.data.prepare twitter2015     --raw RAW --out OUT
     python -m dus_env.data.prepare sarcasm         --raw RAW --out OUT
     python -m dus_env.data.prepare nvgesture       --raw RAW --out OUT [--frames 16 --size 112]
     python -m dus_env.data.prepare features --preset cremad --set data.root=OUT --out F.npz
 
-Every step is deterministic (seeded where anything is drawn) and resumable: an output that
-exists is kept, and each file is written to a temporary name and renamed, so an interrupted
-run never leaves a half-written file behind. At the end the prepared folder is loaded with
-its reader, so a layout problem is reported here, not at training time.
+(``dus-prepare`` is the same command.) Every step is deterministic (seeded where anything is
+drawn) and resumable: an output that exists is kept, and each file is written to a temporary
+name and renamed. The command works in ``OUT.partial`` beside ``OUT`` (an existing ``OUT`` is
+mirrored there first by hard links, so nothing is rebuilt), then checks the result: it loads it
+with the dataset's reader and decodes every media file it holds (``--no-check`` skips that);
+only then is it moved into ``OUT``. A failure mid-way leaves ``OUT`` absent or as it was, and
+the work done so far in ``OUT.partial``, from which a rerun resumes. Raw images and frames are
+decoded before they are copied, so a corrupt one is reported with its raw path.
+
+Exit status: 0 on success; 2 for a bad command line (one line on stderr, checked before
+anything is read or written: flags, value ranges, the ``--raw`` folder and its expected files,
+the ``--out`` path); 1 for bad data found while preparing or checking (one line naming the
+file; ``OUT`` absent or unchanged).
 
 This module is the package's one script: only :func:`main` prints and draws progress bars
-(tqdm); the ``prepare_*`` functions take an optional ``progress`` wrapper and return counts.
+(tqdm); :func:`prepare`, :func:`check_prepared` and the ``prepare_*`` functions take an
+optional ``progress`` wrapper and return counts. The ``prepare_*`` functions write into their
+``out`` folder directly (resumable); :func:`prepare` adds the staging, check and publish steps.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import csv
+import dataclasses
+import errno
+import inspect
+import io
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
+from dus_env import cli
 from dus_env.data.audiovisual import CREMAD_CLASSES, kinetics_sounds_classes
-from dus_env.data.manifest import DatasetError
-from dus_env.files import atomic_write, atomic_writer
 from dus_env.data.media import (
-    fixed_length, list_frames, log_spectrogram, read_wav, resample,
+    fixed_length, list_frames, load_image, load_npy, log_spectrogram, read_wav, resample,
     uniform_indices,
 )
+from dus_env.errors import DatasetError, MediaError, UsageError, check_range
+from dus_env.files import atomic_write, atomic_writer
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], int, str], Iterable[T]]
+
+DOCS = "docs/datasets.md"
+SAMPLE_RATE, N_FFT, HOP = 22050, 512, 353
+"""OGM-GE's audio recipe: 22,050 Hz, STFT window 512, hop 353."""
+CREMAD_SECONDS, KINETICS_SOUNDS_SECONDS = 3.0, 10.0
+FLOW_CHOICES: tuple[str, ...] = ("horn_schunck", "farneback")
 
 
 def _no_progress(items: Iterable[T], total: int, desc: str) -> Iterable[T]:
@@ -62,21 +87,80 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, text)
 
 
+def _read_text(path: Path) -> str:
+    """The text of a list / split file, or :class:`DatasetError` when it is not UTF-8 text."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path} is not a UTF-8 text file ({exc.reason} at byte "
+                           f"{exc.start}); expected the list as downloaded ({DOCS})") from None
+
+
+def _plain_name(name: str, where: str) -> str:
+    """``name`` if it is a plain file name (it becomes a path under OUT), else DatasetError."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise DatasetError(f"{where}: {name!r} is not a plain file name (no folders, no '..')")
+    return name
+
+
+def decode_image(path: Path) -> None:
+    """Decode an image fully (:class:`MediaError` naming it when it cannot be)."""
+    load_image(path, 8)
+
+
+def _copy_image(src: Path, dst: Path) -> None:
+    """Copy an image after decoding it, so a corrupt raw file is reported by its raw path."""
+    decode_image(src)
+    _copy(src, dst)
+
+
+def _copy_frames(source: Path, target: Path) -> None:
+    """Copy a clip's frame folder as a whole: every frame is decoded first, the copies go to a
+    hidden temporary folder renamed to ``target`` at the end (never a half-copied clip)."""
+    frames = list_frames(source)
+    if not frames:
+        raise MediaError(f"frame folder {source} holds no .jpg/.png frames")
+    for frame in frames:
+        decode_image(frame)
+    tmp = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for frame in frames:
+            _copy(frame, tmp / frame.name)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def _extract_frames(video: Path, out: Path, fps: float | None) -> None:
-    """Decode a video to ``out/00000.jpg ...`` with ffmpeg (needed only for raw videos)."""
+    """Decode a video to ``out/00001.jpg ...`` with ffmpeg (needed only for raw videos);
+    :class:`MediaError` naming the video when ffmpeg cannot decode it."""
     if shutil.which("ffmpeg") is None:
         raise FileNotFoundError(
             f"{video} needs decoding but ffmpeg is not on PATH; install ffmpeg or extract the "
-            f"frames yourself (docs/datasets.md)"
+            f"frames yourself ({DOCS})"
         )
-    tmp = out.with_name(out.name + ".partial")
+    tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    cmd = ["ffmpeg", "-loglevel", "error", "-i", str(video)]
+    cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(video)]
     if fps is not None:
         cmd += ["-vf", f"fps={fps}"]
-    subprocess.run([*cmd, "-q:v", "2", str(tmp / "%05d.jpg")], check=True)
-    os.replace(tmp, out)
+    try:
+        done = subprocess.run([*cmd, "-q:v", "2", str(tmp / "%05d.jpg")], capture_output=True,
+                              text=True, errors="replace")
+        if done.returncode != 0:
+            lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()]
+            raise MediaError(f"cannot decode video {video}: ffmpeg exited with status "
+                             f"{done.returncode}" + (f" ({lines[-1]})" if lines else ""))
+        if not list_frames(tmp):
+            raise MediaError(f"cannot decode video {video}: ffmpeg wrote no frames")
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 # --------------------------------------------------------------------------- audio-visual
@@ -91,7 +175,7 @@ def audio_features(wav: Path, sample_rate: int, seconds: float, tile: int, n_fft
 def read_list(path: Path) -> list[tuple[str, str]]:
     """``(clip, label)`` rows of a ``clip,label`` or ``clip,<n>,label`` list (file:line errors)."""
     rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         parts = [p.strip() for p in line.split(",")]
@@ -100,7 +184,7 @@ def read_list(path: Path) -> list[tuple[str, str]]:
         clip = parts[0]
         for suffix in (".flv", ".mp4", ".wav"):
             clip = clip.removesuffix(suffix)
-        rows.append((clip, parts[-1]))
+        rows.append((_plain_name(clip, f"{path}:{lineno}: clip"), parts[-1]))
     return rows
 
 
@@ -114,6 +198,13 @@ def make_split(clips: Sequence[tuple[str, str]], test_fraction: float,
     return {"train": [clips[i] for i in train], "test": [clips[i] for i in test]}
 
 
+def _check_raw_folder(raw: Path) -> None:
+    if not raw.exists():
+        raise FileNotFoundError(f"raw folder {raw} does not exist")
+    if not raw.is_dir():
+        raise FileNotFoundError(f"raw folder {raw} is a file, not a folder")
+
+
 def prepare_audiovisual(
     raw: Path, out: Path, *, audio_dir: str, frame_dirs: Sequence[str], video_dir: str | None,
     lists: dict[str, Sequence[str]], classes: Sequence[str], sample_rate: int, seconds: float,
@@ -122,8 +213,7 @@ def prepare_audiovisual(
 ) -> dict[str, int]:
     """Spectrograms and frames for every listed clip; returns clips written per split."""
     raw, out = Path(raw), Path(out)
-    if not raw.is_dir():
-        raise FileNotFoundError(f"raw folder {raw} does not exist")
+    _check_raw_folder(raw)
     splits: dict[str, list[tuple[str, str]]] = {}
     for split, names in lists.items():
         found = [raw / n for n in names if (raw / n).is_file()]
@@ -137,6 +227,8 @@ def prepare_audiovisual(
                 f"(not the canonical one)"
             )
         wavs = sorted((raw / audio_dir).glob("*.wav"))
+        if not wavs:
+            raise FileNotFoundError(f"--make-split: no .wav files in {raw / audio_dir}")
         splits = make_split([(w.stem, label_from_name(w.stem)) for w in wavs], 0.1,
                             make_split_seed)
     known = set(classes)
@@ -157,9 +249,7 @@ def prepare_audiovisual(
             if not frames.is_dir():
                 source = next((raw / d / clip for d in frame_dirs if (raw / d / clip).is_dir()), None)
                 if source is not None:
-                    frames.mkdir(parents=True, exist_ok=True)
-                    for f in list_frames(source):
-                        _copy(f, frames / f.name)
+                    _copy_frames(source, frames)
                 elif video_dir is not None and list((raw / video_dir).glob(f"{clip}.*")):
                     video = sorted((raw / video_dir).glob(f"{clip}.*"))[0]
                     _extract_frames(video, frames, fps)
@@ -172,14 +262,23 @@ def prepare_audiovisual(
     return counts
 
 
+def _cremad_label(name: str) -> str:
+    parts = name.split("_")
+    if len(parts) < 3:
+        raise DatasetError(f"--make-split: clip name {name!r} has no emotion field (CREMA-D "
+                           f"names read ACTOR_SENTENCE_EMOTION_LEVEL, e.g. 1001_DFA_ANG_XX)")
+    return parts[2]
+
+
 def prepare_cremad(raw: Path, out: Path, *, make_split_seed: int | None = None,
                    progress: Progress = _no_progress, **audio: Any) -> dict[str, int]:
     """CREMA-D: OGM-GE's 1-fps frames and log STFT (22,050 Hz, x3 tiled, 3 s, n_fft 512, hop 353)."""
-    params = {"sample_rate": 22050, "seconds": 3.0, "tile": 3, "n_fft": 512, "hop": 353, **audio}
+    params = {"sample_rate": SAMPLE_RATE, "seconds": CREMAD_SECONDS, "tile": 3, "n_fft": N_FFT,
+              "hop": HOP, **audio}
     return prepare_audiovisual(
         raw, out, audio_dir="AudioWAV", frame_dirs=("Image-01-FPS",), video_dir="VideoFlash",
         lists={"train": ("train.csv",), "test": ("test.csv",)}, classes=CREMAD_CLASSES,
-        fps=1.0, make_split_seed=make_split_seed, label_from_name=lambda n: n.split("_")[2],
+        fps=1.0, make_split_seed=make_split_seed, label_from_name=_cremad_label,
         progress=progress, **params,
     )
 
@@ -187,7 +286,8 @@ def prepare_cremad(raw: Path, out: Path, *, make_split_seed: int | None = None,
 def prepare_kinetics_sounds(raw: Path, out: Path, *, progress: Progress = _no_progress,
                             **audio: Any) -> dict[str, int]:
     """Kinetics-Sounds: frames as given, log STFT of 10 s at 22,050 Hz (n_fft 512, hop 353)."""
-    params = {"sample_rate": 22050, "seconds": 10.0, "tile": 1, "n_fft": 512, "hop": 353, **audio}
+    params = {"sample_rate": SAMPLE_RATE, "seconds": KINETICS_SOUNDS_SECONDS, "tile": 1,
+              "n_fft": N_FFT, "hop": HOP, **audio}
     counts = prepare_audiovisual(
         raw, out, audio_dir="audio", frame_dirs=("frames", "visual"), video_dir="video",
         lists={"train": ("train.csv", "my_train.txt"), "val": ("val.csv",),
@@ -209,26 +309,30 @@ def _copy_images(names: Iterable[str], sources: Sequence[Path], out: Path,
         src = next((s / name for s in sources if (s / name).is_file()), None)
         if src is None:
             raise FileNotFoundError(f"missing image {name!r} in {[str(s) for s in sources]}")
-        _copy(src, out / name)
+        _copy_image(src, out / name)
 
 
 def prepare_twitter2015(raw: Path, out: Path, *, progress: Progress = _no_progress) -> dict[str, int]:
     """Twitter2015 (TomBERT release): copy train/dev/test.tsv and the images they name."""
     raw, out = Path(raw), Path(out)
+    _check_raw_folder(raw)
     sources = [raw / "twitter2015_images", raw / "images", raw]
     counts = {}
     for name in ("train.tsv", "dev.tsv", "test.tsv"):
         src = raw / name
         if not src.is_file():
             raise FileNotFoundError(f"missing {src}")
-        with src.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+        rows = list(csv.reader(io.StringIO(_read_text(src), newline=""), delimiter="\t",
+                               quoting=csv.QUOTE_NONE))
+        if not rows:
+            raise DatasetError(f"{src} is empty; expected a header row with an ImageID column")
         header = [h.split(" ")[-1].lower() for h in rows[0]]
         if "imageid" not in header:
             raise DatasetError(f"{src}:1: header {rows[0]} has no ImageID column")
         col = header.index("imageid")
-        _copy_images([r[col] for r in rows[1:] if len(r) > col], sources, out / "images",
-                     progress, name)
+        images = [_plain_name(r[col].strip(), f"{src}:{k}: ImageID")
+                  for k, r in enumerate(rows[1:], start=2) if len(r) > col]
+        _copy_images(images, sources, out / "images", progress, name)
         _copy(src, out / name)
         counts[name.split(".")[0]] = len(rows) - 1
     return counts
@@ -237,35 +341,58 @@ def prepare_twitter2015(raw: Path, out: Path, *, progress: Progress = _no_progre
 def _sarcasm_records(path: Path) -> list[dict[str, Any]]:
     """Records of feiLinX's text files: one Python list literal per line, [id, text, ..., label]."""
     records = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
             fields = ast.literal_eval(line)
             records.append({"image": f"{fields[0]}.jpg", "text": str(fields[1]),
                             "label": int(fields[-1])})
-        except (ValueError, SyntaxError, IndexError, TypeError):
+        except (ValueError, SyntaxError, IndexError, TypeError, KeyError, MemoryError,
+                RecursionError):
             raise DatasetError(f"{path}:{lineno}: expected ['id', 'text', ..., label]") from None
+    return records
+
+
+def _sarcasm_json(path: Path) -> list[dict[str, Any]]:
+    """Records of a ``[{"image", "text", "label"}, ...]`` JSON file (file:record errors)."""
+    try:
+        records = json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    if not isinstance(records, list):
+        raise DatasetError(f"{path}: expected a JSON list of records, got {type(records).__name__}")
+    for k, rec in enumerate(records):
+        if not isinstance(rec, dict) or not isinstance(rec.get("image"), str):
+            raise DatasetError(f"{path}: record {k}: expected {{'image': NAME, 'text': ..., "
+                               f"'label': ...}}, got {rec!r:.80}")
     return records
 
 
 def prepare_sarcasm(raw: Path, out: Path, *, progress: Progress = _no_progress) -> dict[str, int]:
     """Sarcasm: JSON records (copied, or converted from feiLinX's text/*.txt) and images."""
     raw, out = Path(raw), Path(out)
+    _check_raw_folder(raw)
     sources = [raw / "dataset_image", raw / "images", raw]
     counts = {}
-    for split, candidates in {"train": ("train.json", "text/train.txt"),
-                              "valid": ("valid.json", "text/valid2.txt", "text/valid.txt"),
-                              "test": ("test.json", "text/test2.txt", "text/test.txt")}.items():
+    for split, candidates in SARCASM_SPLITS.items():
         src = next((raw / c for c in candidates if (raw / c).is_file()), None)
         if src is None:
             raise FileNotFoundError(f"no {split} split in {raw}: looked for {list(candidates)}")
-        records = (json.loads(src.read_text(encoding="utf-8")) if src.suffix == ".json"
-                   else _sarcasm_records(src))
-        _copy_images([r["image"] for r in records], sources, out / "images", progress, split)
+        records = _sarcasm_json(src) if src.suffix == ".json" else _sarcasm_records(src)
+        names = [_plain_name(str(r["image"]).strip(), f"{src}: record {k}: image")
+                 for k, r in enumerate(records)]
+        _copy_images(names, sources, out / "images", progress, split)
         _write_text(out / f"{split}.json", json.dumps(records, ensure_ascii=False, indent=1))
         counts[split] = len(records)
     return counts
+
+
+SARCASM_SPLITS: dict[str, tuple[str, ...]] = {
+    "train": ("train.json", "text/train.txt"),
+    "valid": ("valid.json", "text/valid2.txt", "text/valid.txt"),
+    "test": ("test.json", "text/test2.txt", "text/test.txt"),
+}
 
 
 # --------------------------------------------------------------------------- NVGesture
@@ -286,13 +413,29 @@ def _stream_frames(folder: Path, stream: str, cache: Path) -> list[Path]:
 
 
 def _load_resized(paths: Sequence[Path], size: int, mode: str) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     out = []
     for p in paths:
-        with Image.open(p) as img:
-            out.append(np.asarray(img.convert(mode).resize((size, size), Image.BILINEAR)))
+        try:
+            with Image.open(p) as img:
+                out.append(np.asarray(img.convert(mode).resize((size, size), Image.BILINEAR)))
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+            raise MediaError(f"cannot decode image {p}: {exc}") from None
     return np.stack(out)
+
+
+def _nv_ranges(fields: dict[str, str], where: str) -> tuple[slice, slice]:
+    """The 0-based ``[start, end)`` frame ranges of the color and depth streams of a line."""
+    try:
+        ranges = []
+        for stream in ("color", "depth"):
+            _, start, end = fields[stream].split(":")[-3:]
+            ranges.append(slice(int(start), int(end)))
+    except (KeyError, ValueError):
+        raise DatasetError(f"{where}: expected color:sk_color:START:END and "
+                           f"depth:sk_depth:START:END fields") from None
+    return ranges[0], ranges[1]
 
 
 def prepare_nvgesture(raw: Path, out: Path, *, n_frames: int = 16, size: int = 112,
@@ -305,28 +448,34 @@ def prepare_nvgesture(raw: Path, out: Path, *, n_frames: int = 16, size: int = 1
     """
     from dus_env.data.flow import FLOW_METHODS
     from dus_env.data.nvgesture import parse_line
+    from dus_env.errors import check_choice
 
     raw, out = Path(raw), Path(out)
+    _check_raw_folder(raw)
+    check_choice("flow", flow, FLOW_METHODS)
     method = FLOW_METHODS[flow]
     counts = {}
     for split, fname in zip(("train", "test"), NV_LISTS):
         src = raw / fname
         if not src.is_file():
             raise FileNotFoundError(f"missing official list {src}")
-        lines = [ln for ln in src.read_text().splitlines() if ln.strip()]
+        lines = [ln for ln in _read_text(src).splitlines() if ln.strip()]
         for k, line in enumerate(progress(lines, len(lines), split)):
             targets = {m: out / m / split / f"{k}.npy" for m in ("rgb", "depth", "flow")}
             if all(t.exists() for t in targets.values()):
                 continue
-            fields = parse_line(line)
+            where = f"{src}:{k + 1}"
+            try:
+                fields = parse_line(line)
+            except ValueError as exc:
+                raise DatasetError(f"{where}: {exc} in {line.strip()!r}") from None
             folder = raw / fields["path"]
             cache = out / "_frames" / split
-            _, c_start, c_end = fields["color"].split(":")[-3:]
-            _, d_start, d_end = fields["depth"].split(":")[-3:]
-            color = _stream_frames(folder, "sk_color", cache)[int(c_start): int(c_end)]
-            depth = _stream_frames(folder, "sk_depth", cache)[int(d_start): int(d_end)]
+            c_range, d_range = _nv_ranges(fields, where)
+            color = _stream_frames(folder, "sk_color", cache)[c_range]
+            depth = _stream_frames(folder, "sk_depth", cache)[d_range]
             if len(color) < 2 or not depth:
-                raise DatasetError(f"{src}:{k + 1}: {folder} has too few frames in the range")
+                raise DatasetError(f"{where}: {folder} has too few frames in the range")
             idx = uniform_indices(len(color), n_frames)
             rgb = _load_resized([color[i] for i in idx], size, "RGB")
             nxt = _load_resized([color[min(i + 1, len(color) - 1)] for i in idx], size, "L")
@@ -344,20 +493,34 @@ def prepare_nvgesture(raw: Path, out: Path, *, n_frames: int = 16, size: int = 1
 
 
 # --------------------------------------------------------------------------- features
+def features_config(preset: str, overrides: Sequence[str] = (), weights: Sequence[str] = ()) -> Any:
+    """The :class:`EnvConfig` of ``prepare features``: the preset, ``--set`` overrides and
+    ``--weights KIND=PATH`` pairs (``ValueError`` / ``TypeError`` on a bad value)."""
+    from dus_env.config import config_from_dict, get_preset, overrides_from_pairs
+
+    cfg = config_from_dict(overrides_from_pairs(overrides), base=get_preset(preset))
+    if weights:
+        pairs = []
+        for w in weights:
+            kind, sep, path = w.partition("=")
+            if not sep or not kind.strip() or not path.strip():
+                raise ValueError(f"--weights={w!r}: expected KIND=PATH, e.g. "
+                                 f"resnet18=/w/resnet18.pth")
+            pairs.append((kind.strip(), path.strip()))
+        cfg = cfg.replace(model=dataclasses.replace(cfg.model,
+                                                    weights=cfg.model.weights + tuple(pairs)))
+    return cfg
+
+
 def prepare_features(preset: str, out: Path, *, overrides: Sequence[str] = (),
                      weights: Sequence[str] = (), seed: int = 0, batch_size: int = 32,
                      device: str = "cpu", progress: Progress | None = None) -> dict[str, Any]:
     """Frozen-encoder features of the preset's dataset (see :mod:`dus_env.data.features`)."""
-    import dataclasses
-
-    from dus_env.config import config_from_dict, config_to_dict, get_preset, overrides_from_pairs
+    from dus_env.config import config_to_dict
     from dus_env.data import make_dataset
     from dus_env.data.features import extract_features, save_features
 
-    cfg = config_from_dict(overrides_from_pairs(overrides), base=get_preset(preset))
-    if weights:
-        pairs = tuple(tuple(w.split("=", 1)) for w in weights)
-        cfg = cfg.replace(model=dataclasses.replace(cfg.model, weights=cfg.model.weights + pairs))
+    cfg = features_config(preset, overrides, weights)
     dataset = make_dataset(cfg.data)
     arrays = extract_features(dataset, cfg.model, seed=seed, batch_size=batch_size,
                               device=device, progress=progress)
@@ -372,45 +535,508 @@ def prepare_features(preset: str, out: Path, *, overrides: Sequence[str] = (),
     return meta
 
 
-# --------------------------------------------------------------------------- CLI
-def _tqdm_progress(items: Iterable[T], total: int, desc: str) -> Iterable[T]:
-    from tqdm import tqdm
+# --------------------------------------------------------------------------- stage, check, publish
+PREPARERS: dict[str, Callable[..., dict[str, int]]] = {
+    "cremad": prepare_cremad, "kinetics_sounds": prepare_kinetics_sounds,
+    "twitter2015": prepare_twitter2015, "sarcasm": prepare_sarcasm,
+    "nvgesture": prepare_nvgesture,
+}
+LAYOUTS: dict[str, tuple[str, ...]] = {
+    "cremad": ("train.csv", "test.csv", "val.csv", "audio", "frames"),
+    "kinetics_sounds": ("train.csv", "test.csv", "val.csv", "classes.txt", "audio", "frames"),
+    "twitter2015": ("train.tsv", "dev.tsv", "test.tsv", "images"),
+    "sarcasm": ("train.json", "valid.json", "test.json", "images"),
+    "nvgesture": (*NV_LISTS, "rgb", "depth", "flow"),
+}
+"""The top-level entries of each prepared folder (what is mirrored, checked and published)."""
 
-    return tqdm(items, total=total, desc=desc, unit="item", leave=False)
+
+def staging_folder(out: Path) -> Path:
+    """Where :func:`prepare` works before publishing to ``out``: ``OUT.partial`` beside it."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dus_env.data.prepare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="dataset", required=True)
-    for name in ("cremad", "kinetics_sounds", "twitter2015", "sarcasm", "nvgesture"):
-        p = sub.add_parser(name, help=f"prepare {name} (docs/datasets.md)")
-        p.add_argument("--raw", type=Path, required=True, help="the raw download folder")
-        p.add_argument("--out", type=Path, required=True, help="the prepared folder to write")
-        p.add_argument("--no-check", action="store_true", help="skip loading the result")
-        if name in ("cremad", "kinetics_sounds"):
-            p.add_argument("--sample-rate", type=int, help="audio sample rate (Hz)")
-            p.add_argument("--seconds", type=float, help="audio length (s)")
-            p.add_argument("--n-fft", type=int, help="STFT window")
-            p.add_argument("--hop", type=int, help="STFT hop")
-        if name == "cremad":
-            p.add_argument("--make-split", type=int, metavar="SEED",
-                           help="no train.csv/test.csv: make a seeded stratified 90/10 split")
-        if name == "nvgesture":
-            p.add_argument("--frames", type=int, default=16, help="frames per clip")
-            p.add_argument("--size", type=int, default=112, help="frame side (pixels)")
-            p.add_argument("--flow", choices=("horn_schunck", "farneback"), default="horn_schunck")
-    p = sub.add_parser("features", help="precompute frozen-encoder features to one .npz")
-    p.add_argument("--preset", required=True, help="a benchmark preset, e.g. cremad")
-    p.add_argument("--out", type=Path, required=True, help="the .npz file to write")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override, e.g. data.root=/data/cremad (repeatable)")
-    p.add_argument("--weights", action="append", default=[], metavar="KIND=PATH",
-                   help="local pretrained weights, e.g. resnet18=/w/resnet18.pth (repeatable)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="cpu")
+def _link_missing(src: str | Path, dst: str | Path) -> str | Path:
+    """Hard-link ``src`` to ``dst`` (copy where links are not supported) unless ``dst`` exists."""
+    if not os.path.lexists(dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+    return dst
+
+
+def _mirror(out: Path, stage: Path, names: Iterable[str]) -> None:
+    """Mirror the layout entries of an existing ``out`` into ``stage`` by hard links, keeping
+    what ``stage`` already holds (newer work of an interrupted run). Files are only ever
+    replaced (new inode), never written in place, so ``out`` is untouched."""
+    for name in names:
+        src = out / name
+        if src.is_dir():
+            shutil.copytree(src, stage / name, copy_function=_link_missing, dirs_exist_ok=True)
+        elif src.is_file():
+            _link_missing(src, stage / name)
+
+
+def _move(src: Path, dst: Path) -> None:
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.move(str(src), str(dst))
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
+def _merge_into(src: Path, dst: Path) -> None:
+    """Move every entry of ``src`` into ``dst`` that is not already there (same file)."""
+    for entry in sorted(src.iterdir()):
+        target = dst / entry.name
+        if entry.is_dir() and not entry.is_symlink():
+            if target.is_dir() and not target.is_symlink():
+                _merge_into(entry, target)
+                continue
+            if os.path.lexists(target):
+                _remove(target)
+            _move(entry, target)
+        elif not (target.exists() and os.path.samefile(entry, target)):
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            _move(entry, target)
+
+
+def _publish(stage: Path, out: Path) -> None:
+    """``stage`` becomes ``out``: renamed when ``out`` is absent, else merged into it (only
+    new or rebuilt files move; ``out``'s other entries are left alone)."""
+    if not out.exists():
+        _move(stage, out)
+        return
+    _merge_into(stage, out)
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def _media_units(dataset: str, root: Path) -> list[tuple[Path, Path, Callable[[Path], object]]]:
+    """(file to decode, unit a rerun rebuilds as a whole, decoder) of every media file under
+    ``root``; hidden names (temporary files) are skipped."""
+    def visible(folder: Path) -> list[Path]:
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+    units: list[tuple[Path, Path, Callable[[Path], object]]] = []
+    if dataset in ("cremad", "kinetics_sounds"):
+        units += [(p, p, load_npy) for p in visible(root / "audio") if p.suffix == ".npy"]
+        for clip in visible(root / "frames"):
+            frames = list_frames(clip) if clip.is_dir() else []
+            if not frames:
+                units.append((clip, clip, _no_frames))
+            units += [(f, clip, decode_image) for f in frames]
+    elif dataset in ("twitter2015", "sarcasm"):
+        units += [(p, p, decode_image) for p in visible(root / "images") if p.is_file()]
+    else:
+        for modality in ("rgb", "depth", "flow"):
+            for split in visible(root / modality):
+                units += [(p, p, load_npy) for p in visible(split) if p.suffix == ".npy"]
+    return units
+
+
+def _no_frames(folder: Path) -> None:
+    raise MediaError(f"frame folder {folder} holds no .jpg/.png frames")
+
+
+def check_prepared(dataset: str, root: Path, *, origin: Path | None = None,
+                   progress: Progress = _no_progress) -> dict[str, Any]:
+    """Load ``root`` with the dataset's reader, then decode every media file in it.
+
+    Returns the reader's split counts, input shapes and the number of files decoded. The first
+    file that does not decode raises :class:`MediaError` naming it; it is removed from
+    ``root`` (a staging folder), so a rerun rebuilds it. ``origin``: the folder ``root``
+    mirrors; a bad file that came from there is named by its path there (delete it to have it
+    rebuilt).
+    """
+    import warnings
+
+    from dus_env.config import DATA_CONFIGS
+    from dus_env.data import make_dataset
+
+    root = Path(root)
+    kwargs: dict[str, Any] = {"root": str(root)}
+    if "expect_canonical" in DATA_CONFIGS[dataset].__dataclass_fields__:
+        kwargs["expect_canonical"] = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        reader = make_dataset(DATA_CONFIGS[dataset](**kwargs))  # the layout; decodes nothing
+    units = _media_units(dataset, root)
+    for path, unit, decode in progress(units, len(units), "check"):
+        try:
+            decode(path)
+        except MediaError as exc:
+            earlier = None if origin is None else Path(origin) / path.relative_to(root)
+            from_earlier = (earlier is not None and earlier.exists()
+                            and os.path.samefile(earlier, path))
+            _remove(unit)
+            if from_earlier:
+                assert origin is not None
+                again = Path(origin) / unit.relative_to(root)
+                raise MediaError(f"{str(exc).replace(str(root), str(origin))}; it was written by "
+                                 f"an earlier run: delete {again} and rerun to rebuild it "
+                                 f"from the raw files") from None
+            raise MediaError(f"{exc}; removed it from {root}, rerun to rebuild it") from None
+    return {"counts": reader.counts(), "input_shapes": reader.input_shapes,
+            "decoded": len({p for p, _, _ in units})}
+
+
+def prepare(dataset: str, raw: Path, out: Path, *, check: bool = True,
+            progress: Progress = _no_progress, **options: Any) -> tuple[dict[str, int], dict | None]:
+    """Prepare ``dataset`` from ``raw`` into ``out`` without ever leaving it half-written.
+
+    The work happens in :func:`staging_folder` (``OUT.partial``; an existing ``out`` is
+    mirrored there first by hard links, so its outputs are kept, not rebuilt); with ``check``
+    the result is loaded with the reader and every media file decoded (:func:`check_prepared`);
+    only then is it published to ``out``. On any failure ``out`` is absent or as it was and
+    the staging folder keeps the work done, from which a rerun resumes. Returns (clips or
+    records per split, the check's summary or None). ``options`` go to the ``prepare_*``
+    function.
+    """
+    if dataset not in PREPARERS:
+        raise ValueError(f"dataset={dataset!r} is not valid; valid choices: {list(PREPARERS)}")
+    raw, out = Path(raw), Path(out)
+    stage = staging_folder(out)
+    stage.mkdir(parents=True, exist_ok=True)
+    try:
+        if out.is_dir():
+            _mirror(out, stage, LAYOUTS[dataset])
+        counts = PREPARERS[dataset](raw, stage, progress=progress, **options)
+        summary = check_prepared(dataset, stage, origin=out, progress=progress) if check else None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            stage.rmdir()  # only when nothing was written
+        raise
+    _publish(stage, out)
+    return counts, summary
+
+
+# --------------------------------------------------------------------------- CLI: sub-commands
+@dataclass(frozen=True)
+class PrepareArgs:
+    """The flags every dataset sub-command shares."""
+
+    raw: str
+    """The raw download folder (its layout: docs/datasets.md)."""
+    out: str
+    """The prepared folder to write (created if missing; an earlier run's folder is resumed:
+    its outputs are kept)."""
+    check: bool = True
+    """Before publishing OUT, load it with the dataset's reader and decode every media file
+    in it (--no-check skips that)."""
+
+
+@dataclass(frozen=True)
+class AudioVisualArgs(PrepareArgs):
+    """The audio-visual datasets: log-magnitude STFT of the audio, frames copied as given."""
+
+    sample_rate: int = SAMPLE_RATE
+    """Audio sample rate (Hz) the WAVs are resampled to."""
+    seconds: float = CREMAD_SECONDS
+    """Audio length (s): the clip is tiled, then cut to this."""
+    n_fft: int = N_FFT
+    """STFT window (samples); the spectrogram has n_fft // 2 + 1 rows."""
+    hop: int = HOP
+    """STFT hop (samples) between spectrogram columns."""
+
+
+@dataclass(frozen=True)
+class CremadArgs(AudioVisualArgs):
+    """CREMA-D: OGM-GE's 1-fps frames and log STFT (22,050 Hz, x3 tiled, 3 s, n_fft 512,
+    hop 353 -> 257 x 188)."""
+
+    make_split: int | None = field(default=None, metadata={"metavar": "SEED"})
+    """No train.csv / test.csv: make a seeded stratified 90/10 split from the emotion in each
+    clip name (not the canonical split; set data.expect_canonical=False)."""
+
+
+@dataclass(frozen=True)
+class KineticsSoundsArgs(AudioVisualArgs):
+    """Kinetics-Sounds: the 31 shipped classes; log STFT of 10 s at 22,050 Hz (257 x 625)."""
+
+    seconds: float = KINETICS_SOUNDS_SECONDS
+    """Audio length (s): the clip is tiled, then cut to this."""
+
+
+@dataclass(frozen=True)
+class Twitter2015Args(PrepareArgs):
+    """Twitter2015 (TomBERT release): train/dev/test.tsv and the images they name."""
+
+
+@dataclass(frozen=True)
+class SarcasmArgs(PrepareArgs):
+    """Sarcasm: JSON records (copied, or converted from feiLinX's text/*.txt) and images."""
+
+
+@dataclass(frozen=True)
+class NVGestureArgs(PrepareArgs):
+    """NVGesture: RGB, depth and optical flow per clip of the official lists."""
+
+    frames: int = 16
+    """Frames per clip, sampled uniformly from each stream's [start, end) range."""
+    size: int = 112
+    """Frame side (pixels) after resizing."""
+    flow: str = field(default="horn_schunck", metadata={"metavar": "METHOD",
+                                                         "choices": FLOW_CHOICES})
+    """Optical flow: horn_schunck (numpy + scipy) or farneback (OpenCV: pip install
+    'dus-env[flow]')."""
+
+
+@dataclass(frozen=True)
+class FeaturesArgs:
+    """Precompute frozen-encoder features of a preset's dataset into one .npz file."""
+
+    preset: str
+    """A benchmark preset, e.g. cremad."""
+    out: str = field(metadata={"metavar": "F.npz"})
+    """The .npz file to write (replaced atomically)."""
+    set: list[str] = field(default_factory=list, metadata={"metavar": "KEY=VALUE"})
+    """Config override, e.g. data.root=/data/cremad (repeatable)."""
+    weights: list[str] = field(default_factory=list, metadata={"metavar": "KIND=PATH"})
+    """Local pretrained weights, e.g. resnet18=/w/resnet18.pth (repeatable)."""
+    seed: int = 0
+    """Seed of the encoders' initialisation (the global RNG is untouched)."""
+    batch_size: int = 32
+    """Samples per encoder forward pass."""
+    device: str = "cpu"
+    """Torch device of the encoders, e.g. cpu, cuda, cuda:1."""
+
+
+COMMANDS: dict[str, type] = {
+    "cremad": CremadArgs, "kinetics_sounds": KineticsSoundsArgs,
+    "twitter2015": Twitter2015Args, "sarcasm": SarcasmArgs, "nvgesture": NVGestureArgs,
+    "features": FeaturesArgs,
+}
+"""Sub-command -> the dataclass of its flags (one flag per field; help from its docstring)."""
+
+
+# Generic: a candidate for dus_env/cli.py (one dataclass per sub-command).
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are raised as :class:`UsageError` (``cli.run`` prints one line
+    ``prog: error: ...``; plain argparse prints the usage block first)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _subcommand_parser(commands: Mapping[str, type], *, prog: str, description: str | None = None,
+                       dest: str = "command") -> argparse.ArgumentParser:
+    """A parser with one sub-command per dataclass of ``commands`` (flags from
+    :func:`cli.build_parser`; its docstring is the sub-command's help). Fields without a
+    default are required flags; ``metadata={"choices": ...}`` restricts a field's values."""
+    parser = _OneLineParser(prog=prog, description=description,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest=dest, required=True, metavar=dest.upper(),
+                                parser_class=_OneLineParser)
+    for name, cls in commands.items():
+        template = cli.build_parser(cls, prog=f"{prog} {name}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for action in template._actions:
+            f = fields.get(action.dest)
+            if f is None:
+                continue
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                action.required, action.default = True, argparse.SUPPRESS
+            if f.metadata.get("choices"):
+                action.choices = tuple(f.metadata["choices"])
+        doc = inspect.getdoc(cls) or ""
+        sub.add_parser(name, parents=[template], add_help=False, help=doc.split("\n\n")[0],
+                       description=doc, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     return parser
+
+
+def _parse_subcommand(parser: argparse.ArgumentParser, commands: Mapping[str, type],
+                      argv: Sequence[str] | None, dest: str = "command") -> tuple[str, Any]:
+    """(the sub-command, an instance of its dataclass) from ``argv``."""
+    values = vars(parser.parse_args(list(sys.argv[1:] if argv is None else argv)))
+    name = values.pop(dest)
+    return name, commands[name](**values)
+
+
+def _prog() -> str:
+    invoked = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "dus-prepare" if invoked == "dus-prepare" else "python -m dus_env.data.prepare"
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The ``dus-prepare`` parser: one sub-command per dataclass of :data:`COMMANDS`."""
+    return _subcommand_parser(COMMANDS, prog=prog or _prog(), description=__doc__,
+                              dest="dataset")
+
+
+# --------------------------------------------------------------------------- CLI: validation
+RAW_EXPECTED: dict[str, str] = {
+    "cremad": "AudioWAV/<clip>.wav, Image-01-FPS/<clip>/*.jpg (or VideoFlash/<clip>.flv with "
+              "ffmpeg on PATH), train.csv and test.csv (or --make-split SEED)",
+    "kinetics_sounds": "audio/<clip>.wav, frames/<clip>/*.jpg or visual/<clip>/*.jpg (or "
+                       "video/<clip>.mp4 with ffmpeg on PATH), train.csv and test.csv (or "
+                       "my_train.txt and my_test.txt) [, val.csv]",
+    "twitter2015": "train.tsv, dev.tsv, test.tsv and twitter2015_images/ (or images/)",
+    "sarcasm": "text/train.txt, text/valid2.txt, text/test2.txt (or train.json, valid.json, "
+               "test.json) and dataset_image/ (or images/)",
+    "nvgesture": f"{NV_LISTS[0]}, {NV_LISTS[1]} and Video_data/class_XX/subjectY_rZ/ with "
+                 f"sk_color/ and sk_depth/ frame folders (or sk_color.avi, sk_depth.avi)",
+}
+"""What each raw download holds (the error messages quote it)."""
+
+
+def _range(flag: str, value: float, low: float, high: float = math.inf, *,
+           low_inclusive: bool = True, high_inclusive: bool = True) -> None:
+    """:func:`dus_env.errors.check_range` as a :class:`UsageError` naming the flag."""
+    try:
+        check_range(flag, value, low, high, low_inclusive=low_inclusive,
+                    high_inclusive=high_inclusive)
+    except ValueError as exc:
+        raise UsageError(str(exc).rstrip(".")) from None
+
+
+def _raw_requirements(name: str, raw: Path, args: Any) -> list[tuple[str, bool]]:
+    """(what, present) for the entries the raw ``name`` download must hold."""
+    has = lambda *paths: any((raw / p).exists() for p in paths)  # noqa: E731
+    if name == "cremad":
+        return [("AudioWAV/ folder", (raw / "AudioWAV").is_dir()),
+                ("train.csv and test.csv (or pass --make-split SEED)",
+                 args.make_split is not None or (has("train.csv") and has("test.csv"))),
+                ("Image-01-FPS/ or VideoFlash/ folder", has("Image-01-FPS", "VideoFlash"))]
+    if name == "kinetics_sounds":
+        return [("audio/ folder", (raw / "audio").is_dir()),
+                ("train.csv or my_train.txt", has("train.csv", "my_train.txt")),
+                ("test.csv or my_test.txt", has("test.csv", "my_test.txt")),
+                ("frames/, visual/ or video/ folder", has("frames", "visual", "video"))]
+    if name == "twitter2015":
+        return [(f, has(f)) for f in ("train.tsv", "dev.tsv", "test.tsv")]
+    if name == "sarcasm":
+        return [(" or ".join(c), has(*c)) for c in SARCASM_SPLITS.values()]
+    return [(f, has(f)) for f in NV_LISTS]
+
+
+def _check_raw(name: str, raw: Path, args: Any) -> None:
+    expected = f"expected the raw {name} download: {RAW_EXPECTED[name]} ({DOCS})"
+    if not raw.exists():
+        raise UsageError(f"--raw={raw} does not exist; {expected}")
+    if not raw.is_dir():
+        raise UsageError(f"--raw={raw} is a file, not a folder; {expected}")
+    try:
+        empty = next(raw.iterdir(), None) is None
+    except OSError as exc:
+        raise UsageError(f"--raw={raw} cannot be read ({exc.strerror})") from None
+    if empty:
+        raise UsageError(f"--raw={raw} is an empty folder; {expected}")
+    missing = [what for what, present in _raw_requirements(name, raw, args) if not present]
+    if missing:
+        raise UsageError(f"--raw={raw} has no {missing[0]}; {expected}")
+    videos = {"cremad": (("Image-01-FPS",), "VideoFlash"),
+              "kinetics_sounds": (("frames", "visual"), "video")}
+    if name in videos and shutil.which("ffmpeg") is None:
+        frames, video = videos[name]
+        if (raw / video).is_dir() and not any((raw / d).is_dir() for d in frames):
+            raise UsageError(f"--raw={raw} has videos ({video}/) but no extracted frames "
+                             f"({' or '.join(d + '/' for d in frames)}), and ffmpeg is not on "
+                             f"PATH; install ffmpeg or extract the frames ({DOCS})")
+
+
+def _existing_ancestor(path: Path) -> Path:
+    probe = path
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def _check_out_path(flag: str, out: Path, *, folder: bool) -> None:
+    """``out`` can be written: not a file (folder) / not a folder (file), not inside a file,
+    its nearest existing folder writable."""
+    what = "the folder to write (it is created if missing)" if folder else "the file to write"
+    if folder and out.exists() and not out.is_dir():
+        raise UsageError(f"{flag}={out} is a file; give {what}")
+    if not folder and out.is_dir():
+        raise UsageError(f"{flag}={out} is a folder; give {what}, e.g. {out / 'features.npz'}")
+    ancestor = _existing_ancestor(out if not out.exists() else out.parent)
+    if not ancestor.is_dir():
+        raise UsageError(f"{flag}={out} is inside the file {ancestor}; give {what} in a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag}={out}: the folder {ancestor} is not writable")
+
+
+def _path_flag(flag: str, value: str) -> Path:
+    if not value.strip():
+        raise UsageError(f"{flag}={value!r} is empty; give a path")
+    return Path(value).expanduser()
+
+
+def _validate(name: str, args: PrepareArgs, raw: Path, out: Path) -> dict[str, Any]:
+    """Check every flag of a dataset sub-command; the options for its ``prepare_*``."""
+    cli.require("PIL", "media", f"prepare {name} (decoding images)")
+    cli.require("scipy", "media", f"prepare {name}")
+    options: dict[str, Any] = {}
+    if isinstance(args, AudioVisualArgs):
+        cli.check_at_least("--sample-rate", args.sample_rate, 1000, 384000)
+        _range("--seconds", args.seconds, 0, 3600, low_inclusive=False)
+        if round(args.seconds * args.sample_rate) < 1:
+            raise UsageError(f"--seconds={args.seconds} is less than one sample at "
+                             f"--sample-rate={args.sample_rate}; valid range: "
+                             f"[{1 / args.sample_rate:g}, 3600]")
+        cli.check_at_least("--n-fft", args.n_fft, 2, 65536)
+        cli.check_at_least("--hop", args.hop, 1, 65536)
+        options.update(sample_rate=args.sample_rate, seconds=args.seconds, n_fft=args.n_fft,
+                       hop=args.hop)
+    if isinstance(args, CremadArgs):
+        if args.make_split is not None:
+            cli.check_at_least("--make-split", args.make_split, 0, 2**32 - 1)
+        options["make_split_seed"] = args.make_split
+    if isinstance(args, NVGestureArgs):
+        cli.check_at_least("--frames", args.frames, 1, 1024)
+        cli.check_at_least("--size", args.size, 8, 1024)
+        if args.flow == "farneback":
+            cli.require("cv2", "flow", "--flow farneback")
+        options.update(n_frames=args.frames, size=args.size, flow=args.flow)
+    _check_raw(name, raw, args)
+    _check_out_path("--out", out, folder=True)
+    if out.exists() and raw.resolve() == out.resolve():
+        raise UsageError(f"--out={out} is the --raw folder; write the prepared folder elsewhere")
+    stage = staging_folder(out)
+    if os.path.lexists(stage) and not stage.is_dir():
+        raise UsageError(f"--out={out}: {stage}, where prepare stages its work, is a file; "
+                         f"remove it or choose another --out")
+    return options
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device={device!r} is not a torch device; valid: cpu, cuda, "
+                         f"cuda:N") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise UsageError(f"--device={device!r}: no CUDA device is available; use cpu")
+        if dev.index is not None and dev.index >= n:
+            raise UsageError(f"--device={device!r}: valid CUDA devices: cuda:0..cuda:{n - 1}")
+    elif dev.type not in ("cpu", "mps"):
+        raise UsageError(f"--device={device!r} is not supported; valid: cpu, cuda, cuda:N")
+
+
+# --------------------------------------------------------------------------- CLI: main
+def _tqdm_progress(items: Iterable[T], total: int, desc: str) -> Iterable[T]:
+    try:
+        from tqdm import tqdm
+    except ImportError:  # progress bars are optional (the 'agents' extra installs tqdm)
+        return items
+    return tqdm(items, total=total, desc=desc, unit="item", leave=False)
 
 
 def _say(line: str) -> None:
@@ -419,44 +1045,68 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
+def _fail(message: str) -> int:
+    """A data problem: one line on stderr, exit status 1."""
+    print(f"{_prog()}: error: {message}", file=sys.stderr)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.dataset == "features":
-        meta = prepare_features(args.preset, args.out, overrides=args.set, weights=args.weights,
+    """``dus-prepare``: 0 on success; 1 when the data is bad (one line naming the file; OUT
+    absent or as it was); a bad command line is one line on stderr and ``SystemExit(2)``,
+    before anything is read or written."""
+    return cli.run(_main, argv, prog=_prog())
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    name, args = _parse_subcommand(build_parser(), COMMANDS, argv, dest="dataset")
+    if name == "features":
+        return _features(args)
+    raw, out = _path_flag("--raw", args.raw), _path_flag("--out", args.out)
+    options = _validate(name, args, raw, out)
+    stage = staging_folder(out)
+    try:
+        counts, summary = prepare(name, raw, out, check=args.check, progress=_tqdm_progress,
+                                  **options)
+    except (DatasetError, MediaError, OSError) as exc:
+        left = "was not created" if not out.exists() else "was left as it was"
+        kept = f"; the work done so far is in {stage}, a rerun resumes" if stage.exists() else ""
+        return _fail(f"{cli.one_line(exc)} ({out} {left}{kept})")
+    _say(f"{name}: wrote {out} ({', '.join(f'{s} {n}' for s, n in counts.items())})")
+    if summary is not None:
+        _say(f"loaded with the {name} reader: {summary['counts']}, input shapes "
+             f"{summary['input_shapes']}; decoded all {summary['decoded']} media files")
+    return 0
+
+
+def _features(args: FeaturesArgs) -> int:
+    out = _path_flag("--out", args.out)
+    _check_out_path("--out", out, folder=False)
+    cli.check_at_least("--seed", args.seed, 0, 2**32 - 1)
+    cli.check_at_least("--batch-size", args.batch_size, 1)
+    for w in args.weights:
+        kind, sep, path = w.partition("=")
+        if sep and path.strip() and not Path(path.strip()).expanduser().exists():
+            raise UsageError(f"--weights={w!r}: {path.strip()} does not exist")
+    _check_device(args.device)
+    for flag, given in (("--set", ()), ("--weights", args.weights)):
+        try:
+            features_config(args.preset, args.set, given)
+        except (ValueError, TypeError) as exc:
+            text = cli.one_line(exc)
+            raise UsageError(f"--{text}" if text.startswith("preset=") else
+                             text if text.startswith("--") else f"{flag}: {text}") from None
+    existed = out.exists()
+    try:
+        meta = prepare_features(args.preset, out, overrides=args.set, weights=args.weights,
                                 seed=args.seed, batch_size=args.batch_size, device=args.device,
                                 progress=_tqdm_progress)
-        _say(f"wrote {args.out}: {meta['dataset']} features of {meta['modalities']} "
-              f"({meta['encoders']}); train with preset {args.preset}_features and "
-              f"data.path={args.out}")
-        return 0
-    audio = {k: v for k, v in (("sample_rate", getattr(args, "sample_rate", None)),
-                               ("seconds", getattr(args, "seconds", None)),
-                               ("n_fft", getattr(args, "n_fft", None)),
-                               ("hop", getattr(args, "hop", None))) if v is not None}
-    common = {"progress": _tqdm_progress}
-    if args.dataset == "cremad":
-        counts = prepare_cremad(args.raw, args.out, make_split_seed=args.make_split, **common,
-                                **audio)
-    elif args.dataset == "kinetics_sounds":
-        counts = prepare_kinetics_sounds(args.raw, args.out, **common, **audio)
-    elif args.dataset == "twitter2015":
-        counts = prepare_twitter2015(args.raw, args.out, **common)
-    elif args.dataset == "sarcasm":
-        counts = prepare_sarcasm(args.raw, args.out, **common)
-    else:
-        counts = prepare_nvgesture(args.raw, args.out, n_frames=args.frames, size=args.size,
-                                   flow=args.flow, **common)
-    _say(f"{args.dataset}: wrote {args.out} ({', '.join(f'{s} {n}' for s, n in counts.items())})")
-    if not args.no_check:
-        from dus_env.config import DATA_CONFIGS
-        from dus_env.data import make_dataset
-
-        kwargs: dict[str, Any] = {"root": str(args.out)}
-        if "expect_canonical" in DATA_CONFIGS[args.dataset].__dataclass_fields__:
-            kwargs["expect_canonical"] = False
-        dataset = make_dataset(DATA_CONFIGS[args.dataset](**kwargs))
-        _say(f"loaded with the {args.dataset} reader: {dataset.counts()}, "
-              f"input shapes {dataset.input_shapes}")
+    except (DatasetError, MediaError, OSError) as exc:
+        return _fail(f"{cli.one_line(exc)} ({out} "
+                     f"{'was left as it was' if existed else 'was not written'})")
+    _say(f"wrote {out}: {meta['dataset']} features of {meta['modalities']} "
+         f"({meta['encoders']}); train with preset {args.preset}_features and "
+         f"data.path={out}")
     return 0
 
 

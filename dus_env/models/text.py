@@ -62,7 +62,13 @@ class BertEncoder(nn.Module):
         folder = Path(path).expanduser()
         if not folder.is_dir():
             raise FileNotFoundError(f"model.weights for 'bert': {folder} is not a folder")
-        self.bert = AutoModel.from_pretrained(str(folder), local_files_only=True)
+        if not any(folder.glob("*.safetensors")):
+            raise FileNotFoundError(
+                f"model.weights for 'bert': {folder} has no *.safetensors weights; only "
+                "safetensors are loaded (a pytorch_model.bin is a pickle, which could run code)"
+            )
+        self.bert = AutoModel.from_pretrained(str(folder), local_files_only=True,
+                                              use_safetensors=True, trust_remote_code=False)
         self.proj = nn.Linear(self.bert.config.hidden_size, feature_dim)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

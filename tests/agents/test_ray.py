@@ -218,12 +218,14 @@ def test_ppo_trains_on_two_ray_actors_through_an_actor_death(ray_cluster, tmp_pa
         progress = list(csv.DictReader(f))
     losses = [float(r["train/loss"]) for r in progress if r.get("train/loss")]
     assert len(losses) >= 3 and all(np.isfinite(losses))
+    from dus_agents.callbacks import list_checkpoints
+    from dus_agents.ppo import read_checkpoint
     from dus_agents.registry import make_policy
 
-    policy = make_policy(f"ppo:{run_dir / 'policy.zip'}", make_env("tiny", "joint",
-                                                                             False))
+    make_policy(f"ppo:{run_dir / 'policy.zip'}", make_env("tiny", "joint", False))
+    final = read_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])
     # 5 rollouts x 4 epochs: PPO kept updating after the death (its rollout was the first)
-    assert policy.model.num_timesteps == 240 and policy.model._n_updates == 5 * 4
+    assert final.counters["num_timesteps"] == 240 and final.counters["n_updates"] == 5 * 4
 
 
 # ----------------------------------------------------------------------------- bad input

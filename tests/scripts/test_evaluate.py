@@ -284,3 +284,41 @@ def test_an_unwritable_results_file_fails_before_any_run(tmp_path, capsys, monke
     assert exc.value.code == 2 and ran == []
     err = capsys.readouterr().err
     assert "cannot be written" in err and "Permission denied" in err and err.count("\n") == 1
+
+
+# ----------------------------------------------------------------------------- edges (issue 12)
+def test_set_trainer_host_conflicts_with_hosts(tmp_path, capsys):
+    out = tmp_path / "eval"
+    with pytest.raises(SystemExit) as exc:
+        evaluate.main(["--preset", "tiny", "--hosts", "joint", "--set", "trainer.host=mla",
+                       "--seeds", "0", "--out-dir", str(out), "--quiet"])
+    assert exc.value.code == 2
+    assert "--set trainer.host='mla' conflicts with --hosts='joint'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_run_directory_with_or_without_slash_is_one_policy(tmp_path):
+    from dus_agents.evaluation import validate
+    from dus_agents.evaluation.sweep import EvaluateArgs
+    from dus_agents.reinforce import ReinforceAgent
+    from dus_env.env import DUSEnv
+
+    run_dir = tmp_path / "run"
+    ReinforceAgent.for_env(DUSEnv(preset="tiny")).save(run_dir / "policy.zip")
+    plan = validate(EvaluateArgs(preset="tiny", seeds="0", out_dir=str(tmp_path / "e"),
+                                 policies=f"reinforce:{run_dir},reinforce:{run_dir}/"))
+    assert plan.policies == [f"reinforce:{run_dir}"]
+
+
+def test_a_rerun_with_another_probe_size_is_refused(tmp_path, capsys):
+    out = tmp_path / "eval"
+    base = ["--preset", "tiny", "--policies", "uniform", "--seeds", "0", "--out-dir", str(out),
+            "--quiet"]
+    assert evaluate.main(base) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        evaluate.main([*base, "--probe-max-train", "100"])
+    assert exc.value.code == 2
+    assert ("holds runs made with --probe-max-train=5000, but this run uses "
+            "--probe-max-train=100") in capsys.readouterr().err
+    assert len(_rows(out)) == 1

@@ -218,3 +218,77 @@ def test_set_overrides_reach_the_env_and_the_run_config(tmp_path):
     assert config["args"]["set"] == ["reward.name=discrepancy", "monitor.history_length=3"]
     assert config["env_config"]["reward"]["name"] == "discrepancy"
     assert config["env_spec"]["history_length"] == 3
+
+
+# ----------------------------------------------------------------------------- resume (issue 12)
+def test_resume_after_a_half_written_episode_line_keeps_sb3_monitor_files_readable(tmp_path):
+    from stable_baselines3.common.monitor import load_results
+
+    common = [*TINY, "--checkpoint-freq", "24", "--out-dir", str(tmp_path), "--run-name", "r",
+              "--eval-episodes", "0"]
+    first = run(*common, "--total-timesteps", "24")
+    assert first.returncode == 0, first.stderr
+    run_dir = tmp_path / "r"
+    assert len(load_results(str(run_dir / "monitor"))) == 4  # SB3's header is there
+    # a kill mid-write after the checkpoint: a cut episode line, extra monitor rows
+    with (run_dir / "episodes.jsonl").open("a") as fh:
+        fh.write('{"dus/episode/return": 7')
+    monitor = next((run_dir / "monitor").glob("*.monitor.csv"))
+    with monitor.open("a") as fh:
+        fh.write("55.0,6,9.9\n55.0,6,10.2\n")
+    second = run("--resume", str(run_dir), "--total-timesteps", "48", "--no-progress-bar")
+    assert second.returncode == 0, second.stderr
+    assert [e["timesteps"] for e in episodes(run_dir)] == [6, 12, 18, 24, 30, 36, 42, 48]
+    frame = load_results(str(run_dir / "monitor"))
+    assert len(frame) == 8 and 55.0 not in frame["r"].tolist()  # killed segment's rows gone
+
+
+def test_reinforce_resume_after_diverged_episodes_repeats_none(tmp_path):
+    """Diverged episodes end early, so steps / episode length undercounts the episodes done."""
+    common = ["--agent", "reinforce", *TINY, "--checkpoint-freq", "1", "--out-dir",
+              str(tmp_path), "--run-name", "r", "--eval-episodes", "0",
+              "--set", "trainer.lr=1000000.0", "--set", "trainer.momentum=0.0"]
+    first = run(*common, "--total-timesteps", "18")
+    assert first.returncode == 0, first.stderr
+    run_dir = tmp_path / "r"
+    before = episodes(run_dir)
+    assert len(before) == 3 and sum(e["dus/episode/length"] for e in before) < 18
+    second = run("--resume", str(run_dir), "--total-timesteps", "36", "--no-progress-bar")
+    assert second.returncode == 0, second.stderr
+    after = episodes(run_dir)
+    assert len(after) == 6 and after[:3] == before  # episodes 3, 4, 5 added; none redone
+
+
+@pytest.mark.parametrize("content", ['{"args": [1, 2]}', '{"args": {"agent": "ppo"}}', "{oops",
+                                     '{"args": {"agent": "ppo", "preset": "tiny", "seed": "x"}}'])
+def test_resume_refuses_a_damaged_config_naming_it(tmp_path, capsys, content):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(content)
+    with pytest.raises(SystemExit) as exc:
+        train_agent.main(["--resume", str(run_dir)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert str(run_dir / "config.json") in err and "refusing to resume" in err
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.json"]
+
+
+@pytest.mark.parametrize("name, message", [
+    ("x" * 300, "at most 200 bytes"),
+    ("bad\nname", "no control characters"),
+    ("a/b", "no '/'"),
+])
+def test_run_names_must_be_plain_folder_names(tmp_path, capsys, name, message):
+    with pytest.raises(SystemExit) as exc:
+        train_agent.main(["--out-dir", str(tmp_path / "out"), "--run-name", name])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_host_flag_and_set_trainer_host_conflict(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train_agent.main(["--host", "joint", "--set", "trainer.host=mla", "--out-dir",
+                          str(tmp_path / "o")])
+    assert "--host='joint' and --set trainer.host='mla' conflict" in capsys.readouterr().err

@@ -1,0 +1,150 @@
+"""Reference curves for the paired reward: validation accuracy of uniform sampling, per step.
+
+The paired reward (``reward.name="paired"``) pays each step's validation-accuracy change
+minus that of a *reference run*: the same task trained with uniform sampling from the same
+episode seeds (same model initialisation, same sampler stream: common random numbers). Its
+return telescopes to the final validation accuracy minus the reference's, so what every run
+learns anyway and most of the seed noise cancel out.
+
+A reference curve depends on the task's config (all of it but the reward's name and scales),
+the two episode seeds and the code that trains; :func:`reference_key` is all of that, as JSON.
+Curves are computed once and kept in memory (:data:`MEMORY_CURVES` of them, shared by every env
+of a process) and, with ``reward.reference_cache=FOLDER``, on disk: one JSON file per curve,
+named by the hash of its key and holding the key itself. A folder written by another env
+version, package version or torch build is refused (its ``cache.json`` says which), and an
+entry whose stored key differs from the one asked for is refused naming the fields that differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from dus_env.config import EnvConfig, config_to_dict
+from dus_env.files import atomic_write
+
+CACHE_FORMAT = 1
+MEMORY_CURVES = 4096
+"""Reference curves kept in memory per process (a curve is a few dozen floats)."""
+_MEMORY: OrderedDict[str, list[float]] = OrderedDict()
+_LOCK = threading.Lock()
+
+
+def code_versions() -> dict[str, Any]:
+    """What a curve's numbers depend on besides the config and the seeds."""
+    import torch
+
+    import dus_env
+    from dus_env.env import ENV_VERSION
+
+    return {"env_version": ENV_VERSION, "dus_env": dus_env.__version__,
+            "torch": torch.__version__, "cache_format": CACHE_FORMAT}
+
+
+def reference_key(config: EnvConfig, model_seed: int, sampler_seed: int) -> dict[str, Any]:
+    """Everything the uniform run's validation curve depends on, as JSON-ready values."""
+    cfg = config_to_dict(config)
+    cfg["reward"] = {"val_subset_size": cfg["reward"]["val_subset_size"]}
+    cfg.pop("info_wall_time", None)
+    cfg["sampler"].pop("multipliers", None)  # uniform sampling never reads the grid
+    key = {"config": cfg, "seeds": [int(model_seed), int(sampler_seed)], **code_versions()}
+    return json.loads(json.dumps(key))  # tuples as lists, as a cache file holds them
+
+
+def _digest(key: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _differences(want: Any, got: Any, where: str = "") -> list[str]:
+    if isinstance(want, dict) and isinstance(got, dict):
+        out = []
+        for k in sorted(set(want) | set(got)):
+            out += _differences(want.get(k), got.get(k), f"{where}.{k}" if where else str(k))
+        return out
+    return [] if want == got else [f"{where}: {got!r} (cache) vs {want!r} (this env)"]
+
+
+class ReferenceCache:
+    """The disk side of the reference curves: a folder of JSON files (see the module doc).
+
+    Args:
+        folder: the cache folder (created if missing).
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        manifest = self.folder / "cache.json"
+        mine = code_versions()
+        if manifest.is_file():
+            try:
+                theirs = json.loads(manifest.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ValueError(f"reward.reference_cache={str(self.folder)!r}: its cache.json "
+                                 f"is damaged ({exc}); remove the folder") from None
+            diffs = _differences(mine, theirs)
+            if diffs:
+                raise ValueError(
+                    f"reward.reference_cache={str(self.folder)!r} was written by other code "
+                    f"and cannot be used here: " + "; ".join(diffs)
+                    + "; point reward.reference_cache at another folder"
+                )
+        else:
+            atomic_write(manifest, json.dumps(mine, indent=1) + "\n")
+
+    def path(self, key: Mapping[str, Any]) -> Path:
+        return self.folder / f"{_digest(key)}.json"
+
+    def read(self, key: Mapping[str, Any]) -> list[float] | None:
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            entry = json.loads(path.read_text())
+            stored, curve = entry["key"], entry["curve"]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"reference cache entry {str(path)!r} is damaged ({exc}); remove "
+                             "it") from None
+        diffs = _differences(dict(key), stored)
+        if diffs:
+            raise ValueError(f"reference cache entry {str(path)!r} was computed for another run "
+                             "and is refused: " + "; ".join(diffs[:5]))
+        return [float("nan") if v is None else float(v) for v in curve]
+
+    def write(self, key: Mapping[str, Any], curve: list[float]) -> None:
+        payload = {"key": dict(key),
+                   "curve": [v if math.isfinite(v) else None for v in curve]}
+        atomic_write(self.path(key), json.dumps(payload) + "\n")
+
+
+def reference_curve(key: Mapping[str, Any], compute: Callable[[], list[float]],
+                    cache: ReferenceCache | None = None) -> tuple[list[float], str]:
+    """The curve for ``key``: from memory, else from ``cache``, else ``compute()`` (then kept
+    in both). Returns the curve and where it came from (``memory``, ``disk``, ``computed``)."""
+    digest = _digest(key)
+    with _LOCK:
+        if digest in _MEMORY:
+            _MEMORY.move_to_end(digest)
+            return list(_MEMORY[digest]), "memory"
+    curve, source = (cache.read(key) if cache is not None else None), "disk"
+    if curve is None:
+        curve, source = compute(), "computed"
+        if cache is not None:
+            cache.write(key, curve)
+    with _LOCK:
+        _MEMORY[digest] = list(curve)
+        while len(_MEMORY) > MEMORY_CURVES:
+            _MEMORY.popitem(last=False)
+    return list(curve), source
+
+
+def clear_memory() -> None:
+    """Forget the in-memory curves (tests, benchmarks of the cold path)."""
+    with _LOCK:
+        _MEMORY.clear()

@@ -1,0 +1,328 @@
+"""DUS-v1: slots, suites, permutation, the paired reward and its reference cache, replay."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import dus_env
+from dus_agents.heuristic import HeuristicPolicy, RandomPolicy
+from dus_env import reference
+from dus_env.config import SyntheticConfig, get_preset
+from dus_env.env import DUSEnv
+from dus_env.env_v1 import DUSEnvV1
+from dus_env.slots import V1_MULTIPLIERS, SlotLayout
+from dus_env.suites import get_suite, tiny_suite
+
+V1 = dus_env.ENV_V1_ID
+
+
+@pytest.mark.parametrize("kwargs", [{"preset": "tiny"}, {"preset": "default"},
+                                    {"suite": "tiny"}, {"suite": "synthetic-mix"},
+                                    {"suite": "tiny", "config": {"reward": {"name": "paired"}}}])
+def test_both_checkers_as_gym_make_builds_it(kwargs):
+    env = gym.make(V1, **kwargs)
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        gym_check_env(env.unwrapped)
+        sb3_check_env(env.unwrapped, warn=True)
+    assert [str(w.message) for w in records] == []
+
+
+def test_grid_represents_a_ten_percent_change():
+    steps = np.diff(np.log(V1_MULTIPLIERS))
+    assert V1_MULTIPLIERS[8] == 1.0 and V1_MULTIPLIERS[0] == 0.5 and V1_MULTIPLIERS[-1] == 2.0
+    assert np.all(np.exp(steps) < 1.1)  # DUS-H's 0.92x / 1.08x no longer round to 1.0
+    nearest = [V1_MULTIPLIERS[int(np.argmin(np.abs(np.log(V1_MULTIPLIERS) - np.log(x))))]
+               for x in (0.92, 1.08)]
+    assert nearest[0] < 1.0 < nearest[1]
+
+
+def test_observation_layout_by_slot():
+    env = DUSEnvV1(suite="tiny")
+    obs, info = env.reset(seed=0, options={"task": "tiny-3"})
+    layout = env.unwrapped.layout
+    assert isinstance(layout, SlotLayout) and obs.shape == (2 + 4 * (2 * 8 + 3),)
+    parts = layout.decode(obs)
+    present = parts["present"][:, 0]
+    assert present.sum() == 3 and info["task"] == "tiny-3"
+    assert sorted(info["slots"].values()) == sorted(np.flatnonzero(present).tolist())
+    assert parts["modality_fraction"] == pytest.approx(0.75)
+    absent = int(np.flatnonzero(present == 0)[0])
+    assert not parts["rows"][absent].any()
+    assert env.action_space.nvec.tolist() == [17] * 4
+
+
+def test_determinism_including_task_and_permutation_draws():
+    def roll(seed):
+        env = DUSEnvV1(suite="tiny")
+        out = []
+        for episode in range(3):
+            obs, info = env.reset(seed=seed if episode == 0 else None)
+            out.append((info["task"], tuple(info["slots"].values()), info["episode_seed"],
+                        obs.tolist()))
+            obs, r, *_ = env.step(np.array([3, 12, 8, 0]))
+            out.append((obs.tolist(), r))
+        return out
+
+    assert roll(5) == roll(5)
+    draws = {tuple(x[:2]) for x in roll(5)[::2]} | {tuple(x[:2]) for x in roll(6)[::2]}
+    assert len(draws) > 1  # tasks and slots really vary
+
+
+def test_actions_of_absent_slots_change_nothing():
+    def run(filler):
+        env = DUSEnvV1(preset="tiny")  # 2 modalities in slots 0, 1
+        env.reset(seed=1)
+        infos = []
+        for _ in range(3):
+            obs, r, _, _, info = env.step(np.array([2, 14, filler, filler]))
+            infos.append((obs.tolist(), r, info["batch_sizes"]))
+        return infos, env.trainer.model.state_dict()
+
+    a, state_a = run(0)
+    b, state_b = run(16)
+    assert a == b
+    for k in state_a:
+        assert torch.equal(state_a[k], state_b[k])
+
+
+def test_permuted_slots_permute_rows_and_permuted_actions_train_the_same_model():
+    plain = DUSEnvV1(suite="tiny", permute_modalities=False)
+    shuffled = DUSEnvV1(suite="tiny", permute_modalities=True)
+    opts = {"task": "tiny-3", "episode_seed": 7}
+    obs_a, _ = plain.reset(seed=0, options=opts)
+    for seed in range(20):  # a reset whose permutation is not the identity
+        obs_b, info_b = shuffled.reset(seed=seed, options=opts)
+        slots = list(info_b["slots"].values())
+        if slots != [0, 1, 2]:
+            break
+    rows_a, rows_b = plain.layout.decode(obs_a)["rows"], shuffled.layout.decode(obs_b)["rows"]
+    for i, slot in enumerate(slots):
+        np.testing.assert_array_equal(rows_b[slot], rows_a[i])
+    rng = np.random.default_rng(0)
+    for _ in range(plain.config.steps_per_episode):
+        per_modality = rng.integers(0, 17, size=3)
+        act_a = np.array([*per_modality, 5])
+        act_b = np.full(4, 9)
+        act_b[slots] = per_modality
+        obs_a, ra, *_ = plain.step(act_a)
+        obs_b, rb, *_ = shuffled.step(act_b)
+        assert ra == rb
+        rows_a, rows_b = plain.layout.decode(obs_a)["rows"], shuffled.layout.decode(obs_b)["rows"]
+        for i, slot in enumerate(slots):
+            np.testing.assert_array_equal(rows_b[slot], rows_a[i])
+    for k, v in plain.trainer.model.state_dict().items():
+        assert torch.equal(v, shuffled.trainer.model.state_dict()[k])
+
+
+def _episode(env, actions, seed):
+    obs, info = env.reset(seed=seed)
+    accs, rewards, terms = [info["validation"]["accuracy"]], [], []
+    for a in actions:
+        obs, r, done, _, info = env.step(np.asarray(a))
+        rewards.append(r)
+        accs.append(info["validation"]["accuracy"])
+        terms.append(info["reward_terms"])
+        if done:
+            break
+    return rewards, accs, terms
+
+
+def test_paired_reward_equals_hand_computed_differences():
+    plain = DUSEnv(preset="tiny")
+    paired = DUSEnv(preset="tiny", config={"reward": {"name": "paired"}})
+    skew = [[0, 4]] * 6
+    _, uniform_acc, _ = _episode(plain, [[2, 2]] * 6, seed=3)
+    _, skew_acc, _ = _episode(plain, skew, seed=3)
+    rewards, accs, terms = _episode(paired, skew, seed=3)
+    assert accs == skew_acc
+    hand = [100 * ((skew_acc[t] - skew_acc[t - 1]) - (uniform_acc[t] - uniform_acc[t - 1]))
+            for t in range(1, 7)]
+    np.testing.assert_allclose(rewards, hand, rtol=0, atol=1e-9)
+    assert sum(rewards) == pytest.approx(100 * (skew_acc[-1] - uniform_acc[-1]))
+    assert set(terms[0]) == {"val_delta", "reference_delta"}
+    assert _episode(paired, [[2, 2]] * 6, seed=3)[0] == [0.0] * 6  # uniform earns exactly 0
+
+
+def test_a_cache_hit_gives_the_rewards_recomputation_gives(tmp_path):
+    cfg = {"reward": {"name": "paired", "reference_cache": str(tmp_path / "cache")}}
+    skew = [[3, 13, 8, 8]] * 6
+    reference.clear_memory()
+    first = DUSEnvV1(preset="tiny", config=cfg)
+    computed = _episode(first, skew, seed=4)[0]
+    assert first.reference_source == "computed"
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 2  # the manifest and one curve
+    again = _episode(first, skew, seed=4)[0]
+    assert first.reference_source == "memory" and again == computed
+    reference.clear_memory()
+    fresh = DUSEnvV1(preset="tiny", config=cfg)
+    from_disk = _episode(fresh, skew, seed=4)[0]
+    assert fresh.reference_source == "disk" and from_disk == computed
+
+
+def test_a_reference_cache_from_other_code_or_another_run_is_refused(tmp_path):
+    folder = tmp_path / "cache"
+    env = DUSEnv(preset="tiny", config={"reward": {"name": "paired",
+                                                   "reference_cache": str(folder)}})
+    reference.clear_memory()
+    _episode(env, [[0, 4]], seed=0)
+    manifest = json.loads((folder / "cache.json").read_text())
+    (folder / "cache.json").write_text(json.dumps({**manifest, "env_version": 99}))
+    with pytest.raises(ValueError, match=r"written by other code .*env_version: 99 \(cache\) vs "
+                                         r"0 \(this env\)"):
+        DUSEnv(preset="tiny", config={"reward": {"name": "paired",
+                                                 "reference_cache": str(folder)}})
+    (folder / "cache.json").write_text(json.dumps(manifest))
+    # an entry copied in under another run's name (another config) is refused, naming fields
+    other = DUSEnv(preset="tiny", config={"trainer": {"lr": 0.01}, "reward": {
+        "name": "paired", "reference_cache": str(folder)}})
+    entry = next(p for p in folder.glob("*.json") if p.name != "cache.json")
+    from dus_env.reference import reference_key
+
+    seeds = DUSEnv.episode_seeds(np.random.default_rng(0))
+    target = other._reference_cache.path(reference_key(other.config, *seeds))
+    target.write_text(entry.read_text())
+    with pytest.raises(ValueError, match=r"computed for another run and is refused: "
+                                         r"config.trainer.lr: 0.05 \(cache\) vs 0.01"):
+        other._reference_cache.read(reference_key(other.config, *seeds))
+
+
+@pytest.mark.parametrize("name", ["tiny-2", "tiny-3"])
+def test_replay_equals_the_env_for_two_and_three_modalities(name):
+    _replay_equals_env(tiny_suite().task(name).config, seed=2)
+
+
+def test_replay_equals_the_env_for_four_modalities():
+    cfg = get_preset("tiny").replace(data=SyntheticConfig(
+        modalities=("a", "b", "c", "d"), n_classes=4, dim=8, clusters_per_class=(1, 2, 2, 1),
+        separation=(3.0, 1.5, 1.2, 2.0), confused_pairs=(1, 0, 0, 1), n_train=512, n_val=128,
+        n_test=128))
+    _replay_equals_env(cfg, seed=5)
+
+
+def _replay_equals_env(config, seed):
+    from gymnasium.utils import seeding
+    from torch.utils.data import DataLoader  # noqa: F401  (the batch sampler is a torch one)
+
+    from dus_env.data import make_dataset
+    from dus_env.replay import DUSBatchSampler, SamplingController
+    from dus_env.sampler import Batch
+    from dus_env.trainer import MMLTrainer
+
+    env = DUSEnvV1(config=config, permute_modalities=False)
+    policy = HeuristicPolicy.for_env(env, warmup=0.0)
+    obs, _ = env.reset(seed=seed)
+    observations, sizes, done = [], [], False
+    while not done:
+        observations.append(obs)
+        action, _ = policy.predict(obs, deterministic=True)
+        obs, _, done, _, info = env.step(action)
+        sizes.append(info["batch_sizes"])
+    cfg = env.config  # the task with the v1 grid
+    dataset = make_dataset(cfg.data)
+    model_seed, sampler_seed = DUSEnv.episode_seeds(seeding.np_random(seed)[0])
+    trainer = MMLTrainer.build(cfg.trainer, cfg.model, dataset, cfg.sampler.base_batch_size,
+                               model_seed)
+    controller = SamplingController.from_config(cfg, HeuristicPolicy.for_env(env, warmup=0.0),
+                                                n_classes=dataset.n_classes, max_modalities=4)
+    train = dataset.split("train")
+    windows = DUSBatchSampler(controller, len(train), np.random.default_rng(sampler_seed))
+    for window in windows:
+        idx = np.asarray(window)
+        n, fusion = windows.batch_sizes, windows.fusion_size
+        batch = Batch(inputs={m: train.get(m, idx[: max(n[m], fusion)]) for m in dataset.modalities},
+                      labels=train.labels[torch.as_tensor(idx)], batch_sizes=n,
+                      fusion_size=fusion, epoch=windows.window_epoch)
+        controller.observe_scores(trainer.train_step(batch).batch_scores)
+    assert len(controller.decisions) == len(sizes)
+    for k, (decision, ob, size) in enumerate(zip(controller.decisions, observations, sizes)):
+        np.testing.assert_array_equal(decision.observation, ob, err_msg=f"decision {k}")
+        assert decision.batch_sizes == size
+    assert any(len(set(s.values())) > 1 for s in sizes), "the heuristic never skewed"
+    for key, value in env.trainer.model.state_dict().items():
+        assert torch.equal(trainer.model.state_dict()[key], value)
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_bad_input_names_what_is_wrong(tmp_path):
+    with pytest.raises(ValueError, match=r"suite='synthetic-mx' is not valid.*Did you mean "
+                                         r"'synthetic-mix'"):
+        DUSEnvV1(suite="synthetic-mx")
+    env = DUSEnvV1(suite="tiny")
+    with pytest.raises(ValueError, match=r"task='tiny-4' is not valid.*Did you mean"):
+        env.reset(seed=0, options={"task": "tiny-4"})
+    with pytest.raises(ValueError, match="reset options \\['seed_pool'\\] are not valid"):
+        env.reset(seed=0, options={"seed_pool": 1})
+    with pytest.raises(ValueError, match=r"task 'tiny-3' has 3 modalities \['a', 'b', 'c'\], "
+                                         r"more than max_modalities=2"):
+        DUSEnvV1(suite="tiny", max_modalities=2)
+    with pytest.raises(ValueError, match="split='test' is not valid"):
+        DUSEnvV1(suite="tiny", split="test")
+    with pytest.raises(ValueError, match=r"action has shape \(2,\); expected \(4,\): one index "
+                                         r"per slot"):
+        env.step(np.array([1, 1])) if env.reset(seed=0) else None
+    suite = tiny_suite()
+    odd = suite.train[1].config.replace(monitor=dataclasses_replace(
+        suite.train[1].config.monitor, history_length=2))
+    from dus_env.suites import Suite, Task
+
+    broken = Suite("broken", train=(suite.train[0], Task("odd", odd)), heldout=())
+    with pytest.raises(ValueError, match=r"task 'odd' does not fit the layout of task 'tiny-2': "
+                                         r"its monitor is"):
+        DUSEnvV1(suite=broken)
+
+
+def dataclasses_replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)
+
+
+def test_suites_hold_out_parameter_values_training_never_uses():
+    suite = get_suite("synthetic-mix")
+
+    def values(tasks, pick):
+        return {pick(t.config.data) for t in tasks}
+
+    weak = lambda d: max(d.clusters_per_class)  # noqa: E731
+    assert not values(suite.train, weak) & values(suite.heldout, weak)
+    classes = lambda d: d.n_classes  # noqa: E731
+    assert not values(suite.train, classes) & values(suite.heldout, classes)
+    budgets = {t.config.total_iterations for t in suite.train}
+    assert not budgets & {t.config.total_iterations for t in suite.heldout}
+    assert {t.n_modalities for t in suite.train} == {2, 3, 4}
+    assert {t.n_modalities for t in suite.heldout} == {2, 3, 4}
+    assert all(t.seeds for t in suite.train) and not set(suite.validation_seeds) & {
+        s for t in suite.train for s in t.seeds}
+
+
+def test_a_reset_never_rebuilds_data_it_built_before(monkeypatch):
+    from dus_env.data import synthetic
+
+    env = DUSEnvV1(suite="tiny")
+    for seed in range(6):
+        env.reset(seed=seed)
+    calls = []
+    real = synthetic.make_synthetic
+    monkeypatch.setattr(synthetic, "make_synthetic", lambda c: calls.append(c) or real(c))
+    for seed in range(6, 12):
+        env.reset(seed=seed)
+    assert calls == []
+
+
+def test_random_policy_runs_on_v1_and_heuristic_skips_absent_slots():
+    env = DUSEnvV1(preset="tiny")
+    obs, _ = env.reset(seed=0)
+    policy = HeuristicPolicy.for_env(env, warmup=0.0)
+    req = policy.requested_multipliers(obs[None])[0]
+    assert req[2:].tolist() == [1.0, 1.0] and req[:2].sum() == pytest.approx(2.0)
+    action, _ = RandomPolicy.for_env(env, seed=0).predict(obs)
+    assert action.shape == (4,)
