@@ -102,10 +102,10 @@ def tensors_from_bytes(data: bytes, path: str | Path, member: str) -> Any:
 
 
 def env_spec_of(env: Any) -> dict[str, Any]:
-    """The spec of ``env`` (wrapped or not, or a VecEnv of DUS-v0 envs)."""
-    if hasattr(env, "env_method") and not hasattr(env, "unwrapped"):  # a VecEnv
-        return env.env_method("spec_dict", indices=[0])[0]
-    return env.unwrapped.spec_dict()
+    """The spec of ``env`` (wrapped or not, or a vector env of DUS envs)."""
+    from dus_agents.base import unwrap_dus
+
+    return unwrap_dus(env).spec
 
 
 def spec_differences(trained: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:

@@ -12,6 +12,7 @@ calls after every step with the reward.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -19,6 +20,36 @@ import numpy as np
 from dus_env.sampler import uniform_index
 from dus_env.slots import SlotLayout
 from dus_env.spaces import ObservationLayout
+
+
+@dataclass(frozen=True)
+class EnvView:
+    """What a policy needs to know of a DUS env, read from a plain, wrapped or vectorised one."""
+
+    layout: Any
+    """The observation layout (:class:`ObservationLayout` or :class:`SlotLayout`)."""
+    config: Any
+    """The env config (:class:`dus_env.config.EnvConfig`) of the first env."""
+    spec: dict[str, Any]
+    """``spec_dict()`` of the first env."""
+
+
+def unwrap_dus(env: Any) -> EnvView:
+    """The layout, config and spec of a DUS env: a ``DUSEnv``, any Gymnasium wrapper of one, an
+    SB3 ``VecEnv`` (Dummy, Subproc, Ray) or a Gymnasium vector env of them (the first env)."""
+    if hasattr(env, "env_method") and hasattr(env, "get_attr"):  # an SB3 VecEnv
+        return EnvView(env.get_attr("layout", indices=[0])[0],
+                       env.get_attr("config", indices=[0])[0],
+                       env.env_method("spec_dict", indices=[0])[0])
+    if hasattr(env, "num_envs") and hasattr(env, "get_attr") and not hasattr(env, "layout"):
+        # a Gymnasium vector env: get_attr(name) gives one value per env
+        return EnvView(env.get_attr("layout")[0], env.get_attr("config")[0],
+                       env.call("spec_dict")[0])
+    base = env.unwrapped
+    if not hasattr(base, "layout") or not hasattr(base, "spec_dict"):
+        raise TypeError(f"{type(env).__name__} is not a DUS env (dus_env/DUS-v0 or DUS-v1), a "
+                        "wrapper of one, or a vector env of them")
+    return EnvView(base.layout, base.config, base.spec_dict())
 
 
 @runtime_checkable
@@ -62,9 +93,9 @@ class GridPolicy:
 
     @classmethod
     def for_env(cls, env: Any, **kwargs: Any) -> GridPolicy:
-        """Build for an env (wrapped or not)."""
-        base = env.unwrapped
-        return cls(base.layout, tuple(base.config.sampler.multipliers), **kwargs)
+        """Build for an env: plain, wrapped, or a vector env of them (:func:`unwrap_dus`)."""
+        view = unwrap_dus(env)
+        return cls(view.layout, tuple(view.config.sampler.multipliers), **kwargs)
 
     @property
     def uniform_index(self) -> int:

@@ -258,3 +258,90 @@ def checkpoint_timesteps(path: str | os.PathLike) -> int:
     if not match:
         raise ValueError(f"{str(path)!r} is not named like a checkpoint (*_<timesteps>_steps.zip)")
     return int(match.group(1))
+
+
+class SelectionCallback(BaseCallback):
+    """Model selection for ``dus-train --suite``: every ``eval_freq`` timesteps (between
+    rollouts) and at the end, replay the current policy deterministically on a validation
+    slice of ``(task, episode seed)`` pairs and keep the best one as ``best_policy.zip``.
+
+    The slice's seeds are the suite's validation seeds, which no training episode uses, and its
+    tasks are training tasks: held-out tasks and test data are never read. Each evaluation is
+    appended to ``selection.jsonl``; a resumed run continues from the best recorded there.
+
+    Args:
+        env: a DUS-v1 env over the suite (paired reward), used only for evaluation.
+        pairs: the validation slice, ``(task name, episode seed)``.
+        eval_freq: timesteps between evaluations.
+        run_dir: the run directory (``best_policy.zip``, ``selection.jsonl``).
+        env_spec: the spec recorded in ``best_policy.zip``.
+    """
+
+    def __init__(self, env: Any, pairs: list[tuple[str, int]], eval_freq: int,
+                 run_dir: str | os.PathLike, env_spec: dict[str, Any], verbose: int = 0) -> None:
+        super().__init__(verbose)
+        if eval_freq < 1:
+            raise ValueError(f"eval_freq={eval_freq} must be >= 1")
+        self.env, self.pairs, self.eval_freq = env, list(pairs), eval_freq
+        self.run_dir, self.env_spec = Path(run_dir), env_spec
+        self.best_path = self.run_dir / "best_policy.zip"
+        self.log_path = self.run_dir / "selection.jsonl"
+        self.history: list[dict[str, Any]] = []
+        for line in (self.log_path.read_text().splitlines() if self.log_path.is_file() else ()):
+            try:
+                self.history.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        self._last = -1
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        return max(self.history, key=lambda r: r["mean_return"], default=None)
+
+    def _on_training_start(self) -> None:
+        self.history = [r for r in self.history if r["timesteps"] <= self.model.num_timesteps]
+        done = [r["timesteps"] for r in self.history]
+        self._last = max(done) if done else -1
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_start(self) -> None:
+        if self._last < 0 or self.model.num_timesteps - self._last >= self.eval_freq:
+            self.evaluate()
+
+    def _on_training_end(self) -> None:
+        if self.model.num_timesteps != self._last:
+            self.evaluate()
+
+    def evaluate(self) -> dict[str, Any]:
+        """Replay the current policy on the slice; record it; keep it if it is the best."""
+        from dus_agents.ppo import PPOPolicy
+
+        policy = PPOPolicy(self.model.policy, self.env_spec)
+        returns = []
+        for task, seed in self.pairs:
+            obs, _ = self.env.reset(seed=seed, options={"task": task, "episode_seed": seed})
+            total, done = 0.0, False
+            while not done:
+                action, _ = policy.predict(obs, deterministic=True)
+                obs, reward, done, _, _ = self.env.step(action)
+                total += float(reward)
+            returns.append(total)
+        record = {"timesteps": int(self.model.num_timesteps),
+                  "mean_return": float(np.mean(returns)), "returns": returns}
+        best = self.best
+        self.history.append(record)
+        append_jsonl(self.log_path, record)
+        if best is None or record["mean_return"] > best["mean_return"]:
+            policy.save(self.best_path, {"selected_at_timesteps": record["timesteps"],
+                                         "validation_mean_paired_return": record["mean_return"],
+                                         "validation_slice": [list(p) for p in self.pairs]})
+        self.logger.record("dus/selection/mean_paired_return", record["mean_return"])
+        self._last = record["timesteps"]
+        return record
+
+    def summary(self) -> dict[str, Any]:
+        best = self.best
+        return {"evaluations": len(self.history), "best": best,
+                "curve": [[r["timesteps"], r["mean_return"]] for r in self.history]}

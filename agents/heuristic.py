@@ -79,3 +79,29 @@ class HeuristicPolicy(GridPolicy):
         actions = self.nearest_indices(self.requested_multipliers(obs))
         actions[self.progress(obs) < self.warmup] = self.uniform_index
         return actions
+
+
+class SchedulePolicy(GridPolicy):
+    """An open-loop schedule: piecewise-constant grid indices per modality over phases of the
+    run, read only from the observation's progress (the oracle of ``benchmarks/oracle.py``).
+
+    Args:
+        layout, multipliers: the env's observation layout and action grid.
+        schedule: one row per phase (equal shares of the run, in order), each with one grid
+            index per action entry (modality, or DUS-v1 slot; absent slots are ignored).
+    """
+
+    def __init__(self, layout, multipliers, schedule) -> None:
+        super().__init__(layout, multipliers)
+        table = np.asarray(schedule, dtype=np.int64)
+        if table.ndim != 2 or table.shape[1] != self.action_width or len(table) < 1:
+            raise ValueError(f"schedule has shape {table.shape}; expected (phases, "
+                             f"{self.action_width}): one index per action entry per phase")
+        if table.min() < 0 or table.max() >= len(self.multipliers):
+            raise ValueError(f"schedule indices must lie in [0, {len(self.multipliers) - 1}]")
+        self.schedule = table
+
+    def _act(self, obs, deterministic):
+        phases = len(self.schedule)
+        phase = np.minimum((self.progress(obs) * phases).astype(np.int64), phases - 1)
+        return self.schedule[phase].copy()

@@ -97,6 +97,12 @@ class PPOConfig:
         for h in self.net_arch:
             check_range("ppo.net_arch", h, 1)
 
+    @classmethod
+    def for_suite(cls) -> PPOConfig:
+        """The settings ``dus-train --suite`` uses: the paired reward's returns are a few
+        points, so they are scaled to tenths (not hundredths) of a point."""
+        return cls(reward_scale=0.1)
+
     def rollout_steps(self, episode_length: int) -> int:
         """``n_steps`` per env for episodes of ``episode_length`` env steps."""
         if self.n_steps is not None:
@@ -144,10 +150,13 @@ def make_env_fn(
     overrides: Mapping[str, Any] | None = None,
     monitor_file: str | None = None,
     reward_scale: float | None = None,
+    suite: str | None = None,
 ) -> Callable[[], gym.Env]:
-    """A picklable factory of one DUS-v0 env: ``Monitor`` (raw rewards, optional CSV), then
-    :class:`ScaleReward` when ``reward_scale`` is set. Sets torch to one thread in the process
-    that builds the env (SubprocVecEnv workers), as training runs are many small matmuls."""
+    """A picklable factory of one DUS-v0 env (or, with ``suite``, one DUS-v1 env over that
+    suite's training tasks, ``overrides`` applied to every task): ``Monitor`` (raw rewards,
+    optional CSV), then :class:`ScaleReward` when ``reward_scale`` is set. Sets torch to one
+    thread in the process that builds the env (SubprocVecEnv workers), as training runs are
+    many small matmuls."""
     overrides = dict(overrides or {})
 
     def _make() -> gym.Env:
@@ -157,7 +166,10 @@ def make_env_fn(
         import dus_env  # noqa: F401  (registers the env id in a fresh worker)
 
         torch.set_num_threads(1)
-        env = gym.make(dus_env.ENV_ID, preset=preset, config=overrides or None)
+        if suite is not None:
+            env = gym.make(dus_env.ENV_V1_ID, suite=suite, config=overrides or None)
+        else:
+            env = gym.make(dus_env.ENV_ID, preset=preset, config=overrides or None)
         # a new file gets SB3's header; a resumed run appends to the one it has
         fresh = monitor_file is None or not Path(f"{monitor_file}.{Monitor.EXT}").exists()
         env = Monitor(env, filename=monitor_file, override_existing=fresh)
@@ -174,8 +186,10 @@ def make_vec_env(
     overrides: Mapping[str, Any] | None = None,
     monitor_dir: str | Path | None = None,
     reward_scale: float | None = None,
+    suite: str | None = None,
 ):
-    """A ``DummyVecEnv`` (n_envs == 1) or ``SubprocVecEnv`` (n_envs > 1) of DUS-v0 envs."""
+    """A ``DummyVecEnv`` (n_envs == 1) or ``SubprocVecEnv`` (n_envs > 1) of DUS envs (DUS-v1
+    over ``suite`` when given)."""
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     check_range("n_envs", n_envs, 1)
@@ -185,18 +199,33 @@ def make_vec_env(
         if monitor_dir is not None:
             Path(monitor_dir).mkdir(parents=True, exist_ok=True)
             monitor_file = str(Path(monitor_dir) / f"{rank}")
-        fns.append(make_env_fn(preset, overrides, monitor_file, reward_scale))
+        fns.append(make_env_fn(preset, overrides, monitor_file, reward_scale, suite))
     if n_envs == 1:
         return DummyVecEnv(fns)
     return SubprocVecEnv(fns)
 
 
-def build_ppo(vec_env: Any, config: PPOConfig, seed: int, episode_length: int, verbose: int = 0):
-    """A fresh SB3 ``PPO`` (``MlpPolicy``) on ``vec_env`` with ``config``."""
+POLICIES: tuple[str, ...] = ("mlp", "deepsets")
+"""PPO networks: SB3's MlpPolicy (DUS-v0) or the permutation-equivariant DeepSets policy
+(DUS-v1, :mod:`dus_agents.deepsets`)."""
+
+
+def build_ppo(vec_env: Any, config: PPOConfig, seed: int, episode_length: int, verbose: int = 0,
+              policy: str = "mlp"):
+    """A fresh SB3 ``PPO`` on ``vec_env`` with ``config``: ``MlpPolicy``, or ``deepsets``."""
     from stable_baselines3 import PPO
 
     kwargs = config.sb3_kwargs(episode_length, vec_env.num_envs)
-    return PPO("MlpPolicy", vec_env, seed=seed, verbose=verbose, **kwargs)
+    if policy == "mlp":
+        return PPO("MlpPolicy", vec_env, seed=seed, verbose=verbose, **kwargs)
+    if policy != "deepsets":
+        raise ValueError(f"policy={policy!r} is not valid; valid choices: {list(POLICIES)}")
+    from dus_agents.deepsets import DeepSetsPolicy, deepsets_kwargs
+
+    net_arch = kwargs.pop("policy_kwargs")["net_arch"]
+    policy_kwargs = deepsets_kwargs(vec_env, hidden=tuple(net_arch), head=tuple(net_arch[-1:]))
+    return PPO(DeepSetsPolicy, vec_env, seed=seed, verbose=verbose,
+               policy_kwargs=policy_kwargs, **kwargs)
 
 
 def _space_json(observation_space: gym.spaces.Box, action_space: gym.Space) -> dict[str, Any]:

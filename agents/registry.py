@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 from dus_agents.base import Policy
 from dus_agents.heuristic import HeuristicPolicy, RandomPolicy, UniformPolicy
 from dus_env.errors import check_choice
 
-POLICY_NAMES: tuple[str, ...] = ("uniform", "random", "heuristic", "reinforce")
-"""Policies built fresh by name (``reinforce`` is a new online agent that learns in the run)."""
+POLICY_NAMES: tuple[str, ...] = ("uniform", "random", "heuristic", "reinforce", "pretrained")
+"""Policies by name: built fresh (``reinforce`` is a new online agent that learns in the run),
+or ``pretrained``, the generalist shipped with the package (a DUS-v1 policy:
+:func:`pretrained_path`)."""
+PRETRAINED_FILE = "generalist.zip"
 ARTIFACT_KINDS: tuple[str, ...] = ("ppo", "reinforce")
 """Saved policies, written ``kind:PATH``."""
 
@@ -25,7 +29,32 @@ def _fresh(name: str) -> Callable[[Any, int], Policy]:
         from dus_agents.reinforce import ReinforceAgent
 
         return lambda env, seed: ReinforceAgent.for_env(env, seed=seed)
+    if name == "pretrained":
+        return lambda env, seed: load_policy("ppo", str(pretrained_path()), env)
     raise NotImplementedError(f"policy {name!r} is not available yet")
+
+
+def pretrained_path() -> Path:
+    """The generalist sampling policy shipped inside the package (docs/PRETRAINED.md says how
+    it was trained and how it does on held-out tasks)."""
+    path = Path(__file__).resolve().parent / "pretrained" / PRETRAINED_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"the pretrained policy {str(path)!r} is missing from this "
+                                "installation; reinstall dus-env")
+    return path
+
+
+def env_layout(spec: str) -> str:
+    """Which env a policy spec acts in: ``v1`` (DUS-v1: slots, any modality count) for the
+    pretrained policy and artefacts recorded on DUS-v1, else ``v0``."""
+    if spec == "pretrained":
+        return "v1"
+    if ":" in spec:
+        from dus_agents.artifact import read_header
+
+        header = read_header(spec.split(":", 1)[1])
+        return "v1" if header["env_spec"].get("layout") == "v1" else "v0"
+    return "v0"
 
 
 def load_policy(kind: str, path: str, env: Any | None = None) -> Policy:

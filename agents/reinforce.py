@@ -178,10 +178,12 @@ class ReinforceAgent:
     @classmethod
     def for_env(cls, env: Any, config: ReinforceConfig | None = None, seed: int = 0,
                 frozen: bool = False) -> ReinforceAgent:
-        """Build for an env (wrapped or not)."""
-        base = env.unwrapped
-        return cls(base.layout, tuple(base.config.sampler.multipliers), config, seed, frozen,
-                   env_spec=base.spec_dict())
+        """Build for an env: plain, wrapped, or a vector env of them."""
+        from dus_agents.base import unwrap_dus
+
+        view = unwrap_dus(env)
+        return cls(view.layout, tuple(view.config.sampler.multipliers), config, seed, frozen,
+                   env_spec=view.spec)
 
     # ------------------------------------------------------------------ acting
     def _logits(self, obs: np.ndarray) -> torch.Tensor:

@@ -35,7 +35,11 @@ class TrainArgs:
     """Agent to train: ppo (Stable-Baselines3 PPO over many training runs) or reinforce (the
     online agent that learns inside each run; trained over consecutive runs)."""
     preset: str = "default"
-    """Env preset (see --help's list)."""
+    """Env preset (see --help's list); not used with --suite."""
+    suite: str | None = None
+    """Train on this task suite's training tasks instead of one preset (dus_env/DUS-v1 with
+    permuted slots, the paired reward, the DeepSets policy; see dus_env.suites), selecting the
+    best checkpoint on the suite's validation slice (--eval-tasks x its validation seeds)."""
     host: str | None = None
     """Host MML method overriding the preset's (joint, mla, ogm_ge, unimodal)."""
     set: list[str] = dataclasses.field(default_factory=list, metadata={"metavar": "KEY=VALUE"})
@@ -81,6 +85,11 @@ class TrainArgs:
     eval_episodes: int = 3
     """After training, replay the saved policy (deterministic) and the uniform sampler on this
     many fresh episodes with the same seeds and record both in summary.json (0: skip)."""
+    eval_freq: int = 10000
+    """--suite: timesteps between model-selection evaluations (and one at the end)."""
+    eval_tasks: int = 8
+    """--suite: training tasks in the validation slice (the first N, each with the suite's
+    validation seeds, which no training episode uses); never held-out tasks or test data."""
     progress_bar: bool = True
     """Show a progress bar (tqdm + rich)."""
     torch_threads: int = 1
@@ -88,14 +97,33 @@ class TrainArgs:
 
 
 # --------------------------------------------------------------------------- helpers
-def env_overrides(args: TrainArgs) -> dict[str, Any]:
-    """The env config overrides over the preset: ``--set`` pairs, then ``--host``."""
+def env_overrides(args: TrainArgs, run_dir: Path | None = None) -> dict[str, Any]:
+    """The env config overrides over the preset (or every task of the suite): ``--set``
+    pairs, then ``--host``; with ``--suite``, the paired reward unless ``--set`` names
+    another, its reference curves cached in ``run_dir/reference_cache``."""
     from dus_env.config import overrides_from_pairs
 
     overrides = overrides_from_pairs(args.set)
     if args.host:
         overrides.setdefault("trainer", {})["host"] = args.host
+    if args.suite:
+        reward = overrides.setdefault("reward", {})
+        reward.setdefault("name", "paired")
+        if run_dir is not None and reward["name"] == "paired":
+            reward.setdefault("reference_cache", str(run_dir / "reference_cache"))
     return overrides
+
+
+def make_probe_env(args: TrainArgs, run_dir: Path | None = None) -> Any:
+    """The env a run's settings describe (for its spec, and for the final replay)."""
+    import gymnasium as gym
+
+    import dus_env
+
+    overrides = env_overrides(args, run_dir) or None
+    if args.suite:
+        return gym.make(dus_env.ENV_V1_ID, suite=args.suite, config=overrides)
+    return gym.make(dus_env.ENV_ID, preset=args.preset, config=overrides)
 
 
 def make_logger(run_dir: Path, segment: int):
@@ -140,7 +168,10 @@ def compare_with_uniform(policy: Any, args: TrainArgs, n_episodes: int) -> dict[
     import dus_env
     from dus_agents import UniformPolicy, run_episode
 
-    env = gym.make(dus_env.ENV_ID, preset=args.preset, config=env_overrides(args) or None)
+    if args.suite:
+        env = gym.make(dus_env.ENV_V1_ID, suite=args.suite, config=env_overrides(args) or None)
+    else:
+        env = gym.make(dus_env.ENV_ID, preset=args.preset, config=env_overrides(args) or None)
     seeds = [10_000 + i for i in range(n_episodes)]
     out: dict[str, Any] = {"seeds": seeds}
     for name, pol in (("policy", policy), ("uniform", UniformPolicy.for_env(env))):
@@ -165,14 +196,15 @@ def build_vec_env(args: TrainArgs, run_dir: Path, reward_scale: float,
 
     from dus_agents.ppo import make_env_fn, make_vec_env
 
-    overrides = env_overrides(args)
+    overrides = env_overrides(args, run_dir)
     if args.vec_env == "auto":
         return make_vec_env(args.preset, args.n_envs, overrides, monitor_dir=run_dir / "monitor",
-                            reward_scale=reward_scale)
+                            reward_scale=reward_scale, suite=args.suite)
     (run_dir / "monitor").mkdir(parents=True, exist_ok=True)
     if args.vec_env == "ray" and args.gpus_per_env > 0:
         overrides = {**overrides, "device": "cuda"}
-    fns = [make_env_fn(args.preset, overrides, str(run_dir / "monitor" / str(rank)), reward_scale)
+    fns = [make_env_fn(args.preset, overrides, str(run_dir / "monitor" / str(rank)), reward_scale,
+                       args.suite)
            for rank in range(args.n_envs)]
     if args.vec_env == "dummy":
         return DummyVecEnv(fns)
@@ -205,9 +237,10 @@ def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
     )
     from dus_env.errors import ArtifactError
 
-    config = PPOConfig()
+    config = PPOConfig.for_suite() if args.suite else PPOConfig()
     spec = probe_env.unwrapped.spec_dict()
-    episode_length = probe_env.unwrapped.config.steps_per_episode
+    episode_length = (max(t.config.steps_per_episode for t in probe_env.unwrapped._pool)
+                      if args.suite else probe_env.unwrapped.config.steps_per_episode)
     rollout = config.rollout_steps(episode_length) * args.n_envs
     target = -(-args.total_timesteps // rollout) * rollout
     info: dict[str, Any] = {"rollout_timesteps": rollout, "target_timesteps": target,
@@ -223,7 +256,8 @@ def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
     if checkpoint is not None:  # the episodes logged after it are redone: drop their rows
         truncate_monitors(run_dir / "monitor", checkpoint.counters.get("monitor_rows", {}))
     vec_env = build_vec_env(args, run_dir, config.reward_scale, crash_at_step)
-    model = build_ppo(vec_env, config, args.seed, episode_length)
+    model = build_ppo(vec_env, config, args.seed, episode_length,
+                      policy="deepsets" if args.suite else "mlp")
     if checkpoint is not None:
         restore_checkpoint(model, checkpoint)
         info["resumed_from"] = str(checkpoint.path)
@@ -236,6 +270,17 @@ def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
     callbacks = [dus_cb, RolloutCheckpointCallback(
         args.checkpoint_freq, run_dir / "checkpoints", keep_last=args.keep_checkpoints,
         env_spec=spec, monitor_dir=run_dir / "monitor")]
+    selection = None
+    if args.suite:
+        from dus_agents.callbacks import SelectionCallback
+
+        suite = probe_env.unwrapped.suite
+        slice_ = [(t.name, s) for t in suite.train[: args.eval_tasks]
+                  for s in suite.validation_seeds]
+        selection = SelectionCallback(make_probe_env(args, run_dir), slice_, args.eval_freq,
+                                      run_dir, spec)
+        callbacks.append(selection)
+        info["validation_slice"] = [list(x) for x in slice_]
     try:
         if done < target:
             model.learn(target - done, callback=callbacks, reset_num_timesteps=False,
@@ -245,6 +290,10 @@ def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
     if args.vec_env == "ray":
         info["worker_restarts"] = int(sum(vec_env.restarts))
     policy = PPOPolicy(model.policy, spec)
+    if selection is not None:  # the best checkpoint on the validation slice, not the last
+        info["selection"] = selection.summary()
+        if selection.best_path.is_file():
+            policy = PPOPolicy.load(selection.best_path)
     info["timesteps"] = int(model.num_timesteps)
     return policy, info
 
@@ -316,7 +365,6 @@ def train_reinforce(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int
 def train(args: TrainArgs, resume_dir: Path | None,
           crash_at_step: dict[int, int] | None = None) -> int:
     """Everything after argument checking: build the env, train, save, summarise."""
-    import gymnasium as gym
     import numpy as np
     import torch
 
@@ -324,11 +372,13 @@ def train(args: TrainArgs, resume_dir: Path | None,
 
     torch.set_num_threads(args.torch_threads)
     try:
-        probe_env = gym.make(dus_env.ENV_ID, preset=args.preset,
-                             config=env_overrides(args) or None)
+        probe_env = make_probe_env(args)
     except (ValueError, TypeError) as exc:  # before anything is written
         raise UsageError(f"could not build the env: {exc}") from None
-    env_name = f"DUS-v0-{args.preset}" + (f"-{args.host}" if args.host else "")
+    if args.suite:
+        env_name = f"DUS-v1-{args.suite}"
+    else:
+        env_name = f"DUS-v0-{args.preset}" + (f"-{args.host}" if args.host else "")
 
     if resume_dir is not None:
         run_dir = resume_dir
@@ -345,7 +395,7 @@ def train(args: TrainArgs, resume_dir: Path | None,
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {
         "args": dataclasses.asdict(args),
-        "env_id": dus_env.ENV_ID,
+        "env_id": dus_env.ENV_V1_ID if args.suite else dus_env.ENV_ID,
         "env_config": probe_env.unwrapped.config_dict(),
         "env_spec": probe_env.unwrapped.spec_dict(),
         "segments": segment + 1,

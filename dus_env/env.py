@@ -117,13 +117,15 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Arguments
     ``gym.make("dus_env/DUS-v0", preset="tiny")``, ``DUSEnv(config=EnvConfig(...))`` or
     ``DUSEnv(config={"trainer": {"host": "mla"}}, preset="default")`` (dict overrides over a
-    preset). ``render_mode="ansi"`` returns a one-line text summary.
+    preset). ``render_mode``: ``ansi`` returns a one-line text summary, ``rgb_array`` a
+    picture of the state (:mod:`dus_env.render`: per-modality batch size, cumulative score and
+    gap, and progress), ``human`` writes the summary line to the terminal (no display needed).
 
     ## Version History
     * v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+    metadata = {"render_modes": ["ansi", "rgb_array", "human"], "render_fps": 4}
 
     def __init__(
         self,
@@ -199,6 +201,7 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         )
         self._decision.reset()
         self._done = False
+        self._last_sizes: tuple[int, ...] | None = None
         self._val_acc: float | None = None
         self._reference = None
         if self._reward.needs_reference:
@@ -215,7 +218,7 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         self._require_running()
         start = time.perf_counter()
         action = self._decision.check_action(action)
-        sizes = self._decision.batch_sizes(action)
+        sizes = self._last_sizes = self._decision.batch_sizes(action)
         diverged, losses = self._train(sizes)
         previous, current = self._decision.end_step(action)
         last = self._decision.steps == self.config.steps_per_episode
@@ -381,13 +384,30 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         """The monitor as of the last step (cumulative scores, discrepancy, history)."""
         return self._decision.state
 
-    def render(self) -> str | None:
-        if self.render_mode != "ansi" or self._trainer is None:
+    def render(self) -> str | np.ndarray | None:
+        """The state as ``render_mode`` asks: text (``ansi``), a frame (``rgb_array``), or the
+        text written to the terminal (``human``); None before the first reset."""
+        if self.render_mode is None or self._trainer is None:
             return None
-        s = ", ".join(f"{m}={v:.3f}" for m, v in zip(self.modalities,
-                                                      self._decision.state.cumulative_values))
-        return (f"step {self._decision.steps}/{self.config.steps_per_episode} iteration "
+        state = self._decision.state
+        if self.render_mode == "rgb_array":
+            from dus_env.render import draw_frame
+
+            sizes = self._last_sizes or tuple(self.config.sampler.base_batch_size
+                                              for _ in self.modalities)
+            top = self.config.sampler.max_batch_size
+            return draw_frame([n / top for n in sizes], state.cumulative_values,
+                              state.gap_values, self._decision.progress)
+        s = ", ".join(f"{m}={v:.3f}" for m, v in zip(self.modalities, state.cumulative_values))
+        text = (f"step {self._decision.steps}/{self.config.steps_per_episode} iteration "
                 f"{self._trainer.iteration}: S {s}")
+        if self.render_mode == "human":
+            import sys
+
+            sys.stdout.write(text + "\n")  # the user asked for the terminal as the display
+            sys.stdout.flush()
+            return None
+        return text
 
     def close(self) -> None:
         self._trainer = None

@@ -178,9 +178,11 @@ class DUSEnvV1(DUSEnv):
     # ------------------------------------------------------------------ API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """A new episode: draws (in this order, from ``np_random``) the task, the slot of each
-        modality, and the episode seed. ``options``: ``task`` (a task name of the suite, any
-        split) and ``episode_seed`` (an int: the run's seeds come from it, as from
-        ``reset(seed=episode_seed)`` on DUS-v0, bypassing the task's pool)."""
+        modality, and the episode seed from the task's pool. The training run's own seeds come
+        from the episode seed as DUS-v0's ``reset(seed=episode_seed)`` derives them (so the same
+        task, seed and per-modality actions give the same run in both envs); a task without a
+        pool uses ``seed`` itself, or ``np_random`` when that is None. ``options``: ``task`` (a
+        task name of the suite, any split) and ``episode_seed`` (an int, bypassing the pool)."""
         if isinstance(seed, np.integer):
             seed = int(seed)
         options = dict(options or {})
@@ -206,8 +208,8 @@ class DUSEnvV1(DUSEnv):
             self.episode_seed = int(options["episode_seed"])
         elif task.seeds:
             self.episode_seed = int(task.seeds[int(rng.integers(len(task.seeds)))])
-        else:
-            self.episode_seed = None
+        else:  # as DUS-v0 would: the same seed gives the same run in both envs
+            self.episode_seed = seed
         if self.episode_seed is None:
             seeds = self.episode_seeds(rng)
         else:

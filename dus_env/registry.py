@@ -79,6 +79,7 @@ HOSTS = Registry("host", "trainer.host", {
 
 ENCODERS = Registry("encoder", "model.encoder", {
     "mlp": "dus_env.models.encoders:build_mlp",
+    "small_cnn": "dus_env.models.conv:build_small_cnn",
     "resnet18": "dus_env.models.vision:build_resnet18",
     "resnet50": "dus_env.models.vision:build_resnet50",
     "r3d18": "dus_env.models.vision:build_r3d18",
@@ -86,8 +87,10 @@ ENCODERS = Registry("encoder", "model.encoder", {
     "bert": "dus_env.models.text:build_bert",
 })
 """Encoder kinds: name -> builder ``(input_shape, model_config) -> nn.Module`` with output width
-``model_config.feature_dim``. ``resnet18`` / ``resnet50`` take ``(C, H, W)`` images or
-``(T, C, H, W)`` frame stacks, ``r3d18`` video clips, ``text_bag`` / ``bert`` token ids."""
+``model_config.feature_dim``. ``small_cnn`` takes small ``(C, H, W)`` images (e.g. 28 x 28
+Fashion-MNIST; conv widths from ``model.hidden_dims``, see :mod:`dus_env.models.conv`),
+``resnet18`` / ``resnet50`` ``(C, H, W)`` images or ``(T, C, H, W)`` frame stacks, ``r3d18``
+video clips, ``text_bag`` / ``bert`` token ids."""
 
 REWARDS = Registry("reward", "reward.name", {
     "val_delta": "dus_env.rewards:val_delta",

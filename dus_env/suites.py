@@ -196,7 +196,7 @@ def synthetic_task(rng: np.random.Generator, ranges: _Ranges, name: str,
     config = EnvConfig(
         data=data, model=ModelConfig(feature_dim=8),
         trainer=TrainerConfig(fusion_weight=2.0),
-        sampler=SamplerConfig(), reward=RewardConfig(val_subset_size=500),
+        sampler=SamplerConfig(), reward=RewardConfig(val_subset_size=0),
         total_iterations=budget, iters_per_step=20,
     )
     description = (f"M={m}, {n_classes} classes, {budget} iterations; "

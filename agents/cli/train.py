@@ -59,7 +59,8 @@ def check_choice(name: str, value: Any, choices: Any) -> None:
                          f"{choices}.{did_you_mean(value, choices)}")
 
 
-RESUME_FIXED = ("agent", "preset", "host", "set", "seed", "n_envs", "out_dir", "run_name")
+RESUME_FIXED = ("agent", "preset", "suite", "host", "set", "seed", "n_envs", "out_dir",
+                "run_name")
 MAX_RUN_NAME_BYTES = 200
 """Longest --run-name (file systems allow 255 bytes per name; suffixes are added)."""
 
@@ -106,6 +107,21 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainArgs, Path | Non
                              f"({exc}); refusing to resume") from None
     check_choice("agent", args.agent, AGENTS)
     check_choice("preset", args.preset, PRESETS)
+    if args.suite is not None:
+        from dus_env.suites import SUITES
+
+        check_choice("suite", args.suite, SUITES)
+        given_now = cli.explicit_flags(parser, argv)
+        for name in ("preset", "host"):
+            if name in given_now and resume_dir is None:
+                raise UsageError(f"--{name} does not apply with --suite={args.suite!r} (each "
+                                 f"task has its own); drop --{name} or --suite")
+        if args.agent != "ppo":
+            raise UsageError(f"--suite trains PPO with the DeepSets policy; --agent="
+                             f"{args.agent!r} is not available for suites")
+    for name, low in (("eval_freq", 1), ("eval_tasks", 1)):
+        if getattr(args, name) < low:
+            raise UsageError(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= {low}")
     check_choice("vec_env", args.vec_env, VEC_ENVS)
     if args.host is not None:
         check_choice("host", args.host, HOSTS)

@@ -68,10 +68,11 @@ def run_on_worker(spec: str, host: str, seed: int, settings: dict[str, Any],
 
     torch.set_num_threads(settings["threads"])
     device = "cuda" if ray.get_gpu_ids() else "cpu"
+    layout = settings["layouts"].get(spec, "v0")
     env = worker_cache(("evaluate", settings["preset"], host, settings["budget_matched"],
-                        device, tuple(settings["set"])),
+                        device, tuple(settings["set"]), layout),
                        lambda: make_env(settings["preset"], host, settings["budget_matched"],
-                                        device, overrides_set=settings["set"]))
+                                        device, overrides_set=settings["set"], layout=layout))
     wrapper = None
     fault: RunFault | None = settings.get("fault")
     if fault is not None and fault.strikes(spec, host, seed):
@@ -102,7 +103,7 @@ def run_ray(plan: Plan, todo: Sequence[RunKey], fault: RunFault | None = None
     settings = {"preset": args.preset, "budget_matched": args.budget_matched,
                 "set": list(args.set),
                 "probe_max_train": args.probe_max_train, "threads": args.threads,
-                "fault": fault}
+                "fault": fault, "layouts": dict(plan.layouts)}
     files_ref = ray.put(policy_files(plan.policies))
     resources = TaskResources(num_cpus=args.cpus_per_run, num_gpus=args.gpus_per_run,
                               max_retries=args.max_retries)

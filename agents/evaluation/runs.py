@@ -36,14 +36,20 @@ def header_for(modalities: Sequence[str]) -> list[str]:
 
 
 def make_env(preset: str, host: str, budget_matched: bool, device: str = "cpu",
-             overrides_set: Sequence[str] = ()) -> DUSEnv:
-    """The env of one host: the preset, then ``--set`` pairs, then the host and budget."""
+             overrides_set: Sequence[str] = (), layout: str = "v0") -> DUSEnv:
+    """The env of one host: the preset, then ``--set`` pairs, then the host and budget; a
+    DUS-v1 env of the same task (its grid, modality ``i`` in slot ``i``) with ``layout="v1"``.
+    The same seed gives the same training run in both, for the same per-modality sizes."""
     overrides = overrides_from_pairs(overrides_set)
     overrides.setdefault("trainer", {})["host"] = host
     if budget_matched:
         overrides.setdefault("sampler", {})["budget"] = "renormalize"
     if device != "cpu":
         overrides["device"] = device
+    if layout == "v1":
+        from dus_env.env_v1 import DUSEnvV1
+
+        return DUSEnvV1(config=overrides, preset=preset, permute_modalities=False)
     return DUSEnv(config=overrides, preset=preset)
 
 
@@ -100,12 +106,14 @@ def run_selected(env: DUSEnv, policy: Any, seed: int, wrapper: Callable | None =
 
 
 def run_one(env: DUSEnv, spec: str, preset: str, seed: int, probe_max_train: int,
-            wrapper: Callable[[gym.Env], gym.Env] | None = None,
+            wrapper: Callable[[gym.Env], gym.Env] | None = None, policy: Any = None,
             ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One training run driven by ``spec``; returns (results row, trace). ``wrapper`` (a test
-    hook) wraps the env the policy steps."""
+    """One training run driven by ``spec`` (or by ``policy``, recorded under the name
+    ``spec``); returns (results row, trace). ``wrapper`` (a test hook) wraps the env the policy
+    steps."""
     start = time.perf_counter()
-    policy = make_policy(spec, env, seed=seed)
+    if policy is None:
+        policy = make_policy(spec, env, seed=seed)
     episode, tracker = run_selected(env, policy, seed, wrapper)
     trainer, dataset = env.trainer, env.dataset
     test = trainer.evaluate(dataset.split("test"))

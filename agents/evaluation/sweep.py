@@ -18,7 +18,7 @@ from typing import Any
 from dus_agents.evaluation import stats
 from dus_agents.evaluation.results import ResultsStore, load_rows, run_key
 from dus_agents.evaluation.runs import MAIN_METRICS, header_for, make_env, run_one
-from dus_agents.registry import ARTIFACT_KINDS, POLICY_NAMES, make_policy
+from dus_agents.registry import ARTIFACT_KINDS, POLICY_NAMES, env_layout, make_policy
 from dus_env.cli import check_at_least, comma_list
 from dus_env.config import HOSTS, PRESETS, config_to_dict, overrides_from_pairs
 from dus_env.env import DUSEnv
@@ -95,6 +95,14 @@ class Plan:
     out_dir: Path
     envs: dict[str, DUSEnv]
     budget: str
+    envs_v1: dict[str, DUSEnv] = dataclasses.field(default_factory=dict)
+    """DUS-v1 envs of the same tasks, by host, for policies that act in slots (pretrained)."""
+    layouts: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Each policy's env layout (``v0`` or ``v1``)."""
+
+    def env_for(self, policy: str, host: str) -> DUSEnv:
+        """The env ``policy`` runs in for ``host``."""
+        return (self.envs_v1 if self.layouts.get(policy) == "v1" else self.envs)[host]
 
 
 @dataclass
@@ -205,8 +213,18 @@ def validate(args: EvaluateArgs) -> Plan:
                 for h in hosts}
     except (ValueError, TypeError) as err:
         raise UsageError(str(err) if str(err).startswith("--set") else f"--set: {err}") from None
+    layouts = {}
     for spec in policies:
-        for host, env in envs.items():
+        try:
+            layouts[spec] = env_layout(spec)
+        except (OSError, ValueError) as err:
+            raise UsageError(f"--policies: cannot read policy {spec!r}: {err}") from None
+    envs_v1 = {}
+    if "v1" in layouts.values():
+        envs_v1 = {h: make_env(args.preset, h, args.budget_matched, overrides_set=args.set,
+                               layout="v1") for h in hosts}
+    for spec in policies:
+        for host, env in (envs_v1 if layouts[spec] == "v1" else envs).items():
             try:
                 make_policy(spec, env, seed=seeds[0])
             except Exception as err:  # noqa: BLE001 - any failure to load is a usage error
@@ -215,7 +233,7 @@ def validate(args: EvaluateArgs) -> Plan:
                     f"{type(err).__name__}: {err}"
                 ) from None
     budget = next(iter(envs.values())).config.sampler.budget
-    plan = Plan(args, policies, hosts, seeds, out_dir, envs, budget)
+    plan = Plan(args, policies, hosts, seeds, out_dir, envs, budget, envs_v1, layouts)
     _check_existing(plan)
     return plan
 
@@ -271,7 +289,7 @@ def run_local(plan: Plan, todo: Sequence[RunKey]
 
     for policy, host, seed in todo:
         with threadpool_limits(limits=plan.args.threads):
-            result = run_one(plan.envs[host], policy, plan.args.preset, seed,
+            result = run_one(plan.env_for(policy, host), policy, plan.args.preset, seed,
                              plan.args.probe_max_train)
         yield (policy, host, seed), result
 

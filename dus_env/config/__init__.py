@@ -23,10 +23,13 @@ from dus_env.config.components import (
 )
 from dus_env.config.data import (
     DATA_CONFIGS,
+    FASHION_MNIST_PAIRINGS,
+    FASHION_MNIST_VIEWS,
     MFEAT_VIEWS,
     ON_ERROR,
     CremadConfig,
     DataConfig,
+    FashionMNISTConfig,
     FeaturesConfig,
     FileDatasetConfig,
     KineticsSoundsConfig,
@@ -49,8 +52,9 @@ from dus_env.config.presets import (
 from dus_env.registry import ENCODERS, HOSTS, REWARDS
 
 __all__ = [
-    "DATA_CONFIGS", "DEVICE_TYPES", "ENCODERS", "HOSTS", "MFEAT_VIEWS", "ON_ERROR",
-    "PAPER_EPOCHS", "PRESETS", "REWARDS", "CremadConfig", "DataConfig", "EnvConfig",
+    "DATA_CONFIGS", "DEVICE_TYPES", "ENCODERS", "FASHION_MNIST_PAIRINGS",
+    "FASHION_MNIST_VIEWS", "HOSTS", "MFEAT_VIEWS", "ON_ERROR", "PAPER_EPOCHS", "PRESETS",
+    "REWARDS", "CremadConfig", "DataConfig", "EnvConfig", "FashionMNISTConfig",
     "FeaturesConfig", "FileDatasetConfig", "KineticsSoundsConfig", "MLAConfig", "MfeatConfig",
     "ModelConfig", "MonitorConfig", "NVGestureConfig", "OGMGEConfig", "RewardConfig",
     "SamplerConfig", "SarcasmConfig", "SyntheticConfig", "TrainerConfig", "Twitter2015Config",

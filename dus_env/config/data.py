@@ -4,11 +4,13 @@ Readers live in :mod:`dus_env.data` (registered in :data:`dus_env.registry.DATAS
 file-backed benchmarks (CREMA-D, Kinetics-Sounds, Twitter2015, Sarcasm, NVGesture) share
 :class:`FileDatasetConfig`; their on-disk layouts are documented in docs/datasets.md.
 ``root=None`` means "resolve at load time from the environment": the per-dataset variable (e.g.
-``DUS_CREMAD_ROOT``), else ``DUS_DATA_ROOT/<name>``.
+``DUS_CREMAD_ROOT``), else ``DUS_DATA_ROOT/<name>``. Two-view Fashion-MNIST
+(:class:`FashionMNISTConfig`) reads the four official idx files from its own folder instead.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Union
 
@@ -17,6 +19,15 @@ from dus_env.errors import check_choice, check_range
 
 MFEAT_VIEWS: tuple[str, ...] = ("fou", "fac", "kar", "pix", "zer", "mor")
 ON_ERROR: tuple[str, ...] = ("raise", "skip")
+FASHION_MNIST_VIEWS: tuple[str, ...] = ("rotated", "noisy")
+"""The two Fashion-MNIST modalities, in order (:mod:`dus_env.data.fashion_mnist`)."""
+FASHION_MNIST_PAIRINGS: tuple[str, ...] = ("same_class", "same_image")
+"""Valid values of :attr:`FashionMNISTConfig.pairing`."""
+FASHION_MNIST_ENV_VAR: str = "DUS_FASHION_MNIST_ROOT"
+"""Environment variable naming the folder with the four Fashion-MNIST idx files."""
+FASHION_MNIST_DEBIAN_ROOT: str = "/usr/share/datasets/fashion-mnist"
+"""Where ``apt-get install dataset-fashion-mnist`` puts the files (Debian, Ubuntu)."""
+_FASHION_MNIST_MIN_SPLIT = 20  # 2 images per class (10 classes): same_class pairing needs 2
 
 
 def _check_modalities(field: str, names: tuple[str, ...]) -> None:
@@ -306,14 +317,70 @@ class FeaturesConfig:
             raise ValueError(f"data.path={self.path!r} is empty; use None to read the environment")
 
 
+@dataclass(frozen=True)
+class FashionMNISTConfig:
+    """Two-view Fashion-MNIST (``rotated`` + ``noisy``, 10 classes, 28 x 28 grey images), read
+    from the four official idx files by :func:`dus_env.data.fashion_mnist.load_fashion_mnist`."""
+
+    name: Literal["fashion_mnist"] = "fashion_mnist"
+    """Dataset kind; selects this config in dicts."""
+    reader: ClassVar[str] = "dus_env.data.fashion_mnist:load_fashion_mnist"
+    """``module:function`` building the dataset from this config."""
+    cacheable: ClassVar[bool] = False
+    """The reader caches by config and file identity (size, mtime) itself."""
+    root: str | None = None
+    """Folder with the four idx files; None: ``$DUS_FASHION_MNIST_ROOT``, else
+    :data:`FASHION_MNIST_DEBIAN_ROOT` (see :func:`dus_env.data.fashion_mnist.find_root`)."""
+    n_train: int | None = None
+    """Train samples: None for all of the official train split minus validation, else a
+    seeded stratified subset of that size."""
+    val_size: int = 5000
+    """Validation samples, carved (seeded, stratified) from the official train split."""
+    n_test: int | None = None
+    """Test samples: None for the whole official test split, else a seeded stratified subset."""
+    rotation: float = 45.0
+    """Largest rotation of view 1 in degrees (angles uniform in [-rotation, rotation]; 0: none)."""
+    noise: float = 0.6
+    """Standard deviation of the Gaussian noise added to view 2 on [0, 1] pixels (0: none)."""
+    pairing: Literal["same_class", "same_image"] = "same_class"
+    """View 2 shows another random image of the same class (Noisy-MNIST) or the same image."""
+    seed: int = 0
+    """Seeds the split, the subsets, the rotations, the pairing and the noise."""
+    expect_canonical: bool = True
+    """Fail unless the files hold the official 60,000 / 10,000 images."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.root, os.PathLike):  # a Path is a folder too; kept as str (JSON)
+            object.__setattr__(self, "root", os.fspath(self.root))
+        check_fields(self, "data")
+        if self.root is not None and not self.root.strip():
+            raise ValueError(
+                f"data.root={self.root!r} is empty; use None to read ${FASHION_MNIST_ENV_VAR}, "
+                f"else {FASHION_MNIST_DEBIAN_ROOT}"
+            )
+        low = _FASHION_MNIST_MIN_SPLIT
+        for fname in ("n_train", "val_size", "n_test"):
+            value = getattr(self, fname)
+            if value is not None:
+                check_range(f"data.{fname}", value, low)
+        check_range("data.seed", self.seed, 0)
+        check_range("data.rotation", self.rotation, 0.0, 180.0)
+        check_range("data.noise", self.noise, 0.0)
+        check_choice("data.pairing", self.pairing, FASHION_MNIST_PAIRINGS)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return FASHION_MNIST_VIEWS
+
+
 DataConfig = Union[
     SyntheticConfig, MfeatConfig, CremadConfig, KineticsSoundsConfig, Twitter2015Config,
-    SarcasmConfig, NVGestureConfig, FeaturesConfig,
+    SarcasmConfig, NVGestureConfig, FeaturesConfig, FashionMNISTConfig,
 ]
 DATA_CONFIGS: dict[str, type] = {
     cls.name: cls for cls in (
         SyntheticConfig, MfeatConfig, CremadConfig, KineticsSoundsConfig, Twitter2015Config,
-        SarcasmConfig, NVGestureConfig, FeaturesConfig,
+        SarcasmConfig, NVGestureConfig, FeaturesConfig, FashionMNISTConfig,
     )
 }
 """Dataset kinds, the one list of them: name -> config class, whose ``reader`` names the

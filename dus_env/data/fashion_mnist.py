@@ -32,18 +32,24 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dus_env.config import FashionMNISTConfig
+from dus_env.config.data import (
+    FASHION_MNIST_DEBIAN_ROOT,
+    FASHION_MNIST_ENV_VAR,
+    FASHION_MNIST_PAIRINGS,
+    FASHION_MNIST_VIEWS,
+)
 from dus_env.data.base import SPLITS, TensorDataset, TensorSplit, require_config
-from dus_env.errors import check_choice, check_range
+from dus_env.errors import DatasetError
 
-ENV_VAR: str = "DUS_FASHION_MNIST_ROOT"
+ENV_VAR: str = FASHION_MNIST_ENV_VAR
 """Environment variable naming the folder with the four idx files."""
-DEBIAN_ROOT: Path = Path("/usr/share/datasets/fashion-mnist")
+DEBIAN_ROOT: Path = Path(FASHION_MNIST_DEBIAN_ROOT)
 """Where ``apt-get install dataset-fashion-mnist`` puts the files (Debian, Ubuntu)."""
 FILES: dict[str, str] = {
     "train_images": "train-images-idx3-ubyte",
@@ -63,9 +69,9 @@ IMAGE_SHAPE: tuple[int, int] = (28, 28)
 """Height and width of every image."""
 CANONICAL_COUNTS: tuple[int, int] = (60000, 10000)
 """Images in the official train and test splits."""
-MODALITIES: tuple[str, ...] = ("rotated", "noisy")
+MODALITIES: tuple[str, ...] = FASHION_MNIST_VIEWS
 """The two views, in order."""
-PAIRINGS: tuple[str, ...] = ("same_class", "same_image")
+PAIRINGS: tuple[str, ...] = FASHION_MNIST_PAIRINGS
 """Valid values of :attr:`FashionMNISTConfig.pairing`."""
 CACHE_SIZE: int = 4
 """Datasets kept in memory by :func:`load_fashion_mnist` (least recently used is dropped).
@@ -83,98 +89,9 @@ _HOW_TO_GET = (
 )
 
 
-class IdxFormatError(ValueError):
-    """An idx file (or a set of them) is not what Fashion-MNIST needs; the message names it."""
-
-
-# ----------------------------------------------------------------------------- config
-def _check_int(field: str, value: object, low: int, *, optional: bool = False) -> int | None:
-    """``value`` as an int, after checking its type and ``value >= low``."""
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        expected = f"an integer >= {low}" + (" or None" if optional else "")
-        raise TypeError(f"{field}={value!r} must be {expected}, got {type(value).__name__}")
-    check_range(field, int(value), low)
-    return int(value)
-
-
-def _check_float(field: str, value: object, low: float, high: float | None = None) -> float:
-    """``value`` as a float, after checking it is a finite number in ``[low, high]``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{field}={value!r} must be a number, got {type(value).__name__}")
-    if not math.isfinite(float(value)):
-        hi = "inf" if high is None else f"{high}"
-        raise ValueError(f"{field}={value!r} is not finite; valid range: [{low}, {hi}].")
-    check_range(field, float(value), low, high)
-    return float(value)
-
-
-@dataclass(frozen=True)
-class FashionMNISTConfig:
-    """Two-view Fashion-MNIST (``rotated`` + ``noisy``, 10 classes, 28 x 28 grey images)."""
-
-    name: Literal["fashion_mnist"] = "fashion_mnist"
-    """Dataset kind; selects this config in dicts."""
-    root: str | None = None
-    """Folder with the four idx files; None: ``$DUS_FASHION_MNIST_ROOT``, else
-    :data:`DEBIAN_ROOT` (see :func:`find_root`)."""
-    n_train: int | None = None
-    """Train samples: None for all of the official train split minus validation, else a
-    seeded stratified subset of that size."""
-    val_size: int = 5000
-    """Validation samples, carved (seeded, stratified) from the official train split."""
-    n_test: int | None = None
-    """Test samples: None for the whole official test split, else a seeded stratified subset."""
-    rotation: float = 45.0
-    """Largest rotation of view 1 in degrees (angles uniform in [-rotation, rotation]; 0: none)."""
-    noise: float = 0.6
-    """Standard deviation of the Gaussian noise added to view 2 on [0, 1] pixels (0: none)."""
-    pairing: Literal["same_class", "same_image"] = "same_class"
-    """View 2 shows another random image of the same class (Noisy-MNIST) or the same image."""
-    seed: int = 0
-    """Seeds the split, the subsets, the rotations, the pairing and the noise."""
-    expect_canonical: bool = True
-    """Fail unless the files hold the official 60,000 / 10,000 images."""
-
-    def __post_init__(self) -> None:
-        check_choice("data.name", self.name, ("fashion_mnist",))
-        if self.root is not None:
-            if isinstance(self.root, os.PathLike):
-                object.__setattr__(self, "root", os.fspath(self.root))
-            if not isinstance(self.root, str):
-                raise TypeError(
-                    f"data.root={self.root!r} must be a folder path (str) or None, "
-                    f"got {type(self.root).__name__}"
-                )
-            if not self.root.strip():
-                raise ValueError(
-                    f"data.root={self.root!r} is empty; use None to read ${ENV_VAR}, "
-                    f"else {DEBIAN_ROOT}"
-                )
-        # at least 2 images per class, so same_class pairing can always pick another image
-        low = 2 * N_CLASSES
-        ints = {
-            "n_train": _check_int("data.n_train", self.n_train, low, optional=True),
-            "val_size": _check_int("data.val_size", self.val_size, low),
-            "n_test": _check_int("data.n_test", self.n_test, low, optional=True),
-            "seed": _check_int("data.seed", self.seed, 0),
-        }
-        floats = {
-            "rotation": _check_float("data.rotation", self.rotation, 0.0, 180.0),
-            "noise": _check_float("data.noise", self.noise, 0.0),
-        }
-        for fname, value in {**ints, **floats}.items():  # numpy scalars -> Python, for hashing
-            object.__setattr__(self, fname, value)
-        check_choice("data.pairing", self.pairing, PAIRINGS)
-        if not isinstance(self.expect_canonical, bool):
-            raise TypeError(
-                f"data.expect_canonical={self.expect_canonical!r} must be True or False"
-            )
-
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        return MODALITIES
+class IdxFormatError(DatasetError):
+    """An idx file (or a set of them) is not what Fashion-MNIST needs; the message names it
+    (a :class:`~dus_env.errors.DatasetError`, so a ``ValueError``)."""
 
 
 # ----------------------------------------------------------------------------- files

@@ -150,7 +150,7 @@ def _extract_frames(video: Path, out: Path, fps: float | None) -> None:
         cmd += ["-vf", f"fps={fps}"]
     try:
         done = subprocess.run([*cmd, "-q:v", "2", str(tmp / "%05d.jpg")], capture_output=True,
-                              text=True, errors="replace")
+                              text=True, errors="replace", check=False)
         if done.returncode != 0:
             lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()]
             raise MediaError(f"cannot decode video {video}: ffmpeg exited with status "
@@ -202,7 +202,7 @@ def _check_raw_folder(raw: Path) -> None:
     if not raw.exists():
         raise FileNotFoundError(f"raw folder {raw} does not exist")
     if not raw.is_dir():
-        raise FileNotFoundError(f"raw folder {raw} is a file, not a folder")
+        raise NotADirectoryError(f"raw folder {raw} is a file, not a folder")
 
 
 def prepare_audiovisual(
@@ -553,7 +553,9 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
 
 def staging_folder(out: Path) -> Path:
     """Where :func:`prepare` works before publishing to ``out``: ``OUT.partial`` beside it."""
-    out = Path(out)
+    out = Path(os.path.abspath(out))
+    if not out.name:
+        raise ValueError(f"out={str(out)!r} is the filesystem root; give a folder below it")
     return out.with_name(out.name + ".partial")
 
 
@@ -596,19 +598,22 @@ def _remove(path: Path) -> None:
 
 
 def _merge_into(src: Path, dst: Path) -> None:
-    """Move every entry of ``src`` into ``dst`` that is not already there (same file)."""
+    """Move every entry of ``src`` into ``dst`` that is not already there (the same file);
+    a file of ``dst`` is only ever replaced by its rebuilt version, never deleted."""
     for entry in sorted(src.iterdir()):
         target = dst / entry.name
         if entry.is_dir() and not entry.is_symlink():
-            if target.is_dir() and not target.is_symlink():
+            if target.is_dir():
                 _merge_into(entry, target)
-                continue
-            if os.path.lexists(target):
-                _remove(target)
-            _move(entry, target)
+            elif os.path.lexists(target):
+                raise DatasetError(f"cannot publish {entry}: {target} is not a folder; move it "
+                                   f"away and rerun")
+            else:
+                _move(entry, target)
         elif not (target.exists() and os.path.samefile(entry, target)):
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
+            if target.is_dir():
+                raise DatasetError(f"cannot publish {entry}: {target} is a folder; move it "
+                                   f"away and rerun")
             _move(entry, target)
 
 
@@ -672,7 +677,7 @@ def check_prepared(dataset: str, root: Path, *, origin: Path | None = None,
         kwargs["expect_canonical"] = False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        reader = make_dataset(DATA_CONFIGS[dataset](**kwargs))  # the layout; decodes nothing
+        reader = make_dataset(DATA_CONFIGS[dataset](**kwargs), cache=False)  # layout only
     units = _media_units(dataset, root)
     for path, unit, decode in progress(units, len(units), "check"):
         try:
@@ -707,8 +712,14 @@ def prepare(dataset: str, raw: Path, out: Path, *, check: bool = True,
     """
     if dataset not in PREPARERS:
         raise ValueError(f"dataset={dataset!r} is not valid; valid choices: {list(PREPARERS)}")
-    raw, out = Path(raw), Path(out)
+    raw, out = Path(raw), Path(os.path.abspath(out))
     stage = staging_folder(out)
+    for name in LAYOUTS[dataset]:  # what OUT holds must fit the layout before anything moves
+        entry, is_file = out / name, "." in name
+        if entry.exists() and entry.is_dir() == is_file:
+            raise DatasetError(f"{entry} is a {'folder' if is_file else 'file'}, but the "
+                               f"prepared {dataset} layout has a {'file' if is_file else 'folder'} "
+                               f"there; move it away ({DOCS})")
     stage.mkdir(parents=True, exist_ok=True)
     try:
         if out.is_dir():
@@ -832,15 +843,21 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def _subcommand_parser(commands: Mapping[str, type], *, prog: str, description: str | None = None,
-                       dest: str = "command") -> argparse.ArgumentParser:
+                       dest: str = "command", only: str | None = None) -> argparse.ArgumentParser:
     """A parser with one sub-command per dataclass of ``commands`` (flags from
     :func:`cli.build_parser`; its docstring is the sub-command's help). Fields without a
-    default are required flags; ``metadata={"choices": ...}`` restricts a field's values."""
+    default are required flags; ``metadata={"choices": ...}`` restricts a field's values.
+    ``only``: give only that sub-command its flags (the others are listed, not built: reading
+    the field docstrings costs ~50 ms per dataclass)."""
     parser = _OneLineParser(prog=prog, description=description,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest=dest, required=True, metavar=dest.upper(),
                                 parser_class=_OneLineParser)
     for name, cls in commands.items():
+        doc = inspect.getdoc(cls) or ""
+        if only is not None and name != only:
+            sub.add_parser(name, help=doc.split("\n\n")[0])
+            continue
         template = cli.build_parser(cls, prog=f"{prog} {name}")
         fields = {f.name: f for f in dataclasses.fields(cls)}
         for action in template._actions:
@@ -851,7 +868,6 @@ def _subcommand_parser(commands: Mapping[str, type], *, prog: str, description: 
                 action.required, action.default = True, argparse.SUPPRESS
             if f.metadata.get("choices"):
                 action.choices = tuple(f.metadata["choices"])
-        doc = inspect.getdoc(cls) or ""
         sub.add_parser(name, parents=[template], add_help=False, help=doc.split("\n\n")[0],
                        description=doc, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     return parser
@@ -870,10 +886,11 @@ def _prog() -> str:
     return "dus-prepare" if invoked == "dus-prepare" else "python -m dus_env.data.prepare"
 
 
-def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The ``dus-prepare`` parser: one sub-command per dataclass of :data:`COMMANDS`."""
+def build_parser(prog: str | None = None, only: str | None = None) -> argparse.ArgumentParser:
+    """The ``dus-prepare`` parser: one sub-command per dataclass of :data:`COMMANDS` (``only``:
+    just that one with its flags)."""
     return _subcommand_parser(COMMANDS, prog=prog or _prog(), description=__doc__,
-                              dest="dataset")
+                              dest="dataset", only=only)
 
 
 # --------------------------------------------------------------------------- CLI: validation
@@ -964,15 +981,21 @@ def _check_out_path(flag: str, out: Path, *, folder: bool) -> None:
         raise UsageError(f"{flag}={out} is a folder; give {what}, e.g. {out / 'features.npz'}")
     ancestor = _existing_ancestor(out if not out.exists() else out.parent)
     if not ancestor.is_dir():
-        raise UsageError(f"{flag}={out} is inside the file {ancestor}; give {what} in a folder")
+        raise UsageError(f"{flag}={out} is inside the file {ancestor}, which cannot hold "
+                         f"anything; give a path whose parents are folders")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise UsageError(f"{flag}={out}: the folder {ancestor} is not writable")
+    if folder and out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag}={out}: the folder is not writable")
 
 
 def _path_flag(flag: str, value: str) -> Path:
     if not value.strip():
         raise UsageError(f"{flag}={value!r} is empty; give a path")
-    return Path(value).expanduser()
+    path = Path(os.path.abspath(Path(value).expanduser()))
+    if not path.name:
+        raise UsageError(f"{flag}={value!r} is the filesystem root; give a folder below it")
+    return path
 
 
 def _validate(name: str, args: PrepareArgs, raw: Path, out: Path) -> dict[str, Any]:
@@ -1036,7 +1059,8 @@ def _tqdm_progress(items: Iterable[T], total: int, desc: str) -> Iterable[T]:
         from tqdm import tqdm
     except ImportError:  # progress bars are optional (the 'agents' extra installs tqdm)
         return items
-    return tqdm(items, total=total, desc=desc, unit="item", leave=False)
+    # no bar when stderr is not a terminal (logs, pipes): only the one-line messages land there
+    return tqdm(items, total=total, desc=desc, unit="item", leave=False, disable=None)
 
 
 def _say(line: str) -> None:
@@ -1059,7 +1083,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    name, args = _parse_subcommand(build_parser(), COMMANDS, argv, dest="dataset")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = argv[0] if argv and argv[0] in COMMANDS else None
+    parser = build_parser(only=chosen or "")
+    name, args = _parse_subcommand(parser, COMMANDS, argv, dest="dataset")
     if name == "features":
         return _features(args)
     raw, out = _path_flag("--raw", args.raw), _path_flag("--out", args.out)
@@ -1085,7 +1112,7 @@ def _features(args: FeaturesArgs) -> int:
     cli.check_at_least("--seed", args.seed, 0, 2**32 - 1)
     cli.check_at_least("--batch-size", args.batch_size, 1)
     for w in args.weights:
-        kind, sep, path = w.partition("=")
+        _, sep, path = w.partition("=")
         if sep and path.strip() and not Path(path.strip()).expanduser().exists():
             raise UsageError(f"--weights={w!r}: {path.strip()} does not exist")
     _check_device(args.device)

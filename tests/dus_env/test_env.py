@@ -203,8 +203,43 @@ def test_render_ansi_and_bad_render_mode():
     env = DUSEnv(preset="tiny", render_mode="ansi")
     env.reset(seed=0)
     assert "iteration 0" in env.render()
-    with pytest.raises(ValueError, match="render_mode='human'.*valid choices"):
-        DUSEnv(preset="tiny", render_mode="human")
+    with pytest.raises(ValueError, match="render_mode='video'.*valid choices"):
+        DUSEnv(preset="tiny", render_mode="video")
+
+
+def test_render_rgb_array_draws_the_state_and_human_needs_no_display(capsys):
+    env = DUSEnv(preset="tiny", render_mode="rgb_array")
+    env.reset(seed=0)
+    first = env.render()
+    assert first.shape == (240, 320, 3) and first.dtype == np.uint8
+    env.step(np.array([0, 4]))
+    skewed = env.render()
+    assert not np.array_equal(first, skewed)  # batch sizes and scores moved the bars
+    human = DUSEnv(preset="tiny", render_mode="human")
+    human.reset(seed=0)
+    assert human.render() is None and "iteration 0" in capsys.readouterr().out
+
+
+def test_standard_clients_sb3_make_vec_env_and_record_video(tmp_path):
+    from gymnasium.wrappers import RecordVideo
+    from stable_baselines3.common.env_util import make_vec_env
+
+    vec = make_vec_env("dus_env/DUS-v0", n_envs=2, env_kwargs={"preset": "tiny"})
+    try:
+        assert vec.reset().shape == (2, vec.observation_space.shape[0])
+        assert vec.render().ndim == 3  # SB3 tiles the envs' rgb_array frames
+    finally:
+        vec.close()
+    env = RecordVideo(gym.make("dus_env/DUS-v0", preset="tiny", render_mode="rgb_array"),
+                      video_folder=str(tmp_path / "video"), episode_trigger=lambda e: True,
+                      disable_logger=True)
+    env.reset(seed=0)
+    done = False
+    while not done:
+        _, _, done, _, _ = env.step(env.action_space.sample())
+    env.close()
+    videos = list((tmp_path / "video").glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 0
 
 
 def test_three_modalities():

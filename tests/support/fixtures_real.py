@@ -153,3 +153,58 @@ def nvgesture_raw(root: Path, n_video_frames: int = 8, size: int = 24) -> Path:
                     (folder / stream).mkdir(parents=True, exist_ok=True)
                     Image.fromarray(img).save(folder / stream / f"{f:05d}.jpg")
     return root
+
+
+# --------------------------------------------------------------------------- corrupt variants
+def truncate(path: Path, keep: float = 0.5) -> Path:
+    """Cut a file to its first ``keep`` fraction, as a download that stopped mid-way."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def garble(path: Path, junk: bytes = b"this is not a media file\n" * 4) -> Path:
+    """Replace a file's bytes with junk under the same name."""
+    path.write_bytes(junk)
+    return path
+
+
+def corrupt_png(path: Path) -> Path:
+    """A file with a PNG signature and garbage after it."""
+    return garble(path, b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 16)
+
+
+FAKE_VIDEO = b"FAKEVIDEO"
+"""The first bytes of a video :func:`fake_ffmpeg` decodes (to two JPEG frames)."""
+
+
+def fake_video(path: Path) -> Path:
+    """A 'video' the fake ffmpeg decodes; :func:`garble` it to get one it cannot."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(FAKE_VIDEO + b"\x00" * 32)
+    return path
+
+
+def fake_ffmpeg(bin_dir: Path) -> Path:
+    """An executable ``ffmpeg`` stand-in in ``bin_dir`` (CI installs no ffmpeg; put the folder
+    first on PATH): ``ffmpeg ... -i VIDEO ... OUT/%05d.jpg`` writes two 16 x 16 JPEG frames when
+    VIDEO starts with :data:`FAKE_VIDEO`, and otherwise fails as ffmpeg does on a corrupt file
+    (the message on stderr, exit status 1)."""
+    import sys
+
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / "ffmpeg"
+    script.write_text(f"""#!{sys.executable}
+import sys
+from pathlib import Path
+args = sys.argv[1:]
+video = Path(args[args.index("-i") + 1])
+if not video.read_bytes().startswith({FAKE_VIDEO!r}):
+    sys.stderr.write(f"{{video}}: Invalid data found when processing input\\n")
+    sys.exit(1)
+from PIL import Image
+for k in (1, 2):
+    Image.new("RGB", (16, 16), (40 * k, 80, 120)).save(args[-1] % k)
+""")
+    script.chmod(0o755)
+    return script

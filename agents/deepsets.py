@@ -1,0 +1,199 @@
+"""A permutation-equivariant actor-critic for DUS-v1 (DeepSets), as an SB3 policy.
+
+One network is shared by every modality slot, so its weights do not depend on how many
+modalities a task has, and permuting the slots permutes the actions:
+
+* each slot's row (its own features, :mod:`dus_env.slots`) and the global features go through
+  the same encoder ``phi`` to a slot embedding ``h_j``;
+* the context ``c`` is the mean of the embeddings of the *present* slots (absent ones are
+  masked out of the pooling);
+* each slot's action logits come from the same head ``rho([h_j, c])``; an absent slot's
+  distribution puts all its mass on the uniform index, so it adds nothing to the action's
+  log-probability or entropy (its index is ignored by the env anyway);
+* the value is ``v([c, globals])``, on the pooled rows.
+
+:class:`DeepSetsPolicy` subclasses SB3's ``ActorCriticPolicy`` and plugs into ``PPO`` as the
+policy class (``PPO(DeepSetsPolicy, env, policy_kwargs={...})``). It is saved as weights plus
+JSON (:func:`dus_agents.ppo.policy_layout` calls :meth:`DeepSetsPolicy.dus_layout`) and
+rebuilt from that JSON, never unpickled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.distributions import MultiCategoricalDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from torch import nn
+
+from dus_agents.sb3_files import ACTIVATIONS
+from dus_env.slots import GLOBAL_PARTS, SlotLayout
+
+MASKED_LOGIT = -1e9
+"""Logit of every non-uniform index of an absent slot (its probability underflows to 0)."""
+
+
+def _mlp(width_in: int, widths: tuple[int, ...], width_out: int | None,
+         activation: type[nn.Module]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in widths:
+        layers += [nn.Linear(width_in, width), activation()]
+        width_in = width
+    if width_out is not None:
+        layers.append(nn.Linear(width_in, width_out))
+    return nn.Sequential(*layers)
+
+
+class DeepSetsPolicy(ActorCriticPolicy):
+    """The DUS-v1 actor-critic shared across modality slots.
+
+    Args:
+        observation_space, action_space, lr_schedule: as for SB3 policies (the DUS-v1 spaces).
+        history_length: H of the env's layout (the row size is ``2 H + 3``).
+        uniform_index: the grid index of uniform sampling (an absent slot's only action).
+        hidden: widths of the slot encoder ``phi`` (its last width is the embedding size).
+        head: hidden widths of the per-slot action head and of the value head.
+        activation: one of ``tanh``, ``relu``, ``elu``, ``leaky_relu``, ``gelu``, ``silu``.
+    """
+
+    def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.MultiDiscrete,
+                 lr_schedule: Any, *, history_length: int, uniform_index: int,
+                 hidden: tuple[int, ...] = (64, 64), head: tuple[int, ...] = (64,),
+                 activation: str = "tanh", **kwargs: Any) -> None:
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation={activation!r} is not valid; valid choices: "
+                             f"{list(ACTIVATIONS)}")
+        nvec = np.asarray(action_space.nvec)
+        if not isinstance(action_space, gym.spaces.MultiDiscrete) or len(set(nvec)) != 1:
+            raise ValueError(f"action_space={action_space} must be MultiDiscrete([K] * slots)")
+        self.slot_layout = SlotLayout(len(nvec), history_length, "gap", int(nvec[0]))
+        if self.slot_layout.size != int(np.prod(observation_space.shape)):
+            raise ValueError(
+                f"observation_space has {int(np.prod(observation_space.shape))} values; a "
+                f"DUS-v1 layout of {len(nvec)} slots and H={history_length} has "
+                f"{self.slot_layout.size}")
+        self.history_length, self.uniform_index = int(history_length), int(uniform_index)
+        self.hidden, self.head = tuple(int(h) for h in hidden), tuple(int(h) for h in head)
+        self.activation = activation
+        kwargs.setdefault("ortho_init", False)
+        super().__init__(observation_space, action_space, lr_schedule, net_arch=[],
+                         activation_fn=ACTIVATIONS[activation], **kwargs)
+
+    # ------------------------------------------------------------------ networks
+    def _build(self, lr_schedule: Any) -> None:
+        act = ACTIVATIONS[self.activation]
+        layout = self.slot_layout
+        g, f, k = layout.n_global, layout.row_size, layout.n_actions
+        embed = self.hidden[-1]
+        self.phi = _mlp(f + g, self.hidden, None, act)
+        self.rho = _mlp(2 * embed, self.head, k, act)
+        self.value_head = _mlp(embed + g, self.head, 1, act)
+        with torch.no_grad():  # start near the uniform distribution over the grid
+            self.rho[-1].weight.mul_(0.01)
+            self.rho[-1].bias.zero_()
+        self.action_dist = MultiCategoricalDistribution(list(self.action_space.nvec))
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1),
+                                              **self.optimizer_kwargs)
+
+    def _split(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(globals (B, G), rows (B, N, F), present mask (B, N))."""
+        layout = self.slot_layout
+        obs = obs.float().reshape(obs.shape[0], -1)
+        glob = obs[:, : layout.n_global]
+        rows = obs[:, layout.n_global:].reshape(obs.shape[0], layout.max_modalities,
+                                                layout.row_size)
+        return glob, rows, rows[..., -1] > 0.5
+
+    def _embed(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                 torch.Tensor]:
+        glob, rows, present = self._split(obs)
+        n = rows.shape[1]
+        h = self.phi(torch.cat([rows, glob[:, None, :].expand(-1, n, -1)], dim=-1))
+        weight = present.float()[..., None]
+        # summed in sorted order, so the context is bit for bit the same whatever the slot
+        # order (a plain sum rounds differently when the rows are permuted)
+        total = torch.sort(h * weight, dim=1).values.sum(dim=1)
+        context = total / weight.sum(dim=1).clamp_min(1.0)
+        return glob, h, context, present
+
+    def _logits(self, h: torch.Tensor, context: torch.Tensor, present: torch.Tensor
+                ) -> torch.Tensor:
+        n = h.shape[1]
+        logits = self.rho(torch.cat([h, context[:, None, :].expand(-1, n, -1)], dim=-1))
+        absent = torch.full_like(logits, MASKED_LOGIT)
+        absent[..., self.uniform_index] = 0.0
+        return torch.where(present[..., None], logits, absent)  # (B, N, K)
+
+    def _distribution_and_value(self, obs: torch.Tensor):
+        glob, h, context, present = self._embed(obs)
+        logits = self._logits(h, context, present)
+        distribution = self.action_dist.proba_distribution(
+            action_logits=logits.reshape(logits.shape[0], -1))
+        value = self.value_head(torch.cat([context, glob], dim=-1))
+        return distribution, value
+
+    # ------------------------------------------------------------------ SB3 interface
+    def forward(self, obs: torch.Tensor, deterministic: bool = False):
+        distribution, values = self._distribution_and_value(obs)
+        actions = distribution.get_actions(deterministic=deterministic)
+        return actions, values, distribution.log_prob(actions)
+
+    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor):
+        distribution, values = self._distribution_and_value(obs)
+        return values, distribution.log_prob(actions), distribution.entropy()
+
+    def get_distribution(self, obs: torch.Tensor):
+        return self._distribution_and_value(obs)[0]
+
+    def predict_values(self, obs: torch.Tensor) -> torch.Tensor:
+        return self._distribution_and_value(obs)[1]
+
+    def action_logits(self, obs: torch.Tensor) -> torch.Tensor:
+        """Per-slot logits, shape ``(B, max_modalities, K)`` (tests, diagnostics)."""
+        _, h, context, present = self._embed(obs)
+        return self._logits(h, context, present)
+
+    # ------------------------------------------------------------------ files
+    def dus_layout(self) -> dict[str, Any]:
+        """The JSON that rebuilds this network (spaces are added by the saver)."""
+        return {"policy": "deepsets", "settings": {
+            "history_length": self.history_length, "uniform_index": self.uniform_index,
+            "hidden": list(self.hidden), "head": list(self.head),
+            "activation": self.activation}}
+
+    @classmethod
+    def from_layout(cls, observation_space: gym.spaces.Box,
+                    action_space: gym.spaces.MultiDiscrete,
+                    layout: Mapping[str, Any]) -> DeepSetsPolicy:
+        s = dict(layout["settings"])
+        allowed = {"history_length", "uniform_index", "hidden", "head", "activation"}
+        if set(s) - allowed:
+            raise ValueError(f"unknown DeepSets settings {sorted(set(s) - allowed)}; valid: "
+                             f"{sorted(allowed)}")
+        return cls(observation_space, action_space, lambda _: 0.0,
+                   history_length=int(s["history_length"]),
+                   uniform_index=int(s["uniform_index"]), hidden=tuple(s["hidden"]),
+                   head=tuple(s["head"]), activation=str(s["activation"]))
+
+
+def deepsets_kwargs(env: Any, **overrides: Any) -> dict[str, Any]:
+    """``policy_kwargs`` of :class:`DeepSetsPolicy` for a DUS-v1 env (wrapped or vectorised)."""
+    from dus_agents.base import unwrap_dus
+
+    base = unwrap_dus(env)
+    layout = base.layout
+    if not isinstance(layout, SlotLayout):
+        raise ValueError("the DeepSets policy needs a DUS-v1 env (dus_env/DUS-v1)")
+    from dus_env.sampler import uniform_index
+
+    kwargs = {"history_length": layout.history_length,
+              "uniform_index": uniform_index(base.config.sampler.multipliers)}
+    kwargs.update(overrides)
+    return kwargs
+
+
+__all__ = ["DeepSetsPolicy", "GLOBAL_PARTS", "deepsets_kwargs"]

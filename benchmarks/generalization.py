@@ -1,0 +1,269 @@
+"""Held-out tasks: does one pretrained sampling policy beat DUS-H on tasks it never saw?
+
+Tasks (``--tasks``, default: the held-out part of ``synthetic-mix`` and of ``mfeat-views``,
+whose view pairs and three-view sets the generalist never trained on) x policies:
+
+* ``uniform``; ``heuristic`` (DUS-H on the DUS-v1 grid, 9% steps);
+* ``ppo-default``: PPO trained on the ``default`` preset as ``dus-train`` does by default
+  (``--ppo-default``, a DUS-v0 policy: it runs only on tasks with its layout, 2 modalities and
+  the same history length, reading the modalities in their order; elsewhere "n/a");
+* ``generalist``: the DUS-v1 DeepSets policy (``--generalist``, default the pretrained one);
+* ``oracle``: each task's best open-loop schedule from ``benchmarks.oracle`` (``--oracle``).
+
+Each run trains the task's model from fresh with the policy setting the batch sizes; the model
+with the best validation accuracy is tested once (the machinery of ``dus-evaluate``). Per task:
+mean test accuracy per policy and the seed-paired difference (points, 95% t-interval) against
+uniform and against DUS-H. Across tasks: the mean of the per-task paired gains with a 95%
+t-interval over tasks, win/tie/loss counts against DUS-H (a win: the interval above 0), and
+the share of the oracle's gain over uniform the generalist reaches where that gain is
+significant.
+
+    python -m benchmarks.generalization --oracle results/oracle.json --out results/generalization.json
+    python -m benchmarks.generalization --smoke
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from benchmarks import common
+from benchmarks.oracle import resolve_tasks, schedule_policy
+from dus_agents.evaluation.runs import run_one
+from dus_agents.evaluation.stats import paired_difference, t_interval
+from dus_agents.heuristic import HeuristicPolicy, UniformPolicy
+from dus_env.cli import check_at_least, comma_list
+from dus_env.suites import Task
+
+POLICIES: tuple[str, ...] = ("uniform", "heuristic", "ppo-default", "generalist", "oracle")
+
+
+@dataclasses.dataclass
+class Args(common.BenchArgs):
+    tasks: str = "synthetic-mix:heldout,mfeat-views:heldout"
+    """Comma list of SUITE:SPLIT or SUITE:TASK (benchmarks.oracle's syntax)."""
+    policies: str = ",".join(POLICIES)
+    """Comma list of policies to run (of: uniform, heuristic, ppo-default, generalist,
+    oracle)."""
+    synthetic_seeds: int = 20
+    """Test seeds (0..N-1) per synthetic task."""
+    real_seeds: int = 10
+    """Test seeds (0..N-1) per task on real data."""
+    generalist: str = "pretrained"
+    """The generalist: ``pretrained`` (shipped) or a path to a DUS-v1 PPO artefact."""
+    ppo_default: str = ""
+    """A DUS-v0 PPO artefact trained on the default preset (empty: policy left out)."""
+    oracle: str = ""
+    """benchmarks.oracle's JSON (empty: policy left out)."""
+    probe_max_train: int = 2000
+    """Training rows of the linear probes."""
+
+    SMOKE: ClassVar[dict[str, Any]] = {"tasks": "tiny:heldout", "synthetic_seeds": 2,
+                                        "policies": "uniform,heuristic,generalist",
+                                        "generalist": ""}
+
+
+def _v1_env(task: Task):
+    from dus_env.env_v1 import DUSEnvV1
+
+    return DUSEnvV1(config=task.config, permute_modalities=False)
+
+
+def _policies(args: Args, task: Task, wanted: list[str]) -> dict[str, tuple[Any, Any] | None]:
+    """Policy name -> (env, policy) for this task, or None where the policy cannot run."""
+    from dus_agents.ppo import PPOPolicy
+    from dus_agents.registry import make_policy
+    from dus_env.env import DUSEnv
+
+    env = _v1_env(task)
+    out: dict[str, tuple[Any, Any] | None] = {}
+    for name in wanted:
+        if name == "uniform":
+            out[name] = (env, UniformPolicy.for_env(env))
+        elif name == "heuristic":
+            out[name] = (env, HeuristicPolicy.for_env(env))
+        elif name == "generalist":
+            spec = "pretrained" if args.generalist in ("", "pretrained") else \
+                f"ppo:{args.generalist}"
+            out[name] = (env, make_policy(spec, env))
+        elif name == "oracle":
+            schedules = json.loads(Path(args.oracle).read_text())["tasks"]
+            found = schedules.get(task.name)
+            out[name] = None if found is None else (env, schedule_policy(env, found["schedule"]))
+        elif name == "ppo-default":
+            policy = PPOPolicy.load(args.ppo_default)
+            v0 = DUSEnv(config=task.config.replace(sampler=dataclasses.replace(
+                task.config.sampler, multipliers=tuple(policy.env_spec["multipliers"]))))
+            fits = (v0.layout.size == policy.env_spec["observation_size"]
+                    and len(v0.modalities) == policy.env_spec["n_modalities"])
+            out[name] = (v0, policy) if fits else None
+    return out
+
+
+def evaluate_task(args: Args, task: Task, wanted: list[str]) -> dict[str, Any]:
+    synthetic = task.config.data.name == "synthetic"
+    seeds = list(range(args.synthetic_seeds if synthetic else args.real_seeds))
+    runs = _policies(args, task, wanted)
+    acc: dict[str, dict[int, float]] = {}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for name, pair in runs.items():
+        if pair is None:
+            continue
+        env, policy = pair
+        acc[name], rows[name] = {}, []
+        for seed in seeds:
+            row, _ = run_one(env, name, task.name, seed, args.probe_max_train, policy=policy)
+            acc[name][seed] = float(row["accuracy"])
+            rows[name].append({k: row[k] for k in row if k.startswith(("samples_", "acc"))})
+    out: dict[str, Any] = {"modalities": list(task.config.modalities), "seeds": seeds,
+                           "kind": "synthetic" if synthetic else task.config.data.name,
+                           "policies": {}}
+    for name in wanted:
+        if name not in acc:
+            out["policies"][name] = None
+            continue
+        entry = {"accuracy": t_interval(acc[name].values()).as_dict(),
+                 "mean_samples": {k: float(np.mean([r[k] for r in rows[name]]))
+                                  for k in rows[name][0] if k.startswith("samples_")}}
+        for base in ("uniform", "heuristic"):
+            if base in acc and name != base:
+                diff = paired_difference({s: 100 * v for s, v in acc[name].items()},
+                                         {s: 100 * v for s, v in acc[base].items()})
+                entry[f"vs_{base}"] = diff.as_dict()
+        out["policies"][name] = entry
+    return out
+
+
+def across_tasks(tasks: dict[str, Any]) -> dict[str, Any]:
+    """The summary over tasks: mean gain (CI over task means), W/T/L vs DUS-H, oracle share."""
+    out: dict[str, Any] = {}
+    names = sorted({p for t in tasks.values() for p, e in t["policies"].items() if e})
+    for name in names:
+        if name == "uniform":
+            continue
+        gains = {t: e["policies"][name]["vs_uniform"]["mean"] for t, e in tasks.items()
+                 if e["policies"].get(name) and "vs_uniform" in e["policies"][name]}
+        entry: dict[str, Any] = {"tasks": len(gains),
+                                 "mean_gain_vs_uniform": t_interval(gains.values()).as_dict()}
+        vs_h = {t: e["policies"][name]["vs_heuristic"] for t, e in tasks.items()
+                if e["policies"].get(name) and "vs_heuristic" in e["policies"][name]}
+        if vs_h:
+            entry["mean_gain_vs_heuristic"] = t_interval(
+                [d["mean"] for d in vs_h.values()]).as_dict()
+            wins = sum(1 for d in vs_h.values() if d["low"] is not None and d["low"] > 0)
+            losses = sum(1 for d in vs_h.values() if d["high"] is not None and d["high"] < 0)
+            entry["vs_heuristic_win_tie_loss"] = [wins, len(vs_h) - wins - losses, losses]
+        out[name] = entry
+    shares = {}
+    for t, e in tasks.items():
+        oracle, gen = e["policies"].get("oracle"), e["policies"].get("generalist")
+        if oracle and gen and oracle["vs_uniform"]["low"] is not None and \
+                oracle["vs_uniform"]["low"] > 0:
+            shares[t] = gen["vs_uniform"]["mean"] / oracle["vs_uniform"]["mean"]
+    out["oracle_share"] = {"tasks_with_significant_oracle_gain": sorted(shares),
+                           "generalist_share_per_task": shares,
+                           "mean_share": float(np.mean(list(shares.values())))
+                           if shares else None}
+    return out
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    tasks = list(result["tasks"])
+    names = [p for p in POLICIES if p != "uniform" and any(
+        result["tasks"][t]["policies"].get(p) for t in tasks)]
+    fig = Figure(figsize=(max(6.0, 0.55 * len(tasks) * len(names) / 2), 3.6),
+                 layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        means, errs, xs = [], [], []
+        for j, t in enumerate(tasks):
+            e = result["tasks"][t]["policies"].get(name)
+            if not e:
+                continue
+            d = e["vs_uniform"]
+            xs.append(j + (i - (len(names) - 1) / 2) * width)
+            means.append(d["mean"])
+            errs.append(d["half_width"] or 0.0)
+        ax.bar(xs, means, width, yerr=errs, capsize=2, label=name)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(tasks)), tasks, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("test accuracy vs uniform (points)")
+    ax.legend(fontsize=7, ncols=len(names))
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = common.parse(Args, argv)
+    check_at_least("--synthetic-seeds", args.synthetic_seeds, 2)
+    check_at_least("--real-seeds", args.real_seeds, 2)
+    common.setup(args)
+    wanted = comma_list("--policies", args.policies)
+    if "ppo-default" in wanted and not args.ppo_default:
+        wanted.remove("ppo-default")
+    if "oracle" in wanted and not args.oracle:
+        wanted.remove("oracle")
+    if args.smoke and "generalist" in wanted and not args.generalist:
+        args = dataclasses.replace(args, generalist=_smoke_generalist())
+    log = common.logger("generalization")
+    result: dict[str, Any] = {"machine": common.machine_info(), "command": sys.argv,
+                              "policies": wanted, "generalist": args.generalist,
+                              "tasks": {}}
+    start = time.perf_counter()
+    for _, task in resolve_tasks(args.tasks):
+        result["tasks"][task.name] = evaluate_task(args, task, wanted)
+        log.info("%s done (%.0f s so far)", task.name, time.perf_counter() - start)
+        common.write_json(args.out, result)
+    result["across_tasks"] = across_tasks(result["tasks"])
+    result["seconds"] = time.perf_counter() - start
+    for name, entry in result["across_tasks"].items():
+        if name == "oracle_share":
+            print(f"oracle share (generalist / oracle gain where the oracle's is significant): "
+                  f"{entry['mean_share']}")
+            continue
+        g = entry["mean_gain_vs_uniform"]
+        line = f"{name:12s} vs uniform {g['mean']:+.2f} [{g['low']}, {g['high']}] over " \
+               f"{entry['tasks']} tasks"
+        if "mean_gain_vs_heuristic" in entry:
+            h = entry["mean_gain_vs_heuristic"]
+            line += f"; vs DUS-H {h['mean']:+.2f} [{h['low']}, {h['high']}], W/T/L " \
+                    f"{entry['vs_heuristic_win_tie_loss']}"
+        print(line)
+    common.write_json(args.out, result)
+    if args.out:
+        plot(result, Path(args.out).with_suffix(".png"))
+    if args.smoke:
+        print("smoke ok")
+    return result
+
+
+def _smoke_generalist() -> str:
+    """A DeepSets policy trained for a few steps on the tiny suite (smoke runs only)."""
+    import tempfile
+
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
+    import dus_env
+    from dus_agents.deepsets import DeepSetsPolicy, deepsets_kwargs
+    from dus_agents.ppo import PPOPolicy
+
+    env = gym.make(dus_env.ENV_V1_ID, suite="tiny", config={"reward": {"name": "paired"}})
+    model = PPO(DeepSetsPolicy, env, n_steps=12, batch_size=6, n_epochs=1, device="cpu",
+                seed=0, policy_kwargs=deepsets_kwargs(env, hidden=(8,), head=(8,)))
+    model.learn(12)
+    path = Path(tempfile.mkdtemp(prefix="dus_smoke_")) / "generalist.zip"
+    return str(PPOPolicy(model.policy, env.unwrapped.spec_dict()).save(path))
+
+
+if __name__ == "__main__":
+    sys.exit(common.run(main))

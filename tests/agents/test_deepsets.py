@@ -1,0 +1,129 @@
+"""The permutation-equivariant DeepSets policy: equivariance, masking, artefacts, replay."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import PPO
+
+import dus_env
+from dus_agents.deepsets import DeepSetsPolicy, deepsets_kwargs
+from dus_agents.ppo import PPOPolicy
+from dus_agents.registry import make_policy
+from dus_env.env_v1 import DUSEnvV1
+
+torch.set_num_threads(1)
+
+
+def _trained(env, steps: int = 24) -> PPO:
+    model = PPO(DeepSetsPolicy, env, n_steps=12, batch_size=6, n_epochs=2, device="cpu",
+                seed=0, policy_kwargs=deepsets_kwargs(env, hidden=(16, 16), head=(16,)))
+    model.learn(steps)
+    return model
+
+
+@pytest.fixture(scope="module")
+def env():
+    return gym.make(dus_env.ENV_V1_ID, suite="tiny", config={"reward": {"name": "paired"}})
+
+
+@pytest.fixture(scope="module")
+def policy(env):
+    return _trained(env).policy
+
+
+def _observations(env, n=6):
+    out = []
+    for seed in range(n):
+        obs, _ = env.reset(seed=seed)
+        obs, *_ = env.step(env.action_space.sample())
+        out.append(obs)
+    return torch.as_tensor(np.stack(out))
+
+
+def _permute(obs: torch.Tensor, perm: list[int], layout) -> torch.Tensor:
+    g = layout.n_global
+    rows = obs[:, g:].reshape(obs.shape[0], layout.max_modalities, layout.row_size)
+    return torch.cat([obs[:, :g], rows[:, perm].reshape(obs.shape[0], -1)], dim=1)
+
+
+def test_permuting_the_slots_permutes_the_actions_exactly(env, policy):
+    obs = _observations(env)
+    layout = env.unwrapped.layout
+    with torch.no_grad():
+        logits = policy.action_logits(obs)
+        for perm in ([1, 0, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]):
+            moved = _permute(obs, perm, layout)
+            assert torch.equal(policy.action_logits(moved), logits[:, perm])
+            assert torch.equal(policy.predict_values(moved), policy.predict_values(obs))
+            a, _ = policy.predict(moved.numpy(), deterministic=True)
+            b, _ = policy.predict(obs.numpy(), deterministic=True)
+            np.testing.assert_array_equal(a, b[:, perm])
+
+
+def test_absent_slots_change_nothing(env, policy):
+    obs = _observations(env)
+    layout = env.unwrapped.layout
+    present = torch.as_tensor(layout.present(obs.numpy()))
+    garbage = obs.clone()
+    g, f = layout.n_global, layout.row_size
+    for b in range(obs.shape[0]):
+        for j in range(layout.max_modalities):
+            if not present[b, j]:  # fill the absent row with noise, keep its flag at 0
+                garbage[b, g + j * f: g + (j + 1) * f - 1] = torch.rand(f - 1)
+    with torch.no_grad():
+        la, lb = policy.action_logits(obs), policy.action_logits(garbage)
+        assert torch.equal(la[present], lb[present])
+        assert torch.equal(policy.predict_values(obs), policy.predict_values(garbage))
+        dist = policy.get_distribution(obs)
+        actions = dist.get_actions(deterministic=False)
+        # an absent slot contributes nothing to log-probability or entropy
+        per_slot = torch.stack([d.entropy() for d in dist.distribution], dim=1)
+        assert torch.all(per_slot[~present].abs() < 1e-6)
+        uniform = policy.uniform_index
+        assert torch.all(actions[~present] == uniform)
+        lp = torch.stack([d.log_prob(a) for d, a in zip(dist.distribution,
+                                                        torch.unbind(actions, dim=1))], dim=1)
+        assert torch.all(lp[~present].abs() < 1e-6)
+
+
+def test_weights_do_not_depend_on_the_modality_count(env, policy):
+    wider = DUSEnvV1(suite="tiny", max_modalities=6)  # 6 slots instead of 4: same weights
+    other = DeepSetsPolicy(wider.observation_space, wider.action_space, lambda _: 0.0,
+                           **deepsets_kwargs(wider, hidden=(16, 16), head=(16,)))
+    assert {k: v.shape for k, v in other.state_dict().items()} == {
+        k: v.shape for k, v in policy.state_dict().items()}
+
+
+def test_one_artefact_replays_for_two_three_and_four_modalities(env, policy, tmp_path):
+    path = PPOPolicy(policy, env.unwrapped.spec_dict()).save(tmp_path / "g.zip")
+    from dus_env.config import MonitorConfig, SyntheticConfig, get_preset
+
+    four = get_preset("tiny").replace(monitor=MonitorConfig(), data=SyntheticConfig(
+        modalities=("a", "b", "c", "d"), n_classes=4, dim=8, clusters_per_class=(1, 2, 2, 1),
+        separation=(3.0, 1.5, 1.2, 2.0), confused_pairs=(1, 0, 0, 1), n_train=512, n_val=128,
+        n_test=128))
+    for kwargs, task in (({"suite": "tiny"}, "tiny-2"), ({"suite": "tiny"}, "tiny-3"),
+                         ({"config": four}, None)):
+        target = DUSEnvV1(**kwargs)
+        loaded = make_policy(f"ppo:{path}", target)  # the safe loader, checked against the env
+        obs, _ = target.reset(seed=0, options={"task": task} if task else None)
+        done = False
+        while not done:
+            action, _ = loaded.predict(obs, deterministic=True)
+            obs, _, done, _, info = target.step(action)
+        assert set(info["batch_sizes"]) == set(target.modalities)
+    original = policy.state_dict()
+    for key, value in PPOPolicy.load(path).policy.state_dict().items():
+        assert torch.equal(value, original[key])
+
+
+def test_the_artefact_is_refused_by_a_dus_v0_env(env, policy, tmp_path):
+    from dus_env.errors import IncompatibleEnvError
+
+    path = PPOPolicy(policy, env.unwrapped.spec_dict()).save(tmp_path / "g.zip")
+    with pytest.raises(IncompatibleEnvError, match="env_id='dus_env/DUS-v1', this env has "
+                                                   "'dus_env/DUS-v0'"):
+        make_policy(f"ppo:{path}", gym.make(dus_env.ENV_ID, preset="tiny"))
