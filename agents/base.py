@@ -90,6 +90,8 @@ class GridPolicy:
         self.multipliers = np.asarray(multipliers, dtype=float)
         self.action_width = int(layout.action_space().shape[0])
         """Entries of one action: modalities (DUS-v0) or slots (DUS-v1)."""
+        self.full_resolution = getattr(layout, "action_mode", "grid") == "multipliers"
+        """The env takes requested multipliers, not grid indices."""
 
     @classmethod
     def for_env(cls, env: Any, **kwargs: Any) -> GridPolicy:

@@ -13,6 +13,8 @@ class UniformPolicy(GridPolicy):
     """Every modality gets the base batch size (multiplier 1.0)."""
 
     def _act(self, obs, deterministic):
+        if self.full_resolution:
+            return np.ones((obs.shape[0], self.action_width), np.float32)
         return np.full((obs.shape[0], self.action_width), self.uniform_index, np.int64)
 
 
@@ -24,8 +26,10 @@ class RandomPolicy(GridPolicy):
         self.rng = np.random.default_rng(seed)
 
     def _act(self, obs, deterministic):
-        return self.rng.integers(0, len(self.multipliers),
-                                 size=(obs.shape[0], self.action_width)).astype(np.int64)
+        index = self.rng.integers(0, len(self.multipliers), size=(obs.shape[0], self.action_width))
+        if self.full_resolution:
+            return self.multipliers[index].astype(np.float32)
+        return index.astype(np.int64)
 
 
 class HeuristicPolicy(GridPolicy):
@@ -34,8 +38,10 @@ class HeuristicPolicy(GridPolicy):
     From the latest cumulative scores S^j in the observation:
     ``w^j = (1/S^j)^gamma / sum_k (1/S^k)^gamma`` and the requested multiplier is
     ``M * w^j`` (so the total stays about ``M * base_batch_size``), clipped to
-    ``[min_multiplier, max_multiplier]`` and snapped to the nearest grid value. The weaker
-    modality (lower S) gets more samples. Uniform while training progress < ``warmup``.
+    ``[min_multiplier, max_multiplier]``. In an env with ``sampler.action="multipliers"`` that
+    multiplier is the action (full resolution: the rule applied exactly); on a grid it is
+    snapped to the nearest grid value. The weaker modality (lower S) gets more samples.
+    Uniform while training progress < ``warmup``.
 
     Args:
         layout, multipliers: the env's observation layout and action grid.
@@ -76,8 +82,13 @@ class HeuristicPolicy(GridPolicy):
         return np.where(present, requested, 1.0)
 
     def _act(self, obs, deterministic):
-        actions = self.nearest_indices(self.requested_multipliers(obs))
-        actions[self.progress(obs) < self.warmup] = self.uniform_index
+        requested = self.requested_multipliers(obs)
+        warm = self.progress(obs) < self.warmup
+        if self.full_resolution:  # the rule itself: the env takes the multipliers as they are
+            requested[warm] = 1.0
+            return requested.astype(np.float32)
+        actions = self.nearest_indices(requested)
+        actions[warm] = self.uniform_index
         return actions
 
 

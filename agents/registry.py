@@ -9,10 +9,12 @@ from dus_agents.base import Policy
 from dus_agents.heuristic import HeuristicPolicy, RandomPolicy, UniformPolicy
 from dus_env.errors import check_choice
 
-POLICY_NAMES: tuple[str, ...] = ("uniform", "random", "heuristic", "reinforce", "pretrained")
-"""Policies by name: built fresh (``reinforce`` is a new online agent that learns in the run),
-or ``pretrained``, the generalist shipped with the package (a DUS-v1 policy:
-:func:`pretrained_path`)."""
+POLICY_NAMES: tuple[str, ...] = ("uniform", "random", "heuristic", "heuristic-grid",
+                                  "reinforce", "pretrained")
+"""Policies by name: built fresh (``heuristic`` is DUS-H at full resolution, in an env whose
+actions are requested multipliers; ``heuristic-grid`` the same rule snapped to the action grid;
+``reinforce`` a new online agent that learns in the run), or ``pretrained``, the generalist
+shipped with the package (a DUS-v1 policy: :func:`pretrained_path`)."""
 PRETRAINED_FILE = "generalist.zip"
 ARTIFACT_KINDS: tuple[str, ...] = ("ppo", "reinforce")
 """Saved policies, written ``kind:PATH``."""
@@ -23,7 +25,7 @@ def _fresh(name: str) -> Callable[[Any, int], Policy]:
         return lambda env, seed: UniformPolicy.for_env(env)
     if name == "random":
         return lambda env, seed: RandomPolicy.for_env(env, seed=seed)
-    if name == "heuristic":
+    if name in ("heuristic", "heuristic-grid"):
         return lambda env, seed: HeuristicPolicy.for_env(env)
     if name == "reinforce":
         from dus_agents.reinforce import ReinforceAgent
@@ -46,9 +48,12 @@ def pretrained_path() -> Path:
 
 def env_layout(spec: str) -> str:
     """Which env a policy spec acts in: ``v1`` (DUS-v1: slots, any modality count) for the
-    pretrained policy and artefacts recorded on DUS-v1, else ``v0``."""
+    pretrained policy and artefacts recorded on DUS-v1, ``full`` (DUS-v0 with requested
+    multipliers as actions) for the full-resolution heuristic, else ``v0``."""
     if spec == "pretrained":
         return "v1"
+    if spec == "heuristic":
+        return "full"
     if ":" in spec:
         from dus_agents.artifact import read_header
 

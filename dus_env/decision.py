@@ -23,7 +23,7 @@ import numpy as np
 from dus_env.config import MonitorConfig, SamplerConfig
 from dus_env.errors import check_range
 from dus_env.monitor import DiscrepancyMonitor, MonitorState, mean_rows
-from dus_env.sampler import multipliers_to_batch_sizes, uniform_index
+from dus_env.sampler import multipliers_to_batch_sizes, resolve_batch_sizes, uniform_index
 from dus_env.slots import SlotLayout
 from dus_env.spaces import ObservationLayout
 
@@ -51,8 +51,11 @@ class DecisionState:
         self.sampler = sampler
         self.total_iterations = int(total_iterations)
         self.layout = ObservationLayout.for_parts(len(self.modalities), monitor, sampler)
-        self.uniform_action: tuple[int, ...] = (uniform_index(sampler.multipliers),) * len(
-            self.modalities)
+        self.action_mode = sampler.action
+        if self.action_mode == "multipliers":
+            self.uniform_action: tuple = (1.0,) * len(self.modalities)
+        else:
+            self.uniform_action = (uniform_index(sampler.multipliers),) * len(self.modalities)
         """Every modality at the base batch size."""
         self._monitor = DiscrepancyMonitor(monitor, len(self.modalities), 1.0 / n_classes)
         self.reset()
@@ -81,10 +84,13 @@ class DecisionState:
         m, k = len(self.modalities), self.layout.n_actions
         grid = list(self.sampler.multipliers)
         if arr.shape != (m,):
+            what = "requested multiplier" if self.action_mode == "multipliers" else "index"
             raise ValueError(
-                f"action has shape {arr.shape}; expected ({m},): one index per modality "
+                f"action has shape {arr.shape}; expected ({m},): one {what} per modality "
                 f"{list(self.modalities)}"
             )
+        if self.action_mode == "multipliers":
+            return self._check_multipliers(arr)
         if not np.issubdtype(arr.dtype, np.integer):
             raise TypeError(
                 f"action has dtype {arr.dtype}; expected integers (indices into "
@@ -98,8 +104,23 @@ class DecisionState:
             )
         return values
 
+    def _check_multipliers(self, arr: np.ndarray) -> tuple[float, ...]:
+        lo, hi = self.sampler.multipliers[0], self.sampler.multipliers[-1]
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"action has dtype {arr.dtype}; expected numbers (requested "
+                            f"multipliers in [{lo}, {hi}])")
+        values = tuple(float(v) for v in arr.tolist())
+        if not all(lo - 1e-6 <= v <= hi + 1e-6 for v in values):  # float32 rounding allowed
+            raise ValueError(f"action={list(values)} is out of range; valid range: requested "
+                             f"multipliers in [{lo}, {hi}] (sampler.action='multipliers')")
+        return tuple(min(max(v, lo), hi) for v in values)
+
     def batch_sizes(self, action: Sequence[int]) -> tuple[int, ...]:
         """Per-modality batch sizes for a checked action (the sampler's budget rule)."""
+        if self.action_mode == "multipliers":
+            base = self.sampler.base_batch_size
+            return resolve_batch_sizes([a * base for a in self.modality_action(action)],
+                                       self.sampler)
         return multipliers_to_batch_sizes(self.modality_action(action), self.sampler)
 
     # ------------------------------------------------------------------ feeding
@@ -156,6 +177,9 @@ class SlotDecisionState(DecisionState):
     def __init__(self, modalities: Sequence[str], sampler: SamplerConfig,
                  monitor: MonitorConfig, n_classes: int, total_iterations: int,
                  max_modalities: int) -> None:
+        if sampler.action != "grid":
+            raise ValueError(f"sampler.action={sampler.action!r}: DUS-v1 acts on the grid; "
+                             "use sampler.action='grid'")
         if len(tuple(modalities)) > max_modalities:
             raise ValueError(
                 f"the task has {len(tuple(modalities))} modalities {list(modalities)}, more "

@@ -165,7 +165,9 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         _check_device_available(self.config.device)
         self._decision = self._make_decision()
         self.layout = self._decision.layout
-        self.uniform_action = np.array(self._decision.uniform_action, dtype=np.int64)
+        self.uniform_action = np.array(
+            self._decision.uniform_action,
+            dtype=np.float32 if self.config.sampler.action == "multipliers" else np.int64)
         self._reward = get_reward(self.config.reward)
         self._val_split = self.dataset.split("val")
         self._val_indices = self._fixed_val_subset()

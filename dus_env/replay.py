@@ -121,7 +121,8 @@ class SamplingController:
         self.layout = self._decision.layout
         self.uniform_action = np.array(
             self._decision.uniform_action if max_modalities is None
-            else self._decision.uniform_slot_action, dtype=np.int64)
+            else self._decision.uniform_slot_action,
+            dtype=np.float32 if sampler.action == "multipliers" else np.int64)
         self.reset()
 
     @classmethod

@@ -12,7 +12,9 @@ part                        length     meaning
                                        ratio in [0, 10], per ``monitor.discrepancy``)
 ``batch_scores``            M          batch scores s^j averaged over the last step; [0, 1]
 ``progress``                1          iterations done / total_iterations; [0, 1]
-``previous_action``         M          last action index / (K - 1) per modality; [0, 1]
+``previous_action``         M          last action index / (K - 1) per modality; [0, 1] (with
+                                       ``sampler.action="multipliers"``: where the requested
+                                       multiplier lies on the grid's log scale)
 ==========================  =========  =====================================================
 """
 
@@ -43,6 +45,10 @@ class ObservationLayout:
     discrepancy: str
     n_actions: int
     """K: choices per modality in the action grid."""
+    action_mode: str = "grid"
+    """``grid`` (MultiDiscrete indices) or ``multipliers`` (a Box of requested multipliers)."""
+    multiplier_range: tuple[float, float] = (0.5, 2.0)
+    """The smallest and largest multiplier (the Box bounds in ``multipliers`` mode)."""
 
     @classmethod
     def for_parts(cls, n_modalities: int, monitor: MonitorConfig,
@@ -53,6 +59,8 @@ class ObservationLayout:
             history_length=monitor.history_length,
             discrepancy=monitor.discrepancy,
             n_actions=len(sampler.multipliers),
+            action_mode=sampler.action,
+            multiplier_range=(float(sampler.multipliers[0]), float(sampler.multipliers[-1])),
         )
 
     @classmethod
@@ -91,8 +99,21 @@ class ObservationLayout:
         low, high = self.bounds()
         return spaces.Box(low=low, high=high, dtype=np.float32)
 
-    def action_space(self) -> spaces.MultiDiscrete:
+    def action_space(self) -> spaces.MultiDiscrete | spaces.Box:
+        if self.action_mode == "multipliers":
+            lo, hi = self.multiplier_range
+            return spaces.Box(low=np.float32(lo), high=np.float32(hi),
+                              shape=(self.n_modalities,), dtype=np.float32)
         return spaces.MultiDiscrete(np.full(self.n_modalities, self.n_actions), dtype=np.int64)
+
+    def action_position(self, action: Sequence[float]) -> list[float]:
+        """Each action entry's place in [0, 1]: index / (K - 1) on the grid, the log-scale
+        position of a requested multiplier in ``multipliers`` mode."""
+        if self.action_mode == "multipliers":
+            lo, hi = (math.log(x) for x in self.multiplier_range)
+            return [(math.log(a) - lo) / (hi - lo) for a in action]
+        k = max(self.n_actions - 1, 1)
+        return [a / k for a in action]
 
     def encode(
         self,
@@ -104,12 +125,11 @@ class ObservationLayout:
         """The flat observation (clipped into the bounds; non-finite values replaced by 0)."""
         # Assembled from plain floats with one numpy call at the end: this runs every env
         # step, where numpy's per-call cost exceeds the arithmetic (benchmarks/overhead.py).
-        k = max(self.n_actions - 1, 1)
         values = [v for row in state.history_score_rows for v in row]
         values.extend([v for row in state.history_discrepancy_rows for v in row])
         values.extend(batch_scores)  # extend, not +=: += with an array would broadcast
         values.append(progress)
-        values.extend([a / k for a in previous_action])
+        values.extend(self.action_position(previous_action))
         if len(values) != self.size:
             raise ValueError(
                 f"observation parts give {len(values)} values; this layout "

@@ -38,8 +38,9 @@ def header_for(modalities: Sequence[str]) -> list[str]:
 def make_env(preset: str, host: str, budget_matched: bool, device: str = "cpu",
              overrides_set: Sequence[str] = (), layout: str = "v0") -> DUSEnv:
     """The env of one host: the preset, then ``--set`` pairs, then the host and budget; a
-    DUS-v1 env of the same task (its grid, modality ``i`` in slot ``i``) with ``layout="v1"``.
-    The same seed gives the same training run in both, for the same per-modality sizes."""
+    DUS-v1 env of the same task (its grid, modality ``i`` in slot ``i``) with ``layout="v1"``,
+    or one taking requested multipliers as actions with ``layout="full"``. The same seed gives
+    the same training run in each, for the same per-modality sizes."""
     overrides = overrides_from_pairs(overrides_set)
     overrides.setdefault("trainer", {})["host"] = host
     if budget_matched:
@@ -50,6 +51,8 @@ def make_env(preset: str, host: str, budget_matched: bool, device: str = "cpu",
         from dus_env.env_v1 import DUSEnvV1
 
         return DUSEnvV1(config=overrides, preset=preset, permute_modalities=False)
+    if layout == "full":
+        overrides.setdefault("sampler", {})["action"] = "multipliers"
     return DUSEnv(config=overrides, preset=preset)
 
 

@@ -194,7 +194,29 @@ def summary_markdown(summary: Mapping[str, Any], table_metrics: Sequence[str] | 
                 n = next(iter(g["vs_baseline"].values()))["n"] if g["vs_baseline"] else 0
                 cells = [_cell(g["vs_baseline"].get(m), 2, 100.0) for m in diff_metrics]
                 lines.append(f"| {g['policy']} | {n} | " + " | ".join(cells) + " |")
+        same = [g["policy"] for g in groups if g.get("same_decisions_as_baseline")]
+        for policy in same:
+            lines += ["", f"Note: `{policy}` made exactly `{base}`'s batch-size decisions in "
+                          f"every run here (every step, every seed): its differences to `{base}` "
+                          "are zero by construction, not a measured effect."]
     return "\n".join(lines) + "\n"
+
+
+def mark_same_decisions(summary: dict[str, Any], traces: Sequence[Mapping[str, Any]]) -> None:
+    """Flag each group whose every run made the baseline's batch-size decisions on the same
+    seed (``same_decisions_as_baseline``), from the runs' traces."""
+    sizes: dict[tuple, list] = {}
+    for t in traces:
+        sizes[(t["preset"], t["host"], t["policy"], int(t["seed"]))] = [
+            s.get("batch_sizes") for s in t["steps"]]
+    base = summary["baseline"]
+    for g in summary["groups"]:
+        if g["policy"] == base:
+            continue
+        pairs = [(sizes.get((g["preset"], g["host"], g["policy"], s)),
+                  sizes.get((g["preset"], g["host"], base, s))) for s in g["seeds"]]
+        g["same_decisions_as_baseline"] = bool(pairs) and all(
+            a is not None and a == b for a, b in pairs)
 
 
 def _digits(metric: str) -> int:

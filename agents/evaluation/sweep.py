@@ -19,6 +19,7 @@ from dus_agents.evaluation import stats
 from dus_agents.evaluation.results import ResultsStore, load_rows, run_key
 from dus_agents.evaluation.runs import MAIN_METRICS, header_for, make_env, run_one
 from dus_agents.registry import ARTIFACT_KINDS, POLICY_NAMES, env_layout, make_policy
+from dus_env import cli
 from dus_env.cli import check_at_least, comma_list
 from dus_env.config import HOSTS, PRESETS, config_to_dict, overrides_from_pairs
 from dus_env.env import DUSEnv
@@ -41,8 +42,10 @@ class EvaluateArgs:
     """What to evaluate (each field is one ``dus-evaluate`` / ``evaluate.py`` flag)."""
 
     policies: str = "uniform,heuristic"
-    """Comma list of policies: uniform, random, heuristic, reinforce (a fresh online agent), or
-    a saved policy as ppo:PATH / reinforce:PATH (a file or a train_agent.py run directory)."""
+    """Comma list of policies: uniform, random, heuristic (DUS-H at full resolution),
+    heuristic-grid (DUS-H snapped to the action grid), reinforce (a fresh online agent),
+    pretrained (the generalist shipped with the package), or a saved policy as ppo:PATH /
+    reinforce:PATH (a file or a train_agent.py run directory)."""
     hosts: str = "joint"
     """Comma list of host MML methods: joint, mla, ogm_ge, unimodal."""
     preset: str = "default"
@@ -95,14 +98,16 @@ class Plan:
     out_dir: Path
     envs: dict[str, DUSEnv]
     budget: str
-    envs_v1: dict[str, DUSEnv] = dataclasses.field(default_factory=dict)
-    """DUS-v1 envs of the same tasks, by host, for policies that act in slots (pretrained)."""
+    other_envs: dict[str, dict[str, DUSEnv]] = dataclasses.field(default_factory=dict)
+    """Envs of the same tasks by layout, then host: ``v1`` for policies that act in slots
+    (pretrained), ``full`` for the full-resolution heuristic."""
     layouts: dict[str, str] = dataclasses.field(default_factory=dict)
-    """Each policy's env layout (``v0`` or ``v1``)."""
+    """Each policy's env layout (``v0``, ``v1`` or ``full``)."""
 
     def env_for(self, policy: str, host: str) -> DUSEnv:
         """The env ``policy`` runs in for ``host``."""
-        return (self.envs_v1 if self.layouts.get(policy) == "v1" else self.envs)[host]
+        layout = self.layouts.get(policy, "v0")
+        return (self.envs if layout == "v0" else self.other_envs[layout])[host]
 
 
 @dataclass
@@ -219,12 +224,11 @@ def validate(args: EvaluateArgs) -> Plan:
             layouts[spec] = env_layout(spec)
         except (OSError, ValueError) as err:
             raise UsageError(f"--policies: cannot read policy {spec!r}: {err}") from None
-    envs_v1 = {}
-    if "v1" in layouts.values():
-        envs_v1 = {h: make_env(args.preset, h, args.budget_matched, overrides_set=args.set,
-                               layout="v1") for h in hosts}
+    other_envs = {layout: {h: make_env(args.preset, h, args.budget_matched,
+                                       overrides_set=args.set, layout=layout) for h in hosts}
+                  for layout in sorted(set(layouts.values()) - {"v0"})}
     for spec in policies:
-        for host, env in (envs_v1 if layouts[spec] == "v1" else envs).items():
+        for host, env in (other_envs.get(layouts[spec]) or envs).items():
             try:
                 make_policy(spec, env, seed=seeds[0])
             except Exception as err:  # noqa: BLE001 - any failure to load is a usage error
@@ -233,7 +237,7 @@ def validate(args: EvaluateArgs) -> Plan:
                     f"{type(err).__name__}: {err}"
                 ) from None
     budget = next(iter(envs.values())).config.sampler.budget
-    plan = Plan(args, policies, hosts, seeds, out_dir, envs, budget, envs_v1, layouts)
+    plan = Plan(args, policies, hosts, seeds, out_dir, envs, budget, other_envs, layouts)
     _check_existing(plan)
     return plan
 
@@ -344,12 +348,15 @@ def write_reports(plan: Plan, rows: list[dict[str, str]]) -> dict[str, Any]:
     from dus_agents.evaluation import plots
     from dus_agents.evaluation.results import load_traces
 
+    cli.require("matplotlib", "plots", "the evaluation plots")
+
     metrics = stats.metric_columns(rows, MAIN_METRICS)
     summary = stats.summarize(rows, metrics, confidence=plan.args.confidence)
     out = plan.out_dir
+    traces = load_traces(out / "traces.jsonl", {run_key(r) for r in rows})
+    stats.mark_same_decisions(summary, traces)
     atomic_write(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     atomic_write(out / "summary.md", stats.summary_markdown(summary))
-    traces = load_traces(out / "traces.jsonl", {run_key(r) for r in rows})
     if traces:
         plots.plot_batch_sizes(traces, out / "batch_sizes.png")
         plots.plot_scores(traces, out / "scores.png")

@@ -159,6 +159,11 @@ class SamplerConfig:
     fusion_batch: Literal["fixed", "prefix"] = "fixed"
     """The fusion (paired) loss trains on a fixed paired batch of base_batch_size (default) or on
     the shrinking paired prefix of min_j n_j samples."""
+    action: Literal["grid", "multipliers"] = "grid"
+    """What an action is: one index into ``multipliers`` per modality (``grid``: what learned
+    policies use), or the requested multiplier itself, any value in ``[multipliers[0],
+    multipliers[-1]]`` (``multipliers``: a Box action; full resolution for rules such as
+    DUS-H). DUS-v1 is always on the grid."""
 
     def __post_init__(self) -> None:
         check_fields(self, "sampler")
