@@ -183,8 +183,8 @@ def _fashion() -> EnvConfig:
 
 
 register_preset("fashion", _fashion, "two-view Fashion-MNIST (rotated + noisy), two small CNNs "
-                "from scratch, 10,000 training images, 120 iterations; at most 15 s an episode "
-                "(dataset-fashion-mnist or data.root)")
+                "from scratch, 10,000 training images, 120 iterations; under 15 s an episode at "
+                "one CPU thread (dataset-fashion-mnist or data.root)")
 
 
 # --------------------------------------------------------------------------- real benchmarks

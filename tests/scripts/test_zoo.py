@@ -20,18 +20,22 @@ from dus_agents import run_episode
 from dus_agents.ppo import PPOConfig, PPOPolicy
 from dus_agents.registry import make_policy
 
+from dus_agents.hyperparams import path as hyperparams_path
 from tests.conftest import ROOT
-CONF = ROOT / "hyperparams" / "ppo.yml"
+
+CONF = hyperparams_path("ppo")
 
 
-def zoo_command(log_folder: Path) -> list[str]:
+def zoo_command(log_folder: Path, algo: str = "ppo") -> list[str]:
     """The documented command, shortened: tiny preset, 24 timesteps, no evaluation."""
+    short = {"ppo": ["n_steps:12", "batch_size:6"], "ppo_lstm": ["n_steps:12", "batch_size:6"],
+             "a2c": ["n_steps:6"]}[algo]
     return [
-        sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env", dus_env.ENV_ID,
-        "--gym-packages", "dus_env", "--conf-file", str(CONF), "-f", str(log_folder),
-        "--device", "cpu", "--num-threads", "1", "--seed", "0",
-        "--env-kwargs", "preset:'tiny'", "-n", "24",
-        "--hyperparams", "n_steps:12", "batch_size:6", "--eval-freq", "-1",
+        sys.executable, "-m", "rl_zoo3.train", "--algo", algo, "--env", dus_env.ENV_ID,
+        "--gym-packages", "dus_env", "--conf-file", str(hyperparams_path(algo)),
+        "-f", str(log_folder), "--device", "cpu", "--num-threads", "1", "--seed", "0",
+        "--env-kwargs", "preset:'tiny'", "-n", "24", "--hyperparams", *short,
+        "--eval-freq", "-1", "--log-interval", "1",
     ]
 
 
@@ -67,3 +71,23 @@ def test_zoo_train_runs_and_its_model_replays(tmp_path):
     artefact = PPOPolicy.from_sb3(model_zip, env).save(tmp_path / "policy.zip")
     result = run_episode(env, make_policy(f"ppo:{artefact}", env), seed=0)
     assert result.length == 6
+
+
+@pytest.mark.parametrize("algo", ["a2c", "ppo_lstm"])
+def test_zoo_trains_a2c_and_recurrent_ppo_from_the_shipped_files(tmp_path, algo):
+    proc = subprocess.run(zoo_command(tmp_path / "logs", algo), cwd=ROOT,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "dus/" in proc.stdout  # the DUS callback logged: the file's settings were used
+    models = list((tmp_path / "logs" / algo).glob("*/dus_env-DUS-v0.zip"))
+    assert len(models) == 1
+
+
+def test_hyperparameter_files_ship_inside_the_package():
+    for algo in ("ppo", "a2c", "ppo_lstm"):
+        hyper = yaml.safe_load(hyperparams_path(algo).read_text())[dus_env.ENV_ID]
+        assert hyper["env_wrapper"][0]["dus_agents.ppo.ScaleReward"]["scale"] == 0.01
+    proc = subprocess.run([sys.executable, "-m", "dus_agents.hyperparams", "a2c"], cwd="/",
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("a2c.yml")
