@@ -52,6 +52,18 @@ def unwrap_dus(env: Any) -> EnvView:
     return EnvView(base.layout, base.config, base.spec_dict())
 
 
+def make_dus_env(env_id: str, **kwargs: Any) -> Any:
+    """``gymnasium.make(env_id, **kwargs)`` without Gymnasium's note that DUS-v0 has a newer
+    version (DUS-v1 is another env, not a replacement: DUS-v0 stays supported)."""
+    import warnings
+
+    import gymnasium as gym
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*dus_env/DUS-v0 is out of date.*")
+        return gym.make(env_id, **kwargs)
+
+
 @runtime_checkable
 class Policy(Protocol):
     def predict(

@@ -166,10 +166,12 @@ def make_env_fn(
         import dus_env  # noqa: F401  (registers the env id in a fresh worker)
 
         torch.set_num_threads(1)
+        from dus_agents.base import make_dus_env
+
         if suite is not None:
-            env = gym.make(dus_env.ENV_V1_ID, suite=suite, config=overrides or None)
+            env = make_dus_env(dus_env.ENV_V1_ID, suite=suite, config=overrides or None)
         else:
-            env = gym.make(dus_env.ENV_ID, preset=preset, config=overrides or None)
+            env = make_dus_env(dus_env.ENV_ID, preset=preset, config=overrides or None)
         # a new file gets SB3's header; a resumed run appends to the one it has
         fresh = monitor_file is None or not Path(f"{monitor_file}.{Monitor.EXT}").exists()
         env = Monitor(env, filename=monitor_file, override_existing=fresh)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -143,10 +144,8 @@ class RayVecEnv(VecEnv):
 
     # ------------------------------------------------------------------ stepping
     def reset(self) -> VecEnvObs:
-        refs = [actor.reset.options(max_task_retries=self._retries()).remote(
-                    seed=self._seeds[i], options=self._options[i])
-                for i, actor in enumerate(self.actors)]
-        results = [self._get(ref, i) for i, ref in enumerate(refs)]
+        results = [self._call(i, "reset", seed=self._seeds[i], options=self._options[i])
+                   for i in range(len(self.actors))]
         observations = [obs for obs, _ in results]
         self.reset_infos = [info for _, info in results]
         self._last_obs = list(observations)
@@ -181,16 +180,35 @@ class RayVecEnv(VecEnv):
     def _retries(self) -> int:
         return -1 if self.max_restarts == -1 else self.max_restarts + 1
 
-    def _get(self, ref: Any, index: int) -> Any:
+    RESTART_WAIT_S = 300.0
+    """How long a call waits for an actor that Ray is restarting before the env counts as lost
+    (a loaded machine can take tens of seconds to bring one back)."""
+
+    def _call(self, index: int, method: str, **kwargs: Any) -> Any:
+        """``actor.method(**kwargs)`` of env ``index``, waiting out a restart: Ray answers
+        "the actor is restarting" (``ActorUnavailableError``) while it brings a dead worker
+        back, and the call is sent again until the actor answers or :data:`RESTART_WAIT_S`
+        passes; an actor with no restarts left is :class:`RayWorkerLostError`."""
         ray = self._ray
-        try:
-            return ray.get(ref)
-        except ray.exceptions.ActorDiedError as exc:
-            raise RayWorkerLostError(
-                f"env {index}: its Ray actor died and has no restarts left "
-                f"(max_restarts={self.max_restarts}, {self.restarts[index]} used): "
-                f"{str(exc).splitlines()[0]}"
-            ) from None
+        deadline, delay = time.monotonic() + self.RESTART_WAIT_S, 0.1
+        while True:
+            ref = getattr(self.actors[index], method).options(
+                max_task_retries=self._retries()).remote(**kwargs)
+            try:
+                return ray.get(ref)
+            except ray.exceptions.ActorDiedError as exc:
+                raise RayWorkerLostError(
+                    f"env {index}: its Ray actor died and has no restarts left "
+                    f"(max_restarts={self.max_restarts}, {self.restarts[index]} used): "
+                    f"{str(exc).splitlines()[0]}"
+                ) from None
+            except ray.exceptions.ActorUnavailableError as exc:
+                if time.monotonic() > deadline:
+                    raise RayWorkerLostError(
+                        f"env {index}: its Ray actor did not come back within "
+                        f"{self.RESTART_WAIT_S:.0f} s: {str(exc).splitlines()[0]}") from None
+                time.sleep(delay)
+                delay = min(2 * delay, 2.0)
 
     def _restart_seed(self, index: int) -> int | None:
         if self._base_seed is None:
@@ -202,10 +220,7 @@ class RayVecEnv(VecEnv):
         """The step of env ``index`` was lost with its worker: end its episode as a terminal
         step, and reset the restarted env (Ray retries the reset until the actor is back)."""
         self.restarts[index] += 1
-        actor = self.actors[index]
-        ref = actor.reset.options(max_task_retries=self._retries()).remote(
-            seed=self._restart_seed(index), options=None)
-        obs, reset_info = self._get(ref, index)
+        obs, reset_info = self._call(index, "reset", seed=self._restart_seed(index), options=None)
         info = {
             "worker_restarted": True,
             "worker_error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}",

@@ -116,14 +116,13 @@ def env_overrides(args: TrainArgs, run_dir: Path | None = None) -> dict[str, Any
 
 def make_probe_env(args: TrainArgs, run_dir: Path | None = None) -> Any:
     """The env a run's settings describe (for its spec, and for the final replay)."""
-    import gymnasium as gym
-
     import dus_env
+    from dus_agents.base import make_dus_env
 
     overrides = env_overrides(args, run_dir) or None
     if args.suite:
-        return gym.make(dus_env.ENV_V1_ID, suite=args.suite, config=overrides)
-    return gym.make(dus_env.ENV_ID, preset=args.preset, config=overrides)
+        return make_dus_env(dus_env.ENV_V1_ID, suite=args.suite, config=overrides)
+    return make_dus_env(dus_env.ENV_ID, preset=args.preset, config=overrides)
 
 
 def make_logger(run_dir: Path, segment: int):
@@ -162,16 +161,11 @@ def episode_seed(seed: int, index: int) -> int:
 
 def compare_with_uniform(policy: Any, args: TrainArgs, n_episodes: int) -> dict[str, Any]:
     """Deterministic replay of ``policy`` and the uniform sampler on the same fresh seeds."""
-    import gymnasium as gym
     import numpy as np
 
-    import dus_env
     from dus_agents import UniformPolicy, run_episode
 
-    if args.suite:
-        env = gym.make(dus_env.ENV_V1_ID, suite=args.suite, config=env_overrides(args) or None)
-    else:
-        env = gym.make(dus_env.ENV_ID, preset=args.preset, config=env_overrides(args) or None)
+    env = make_probe_env(args)
     seeds = [10_000 + i for i in range(n_episodes)]
     out: dict[str, Any] = {"seeds": seeds}
     for name, pol in (("policy", policy), ("uniform", UniformPolicy.for_env(env))):

@@ -50,6 +50,9 @@ class Args(common.BenchArgs):
     notes: str = str(ROOT / "docs" / "results_notes.md")
     """Hand-written discussion inserted after the machine line (empty, or no such file:
     none)."""
+    update: bool = False
+    """Keep the page at --out as it is and only (re)write the DUS-v1 sections whose JSON is in
+    --results (benchmarks.results_sections), between their markers."""
 
 
 # --------------------------------------------------------------------------- formatting
@@ -441,6 +444,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"path than {Args.out} (the committed page)")
     common.setup(args)
     out = Path(args.out)
+    if args.update:
+        from benchmarks.results_sections import update
+
+        text, done = update(out.read_text() if out.is_file() else "", Path(args.results))
+        for png in Path(args.results).glob("*.png"):  # the sections' figures
+            (out.parent / "results").mkdir(parents=True, exist_ok=True)
+            atomic_write(out.parent / "results" / png.name, png.read_bytes())
+        atomic_write(out, text)
+        print(f"updated {out}: sections {done}")
+        return 0
     text = render(Path(args.results), out.parent, Path(args.notes) if args.notes else None)
     atomic_write(out, text)
     print(f"wrote {out} ({len(text.splitlines())} lines)")

@@ -81,16 +81,21 @@ class DecisionState:
         ``ValueError`` for a wrong shape or an index off the grid, a ``TypeError`` for
         non-integers."""
         arr = np.asarray(action)
-        m, k = len(self.modalities), self.layout.n_actions
-        grid = list(self.sampler.multipliers)
-        if arr.shape != (m,):
-            what = "requested multiplier" if self.action_mode == "multipliers" else "index"
-            raise ValueError(
-                f"action has shape {arr.shape}; expected ({m},): one {what} per modality "
-                f"{list(self.modalities)}"
-            )
         if self.action_mode == "multipliers":
+            self._check_shape(arr, len(self.modalities), "requested multiplier per modality "
+                              f"{list(self.modalities)}")
             return self._check_multipliers(arr)
+        self._check_shape(arr, len(self.modalities), f"index per modality "
+                          f"{list(self.modalities)}")
+        return self._check_indices(arr)
+
+    @staticmethod
+    def _check_shape(arr: np.ndarray, width: int, what: str) -> None:
+        if arr.shape != (width,):
+            raise ValueError(f"action has shape {arr.shape}; expected ({width},): one {what}")
+
+    def _check_indices(self, arr: np.ndarray) -> tuple[int, ...]:
+        grid, k = list(self.sampler.multipliers), len(self.sampler.multipliers)
         if not np.issubdtype(arr.dtype, np.integer):
             raise TypeError(
                 f"action has dtype {arr.dtype}; expected integers (indices into "
@@ -206,25 +211,10 @@ class SlotDecisionState(DecisionState):
 
     def check_action(self, action: Any) -> tuple[int, ...]:
         arr = np.asarray(action)
-        n, k = self.slot_layout.max_modalities, self.slot_layout.n_actions
-        grid = list(self.sampler.multipliers)
-        if arr.shape != (n,):
-            raise ValueError(
-                f"action has shape {arr.shape}; expected ({n},): one index per slot "
-                f"(max_modalities={n}; the indices of absent slots are ignored)"
-            )
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise TypeError(
-                f"action has dtype {arr.dtype}; expected integers (indices into "
-                f"sampler.multipliers={grid})"
-            )
-        values = tuple(arr.tolist())
-        if min(values) < 0 or max(values) >= k:
-            raise ValueError(
-                f"action={list(values)} is out of range; valid range: integers in [0, {k - 1}] "
-                f"(indices into sampler.multipliers={grid})"
-            )
-        return values
+        n = self.slot_layout.max_modalities
+        self._check_shape(arr, n, f"index per slot (max_modalities={n}; the indices of absent "
+                          "slots are ignored)")
+        return self._check_indices(arr)
 
     def modality_action(self, action: Sequence[int]) -> tuple[int, ...]:
         return tuple(action[slot] for slot in self.slots)

@@ -69,6 +69,48 @@ class Registry(Mapping[str, Any]):
         self._entries[name] = target
 
 
+class LazyValues(Mapping[str, Any]):
+    """Name -> value built on first access by a registered builder, then kept (presets and
+    suites: frozen values, so one build serves every reader), with a one-line description.
+
+    Args:
+        kind: what the values are (used in messages), e.g. ``"preset"``.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._builders: dict[str, Any] = {}
+        self._descriptions: dict[str, str] = {}
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            self._built[name] = self._builders[name]()
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._builders)
+
+    def __len__(self) -> int:
+        return len(self._builders)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._builders
+
+    def describe(self, name: str) -> str:
+        """The one-line description registered with ``name``."""
+        return self._descriptions[name]
+
+    def add(self, name: str, builder: Any, description: str = "",
+            overwrite: bool = False) -> None:
+        """Register ``builder()`` as ``name`` (an existing name only with ``overwrite``)."""
+        if name in self._builders and not overwrite:
+            raise ValueError(f"{self.kind} {name!r} is already registered; pass overwrite=True")
+        self._builders[name] = builder
+        self._descriptions[name] = " ".join(description.split())
+        self._built.pop(name, None)
+
+
 HOSTS = Registry("host", "trainer.host", {
     "joint": "dus_env.hosts:JointHost",
     "mla": "dus_env.hosts:MLAHost",

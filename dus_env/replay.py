@@ -201,6 +201,12 @@ class SamplingController:
                 raise TypeError(
                     f"outputs[{m!r}] must be a (logits, labels) pair; got {type(pair).__name__}"
                 )
+            logits = pair[0]
+            if getattr(logits, "ndim", 0) == 2 and logits.shape[1] != self.n_classes:
+                raise ValueError(
+                    f"outputs[{m!r}] has logits for {logits.shape[1]} classes, but the "
+                    f"controller was built for n_classes={self.n_classes}"
+                )
             scores[m] = batch_score(*pair)
         return self.observe_scores(scores)
 

@@ -29,7 +29,6 @@ is representable.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -38,6 +37,7 @@ import numpy as np
 from gymnasium import spaces
 
 from dus_env.monitor import RATIO_MAX, MonitorState
+from dus_env.spaces import bounded_observation
 
 V1_MULTIPLIERS: tuple[float, ...] = tuple(round(2.0 ** (k / 8.0), 6) for k in range(-8, 9))
 """The DUS-v1 grid: 2^(k/8) for k in -8..8 (0.5x to 2x, 17 values, 1.0 in the middle)."""
@@ -128,13 +128,7 @@ class SlotLayout:
             row = [r[i] for r in hist_s] + [r[i] for r in hist_d]
             row += [batch_scores[i], previous_action[i] / k, 1.0]
             values[start:start + f] = row
-        low, high = self._bound_values
-        for i, (x, lo, hi) in enumerate(zip(values, low, high)):
-            if not lo <= x <= hi:  # out of bounds, NaN or infinite
-                if x != x or x in (math.inf, -math.inf):
-                    x = 0.0
-                values[i] = min(max(x, lo), hi)
-        return np.array(values, dtype=np.float32)
+        return bounded_observation(values, *self._bound_values)
 
     def decode(self, obs: np.ndarray) -> dict[str, np.ndarray]:
         """Named parts of an observation (or a batch, leading axes kept): the global parts with

@@ -36,6 +36,19 @@ PARTS: tuple[str, ...] = (
 )
 
 
+def bounded_observation(values: list[float], low: Sequence[float],
+                        high: Sequence[float]) -> np.ndarray:
+    """``values`` as a float32 observation: non-finite values replaced by 0, then clipped into
+    ``[low, high]`` (plain floats in one pass: this runs every env step, where numpy's per-call
+    cost exceeds the arithmetic)."""
+    for i, (x, lo, hi) in enumerate(zip(values, low, high)):
+        if not lo <= x <= hi:  # out of bounds, NaN or infinite
+            if x != x or x in (math.inf, -math.inf):
+                x = 0.0
+            values[i] = min(max(x, lo), hi)
+    return np.array(values, dtype=np.float32)
+
+
 @dataclass(frozen=True)
 class ObservationLayout:
     """Where each named part sits in the flat observation."""
@@ -135,13 +148,7 @@ class ObservationLayout:
                 f"observation parts give {len(values)} values; this layout "
                 f"(M={self.n_modalities}, H={self.history_length}) needs {self.size}"
             )
-        low, high = self._bound_values
-        for i, (x, lo, hi) in enumerate(zip(values, low, high)):
-            if not lo <= x <= hi:  # out of bounds, NaN or infinite
-                if x != x or x in (math.inf, -math.inf):
-                    x = 0.0
-                values[i] = min(max(x, lo), hi)
-        return np.array(values, dtype=np.float32)
+        return bounded_observation(values, *self._bound_values)
 
     @cached_property
     def _bound_values(self) -> tuple[list[float], list[float]]:  # read by encode() every step

@@ -24,7 +24,7 @@ Built-in suites (:data:`SUITES`, built on first use):
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ from dus_env.config import (
     TrainerConfig,
 )
 from dus_env.errors import check_choice
+from dus_env.registry import LazyValues
 
 SPLITS: tuple[str, ...] = ("train", "heldout")
 
@@ -103,39 +104,13 @@ class Suite:
         return max(t.n_modalities for t in self.tasks)
 
 
-class _Suites(Mapping[str, Suite]):
-    def __init__(self) -> None:
-        self._builders: dict[str, Callable[[], Suite]] = {}
-        self._built: dict[str, Suite] = {}
-
-    def __getitem__(self, name: str) -> Suite:
-        if name not in self._built:
-            self._built[name] = self._builders[name]()
-        return self._built[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._builders)
-
-    def __len__(self) -> int:
-        return len(self._builders)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._builders
-
-    def add(self, name: str, builder: Callable[[], Suite], overwrite: bool = False) -> None:
-        if name in self._builders and not overwrite:
-            raise ValueError(f"suite {name!r} is already registered; pass overwrite=True")
-        self._builders[name] = builder
-        self._built.pop(name, None)
-
-
-SUITES = _Suites()
+SUITES = LazyValues("suite")
 """Every suite by name (built on first access)."""
 
 
 def register_suite(name: str, builder: Callable[[], Suite], *, overwrite: bool = False) -> None:
     """Add a suite: ``builder()`` returns it."""
-    SUITES.add(name, builder, overwrite)
+    SUITES.add(name, builder, overwrite=overwrite)
 
 
 def get_suite(name: str) -> Suite:

@@ -9,7 +9,7 @@ the CLIs' ``--help`` list from here (:func:`preset_table`). Add your own with
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from dus_env.config.components import (
@@ -32,43 +32,10 @@ from dus_env.config.data import (
     Twitter2015Config,
 )
 from dus_env.errors import check_choice
+from dus_env.registry import LazyValues
 
 
-class _Presets(Mapping[str, EnvConfig]):
-    """Name -> EnvConfig, built lazily from registered builders."""
-
-    def __init__(self) -> None:
-        self._builders: dict[str, Callable[[], EnvConfig]] = {}
-        self._descriptions: dict[str, str] = {}
-        self._built: dict[str, EnvConfig] = {}
-
-    def __getitem__(self, name: str) -> EnvConfig:
-        if name not in self._built:
-            self._built[name] = self._builders[name]()
-        return self._built[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._builders)
-
-    def __len__(self) -> int:
-        return len(self._builders)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._builders
-
-    def describe(self, name: str) -> str:
-        return self._descriptions[name]
-
-    def add(self, name: str, builder: Callable[[], EnvConfig], description: str,
-            overwrite: bool = False) -> None:
-        if name in self._builders and not overwrite:
-            raise ValueError(f"preset {name!r} is already registered; pass overwrite=True")
-        self._builders[name] = builder
-        self._descriptions[name] = " ".join(description.split())
-        self._built.pop(name, None)
-
-
-PRESETS = _Presets()
+PRESETS = LazyValues("preset")
 """Every preset by name (read-only; configs are frozen and built on first access)."""
 
 

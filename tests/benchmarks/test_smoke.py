@@ -100,3 +100,50 @@ def test_make_results_renders_from_smoke_outputs(smoke_results: Path, tmp_path: 
     assert "| joint | heuristic |" in text
     pngs = list((tmp_path / "docs" / "results").glob("*.png"))
     assert pngs and all(f"]({'results/' + p.name})" in text for p in pngs)
+
+
+# ----------------------------------------------------------------------------- DUS-v1 work
+@pytest.fixture(scope="module")
+def v1_results(tmp_path_factory) -> Path:
+    """The smoke outputs of the DUS-v1 benchmarks, in one results/ tree."""
+    results = tmp_path_factory.mktemp("v1_results")
+    for module, name in (("paired_reward", "paired_reward.json"), ("oracle", "oracle.json"),
+                         ("fashion", "fashion.json")):
+        assert "smoke ok" in _run(module, "--smoke", "--out", str(results / name)).stdout
+    assert "smoke ok" in _run("generalization", "--smoke", "--oracle",
+                              str(results / "oracle.json"), "--policies",
+                              "uniform,heuristic,generalist,oracle", "--out",
+                              str(results / "generalization.json")).stdout
+    return results
+
+
+def test_v1_smoke_jsons_have_their_documented_keys(v1_results: Path) -> None:
+    paired = json.loads((v1_results / "paired_reward.json").read_text())
+    entry = paired["rewards"]["returns"]["heuristic"]
+    assert set(entry) >= {"val_delta", "paired", "std_ratio_val_delta_over_paired"}
+    assert paired["rewards"]["returns"]["uniform"]["paired"]["mean"] == 0.0  # by construction
+    assert set(paired["reset"]["tiny"]) >= {"cold", "warm", "speedup_cold_over_warm"}
+    oracle = json.loads((v1_results / "oracle.json").read_text())
+    task = oracle["tasks"]["tiny-3b"]
+    assert len(task["schedule"]) == oracle["phases"] and len(task["trial_values"]) == 3
+    assert task["validation_mean_paired_return"] >= task["trial_values"][0]  # never below uniform
+    general = json.loads((v1_results / "generalization.json").read_text())
+    assert set(general["tasks"]["tiny-3b"]["policies"]) == {"uniform", "heuristic", "generalist",
+                                                            "oracle"}
+    assert "oracle_share" in general["across_tasks"]
+    assert (v1_results / "generalization.png").is_file()
+    fashion = json.loads((v1_results / "fashion.json").read_text())
+    assert set(fashion) >= {"noise", "imbalance", "lever", "policies", "cost", "markdown"}
+
+
+def test_make_results_update_writes_the_v1_sections_and_keeps_the_rest(v1_results: Path,
+                                                                      tmp_path: Path) -> None:
+    page = tmp_path / "RESULTS.md"
+    page.write_text("# Results\n\nkept by hand\n")
+    _run("make_results", "--update", "--out", str(page), "--results", str(v1_results))
+    text = page.read_text()
+    assert "kept by hand" in text
+    for name in ("paired", "fashion", "generalist"):
+        assert f"<!-- section:{name}:start" in text and f"<!-- section:{name}:end -->" in text
+    _run("make_results", "--update", "--out", str(page), "--results", str(v1_results))
+    assert page.read_text() == text  # idempotent: each section replaced in place

@@ -1,0 +1,215 @@
+"""The docs/RESULTS.md sections of the DUS-v1 work, each rendered from one benchmark's JSON.
+
+``python -m benchmarks.make_results --update docs/RESULTS.md`` replaces (or appends) each
+section between its ``<!-- section:NAME:start -->`` / ``<!-- section:NAME:end -->`` markers
+when its JSON is in ``--results``, and leaves every other part of the page as it is.
+
+================  =========================================  ================================
+section           JSON (under --results)                     from
+================  =========================================  ================================
+``paired``        ``paired_reward.json``                     ``benchmarks.paired_reward``
+``resolution``    ``heuristic_resolution/*/summary.json``    ``dus-evaluate`` (run_all.sh)
+``fashion``       ``fashion.json``                           ``benchmarks.fashion``
+``generalist``    ``generalization.json``, ``oracle.json``,  ``benchmarks.generalization``,
+                  ``generalist/summary.json``                ``benchmarks.oracle``, dus-train
+================  =========================================  ================================
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def _f(value: Any, digits: int = 2, sign: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def _ci(d: dict[str, Any] | None, digits: int = 2) -> str:
+    if not d or d.get("mean") is None:
+        return "n/a"
+    if d.get("low") is None:
+        return f"{d['mean']:+.{digits}f}"
+    return f"{d['mean']:+.{digits}f} [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]"
+
+
+def _mean_ci(d: dict[str, Any] | None) -> str:
+    if not d or d.get("mean") is None:
+        return "n/a"
+    return f"{d['mean']:.2f} [{_f(d.get('ci_low'))}, {_f(d.get('ci_high'))}]"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+# --------------------------------------------------------------------------- paired reward
+def paired_section(p: dict[str, Any]) -> list[str]:
+    lines = ["## The paired reward: signal to noise (DUS-v1 issue)", "",
+             f"`{' '.join(p['command'])}`. One task (`{p['rewards']['preset']}` preset), "
+             f"{len(p['rewards']['seeds'])} episode seeds per policy; each episode run once "
+             "under `val_delta` and once under `paired` with the same seeds and actions. "
+             "Return: mean [95% CI] over seeds, in validation-accuracy points; std: over seeds. "
+             "Target: the paired return's std at least 3x smaller (DUS-H and the fixed skew; "
+             "uniform's paired return is 0 by construction).", ""]
+    for entry in p.get("by_subset", [p["rewards"]]):
+        rows = []
+        for name, e in entry["returns"].items():
+            ratio = e["std_ratio_val_delta_over_paired"]
+            rows.append([name, _mean_ci(e["val_delta"]), _f(e["val_delta"]["std"]),
+                         _mean_ci(e["paired"]), _f(e["paired"]["std"]),
+                         "n/a" if ratio is None else f"{ratio:.2f}"])
+        lines += [f"Validation rows the rewards read: {entry['validation_rows']} "
+                  f"(`reward.val_subset_size={entry['val_subset_size']}`)", "",
+                  *_table(["policy", "val_delta return", "std", "paired return", "std",
+                           "std ratio"], rows), ""]
+    cost = p["rewards"]["cost"]
+    warm = cost["warm_ratio_paired_over_val_delta"]
+    lines += [f"Cost per episode with the reference curves in memory: paired / val_delta "
+              f"median {warm['median']:.3f} (IQR {warm['q1']:.3f}-{warm['q3']:.3f}; target "
+              f"<= 1.1). A cold episode (its reference run computed first): median "
+              f"{_f((cost.get('cold_paired_seconds') or {}).get('median'))} s against "
+              f"{_f(cost['warm_seconds']['paired']['median'])} s warm.", ""]
+    rows = [[suite, f"{e['cold']['median'] * 1e3:.1f}", f"{e['warm']['median'] * 1e3:.1f}",
+             f"{e['speedup_cold_over_warm']['median']:.1f}x"]
+            for suite, e in p["reset"].items()]
+    lines += ["DUS-v1 reset cost per suite (median ms; cold: the dataset cache cleared before "
+              "the reset):", "", *_table(["suite", "cold", "warm", "cold / warm"], rows), ""]
+    return lines
+
+
+# --------------------------------------------------------------------------- DUS-H resolution
+def resolution_section(summaries: dict[str, dict[str, Any]]) -> list[str]:
+    lines = ["## DUS-H at full resolution and on the grid", "",
+             "`heuristic` applies DUS-H's allocation exactly (the env takes requested "
+             "multipliers); `heuristic-grid` snaps it to the DUS-v0 grid (0.5, 0.75, 1, 1.5, "
+             "2), as every earlier table did. Test accuracy, paired difference to uniform in "
+             "points, mean ± 95% half-width over seeds (model selection on validation).", ""]
+    rows = []
+    for label, summary in summaries.items():
+        for g in summary["groups"]:
+            if g["policy"] == "uniform":
+                acc = g["metrics"]["accuracy"]
+                rows.append([label, g["host"], "uniform", f"{100 * acc['mean']:.2f}", "", ""])
+                continue
+            d = g.get("vs_baseline", {}).get("accuracy")
+            same = "yes" if g.get("same_decisions_as_baseline") else "no"
+            rows.append([label, g["host"], g["policy"],
+                         f"{100 * g['metrics']['accuracy']['mean']:.2f}",
+                         "" if not d else f"{100 * d['mean']:+.2f} ± {100 * (d['half_width'] or 0):.2f}",
+                         same])
+    return [*lines, *_table(["preset", "host", "policy", "accuracy", "Δ vs uniform",
+                             "uniform's decisions in every run"], rows), ""]
+
+
+# --------------------------------------------------------------------------- fashion
+def fashion_section(f: dict[str, Any]) -> list[str]:
+    return [line for line in f.get("markdown", "").splitlines()] + [""]
+
+
+# --------------------------------------------------------------------------- generalist
+def generalist_section(g: dict[str, Any], oracle: dict[str, Any] | None,
+                       train: dict[str, Any] | None) -> list[str]:
+    lines = ["## A pretrained generalist on held-out tasks (DUS-v1)", ""]
+    if train:
+        sel = (train.get("selection") or {}).get("best") or {}
+        lines += [f"Trained with `{train.get('command', 'see docs/PRETRAINED.md')}`: "
+                  f"{train.get('timesteps')} timesteps ({train.get('episodes')} training "
+                  f"episodes) in {train.get('wall_time_s', 0) / 60:.1f} minutes on 2 CPU cores "
+                  "(target <= 60). Kept: the checkpoint with the best mean paired return on "
+                  f"the validation slice (training tasks x validation seeds): "
+                  f"{_f(sel.get('mean_return'), sign=True)} points at "
+                  f"{sel.get('timesteps')} timesteps.", ""]
+    lines += [f"`{' '.join(g['command'])}`. Test accuracy of the model selected on validation, "
+              "seed-paired difference in points, mean [95% CI]; DUS-v1 envs (17-point grid), "
+              "modality i in slot i. `ppo-default`: PPO trained on the `default` preset "
+              "(DUS-v0), runnable only where its layout fits (2 modalities).", ""]
+    policies = [p for p in g["policies"] if p != "uniform"]
+    rows = []
+    for task, e in g["tasks"].items():
+        row = [task, str(len(e["seeds"]))]
+        uni = e["policies"].get("uniform")
+        row.append(f"{100 * uni['accuracy']['mean']:.2f}" if uni else "n/a")
+        for p in policies:
+            entry = e["policies"].get(p)
+            row.append(_ci(entry.get("vs_uniform")) if entry else "n/a")
+        gen = e["policies"].get("generalist")
+        row.append(_ci(gen.get("vs_heuristic")) if gen else "n/a")
+        rows.append(row)
+    lines += _table(["task", "seeds", "uniform acc", *[f"{p} vs uniform" for p in policies],
+                     "generalist vs DUS-H"], rows) + [""]
+    across = g.get("across_tasks", {})
+    rows = []
+    for p in policies:
+        a = across.get(p)
+        if not a:
+            continue
+        rows.append([p, str(a["tasks"]), _ci(a["mean_gain_vs_uniform"]),
+                     _ci(a.get("mean_gain_vs_heuristic")),
+                     "/".join(str(v) for v in a.get("vs_heuristic_win_tie_loss", [])) or "n/a"])
+    lines += ["Across tasks (mean of the per-task paired gains, 95% CI over tasks; W/T/L: tasks "
+              "where the CI against DUS-H is above 0 / includes 0 / is below 0):", "",
+              *_table(["policy", "tasks", "gain vs uniform", "gain vs DUS-H", "W/T/L vs DUS-H"],
+                      rows), ""]
+    share = across.get("oracle_share", {})
+    tasks = share.get("tasks_with_significant_oracle_gain", [])
+    per = share.get("generalist_share_per_task", {})
+    lines += [f"Share of the oracle's gain over uniform the generalist reaches, where the "
+              f"oracle's gain is significant ({len(tasks)} task(s)): "
+              + (", ".join(f"{t} {100 * per[t]:.0f}%" for t in tasks) or "none")
+              + f"; mean {_f(100 * share['mean_share'], 0) + '%' if share.get('mean_share') is not None else 'n/a'} "
+              "(target >= 70% on each).", ""]
+    if oracle:
+        lines += [f"Oracle: `{' '.join(oracle['command'])}`: {oracle['trials']} schedules per "
+                  f"task ({oracle['phases']} phases of constant multipliers per modality), "
+                  f"scored on validation seeds {oracle['search_seeds']} by mean paired return; "
+                  "the uniform schedule is the first trial.", ""]
+    lines += ["![generalization](results/generalization.png)", ""]
+    return lines
+
+
+# --------------------------------------------------------------------------- update
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def sections(results: Path) -> dict[str, Callable[[], list[str]]]:
+    """Section name -> renderer, for every section whose JSON is in ``results``."""
+    out: dict[str, Callable[[], list[str]]] = {}
+    paired = _load(results / "paired_reward.json")
+    if paired:
+        out["paired"] = lambda: paired_section(paired)
+    resolution = {p.parent.name: json.loads(p.read_text())
+                  for p in sorted((results / "heuristic_resolution").glob("*/summary.json"))}
+    if resolution:
+        out["resolution"] = lambda: resolution_section(resolution)
+    fashion = _load(results / "fashion.json")
+    if fashion:
+        out["fashion"] = lambda: fashion_section(fashion)
+    general = _load(results / "generalization.json")
+    if general:
+        oracle = _load(results / "oracle.json")
+        train = _load(results / "generalist" / "summary.json")
+        out["generalist"] = lambda: generalist_section(general, oracle, train)
+    return out
+
+
+def update(page: str, results: Path) -> tuple[str, list[str]]:
+    """``page`` with every section whose JSON exists replaced (or appended); the names done."""
+    done = []
+    for name, render in sections(results).items():
+        block = (f"<!-- section:{name}:start (generated by benchmarks/make_results.py "
+                 f"--update) -->\n" + "\n".join(render()).rstrip() + f"\n<!-- section:{name}:end -->")
+        pattern = re.compile(rf"<!-- section:{name}:start.*?<!-- section:{name}:end -->", re.S)
+        if pattern.search(page):
+            page = pattern.sub(lambda _: block, page)
+        else:
+            page = page.rstrip() + "\n\n" + block + "\n"
+        done.append(name)
+    return page, done
