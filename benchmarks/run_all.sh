@@ -42,3 +42,25 @@ python -m benchmarks.overhead --out "$R/overhead.json"
 
 # 4. The page
 python -m benchmarks.make_results --results "$R" --out docs/RESULTS.md
+
+# 5. DUS-v1 (about 3 hours more): the paired reward's noise, DUS-H at both resolutions, the
+#    generalist (trained in under an hour, then shipped as dus_agents/pretrained/generalist.zip),
+#    each held-out task's oracle schedule, the held-out comparison, two-view Fashion-MNIST
+python -m benchmarks.paired_reward --out "$R/paired_reward.json"
+for cell in "default 0-19" "mfeat 0-9"; do
+  set -- $cell
+  dus-evaluate --preset "$1" --policies uniform,heuristic,heuristic-grid --seeds "$2" --quiet \
+    --out-dir "$R/heuristic_resolution/$1"
+done
+dus-evaluate --preset mfeat --set 'data.views=["kar","zer"]' --seeds 0-9 --quiet \
+  --policies uniform,heuristic,heuristic-grid --out-dir "$R/heuristic_resolution/mfeat-kar+zer"
+python train_agent.py --run-name ppo-default --out-dir "$R" --no-progress-bar
+python train_agent.py --suite synthetic-mix --total-timesteps 30000 --eval-freq 6000 \
+  --eval-tasks 8 --run-name generalist --out-dir "$R" --no-progress-bar --eval-episodes 0
+python -m benchmarks.oracle --out "$R/oracle.json"
+python -m benchmarks.generalization --generalist "$R/generalist/policy.zip" \
+  --ppo-default "$R/ppo-default/policy.zip" --oracle "$R/oracle.json" \
+  --out "$R/generalization.json"
+python -m benchmarks.fashion --ppo-default "$R/ppo-default/policy.zip" \
+  --generalist "$R/generalist/policy.zip" --out "$R/fashion.json"
+python -m benchmarks.make_results --update --results "$R" --out docs/RESULTS.md

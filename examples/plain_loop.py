@@ -1,7 +1,8 @@
 """DUS in an ordinary PyTorch training loop: no Gymnasium, no env, your own model.
 
-A policy (the DUS heuristic by default, or one trained on DUS-v0) sets each modality's batch
-size every ``iters_per_step`` iterations through :class:`dus_env.replay.SamplingController`;
+A policy (the DUS heuristic by default, the pretrained generalist, or one trained with
+``dus-train``) sets each modality's batch size every ``iters_per_step`` iterations through the
+controller :func:`dus_agents.make_controller` builds;
 :class:`dus_env.replay.DUSBatchSampler` hands a ``DataLoader`` one window of paired indices per
 iteration, of which modality ``j`` trains on the first ``batch_sizes[j]`` rows and the fusion
 head on the first ``fusion_size`` rows.
@@ -10,7 +11,8 @@ Usage::
 
     python examples/plain_loop.py                      # DUS-H on the default synthetic data
     python examples/plain_loop.py --policy uniform     # the plain baseline
-    python examples/plain_loop.py --policy ppo:runs/quickstart   # a train_agent.py run
+    python examples/plain_loop.py --policy pretrained  # the generalist shipped with dus-env
+    python examples/plain_loop.py --policy ppo:runs/NAME   # a dus-train run
 """
 
 from __future__ import annotations
@@ -23,11 +25,10 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from dus_agents.heuristic import HeuristicPolicy, RandomPolicy, UniformPolicy
+from dus_agents import make_controller
 from dus_env.config import PRESETS, get_preset
 from dus_env.data import make_dataset
-from dus_env.replay import DUSBatchSampler, SamplingController
-from dus_env.spaces import ObservationLayout
+from dus_env.replay import DUSBatchSampler
 
 
 class Net(nn.Module):
@@ -50,23 +51,6 @@ class Net(nn.Module):
         return features, logits
 
 
-def build_policy(spec: str, config, seed: int):
-    layout = ObservationLayout.from_config(config)
-    grid = config.sampler.multipliers
-    if spec == "heuristic":
-        return HeuristicPolicy(layout, grid)
-    if spec == "uniform":
-        return UniformPolicy(layout, grid)
-    if spec == "random":
-        return RandomPolicy(layout, grid, seed=seed)
-    # A saved policy is checked against the env it was trained for: build that env's
-    # description once (no training happens in it).
-    from dus_agents.registry import make_policy
-    from dus_env.env import DUSEnv
-
-    return make_policy(spec, DUSEnv(config=config), seed=seed)
-
-
 @torch.no_grad()
 def test_accuracy(model: Net, split, modalities) -> dict[str, float]:
     model.eval()
@@ -82,7 +66,8 @@ def test_accuracy(model: Net, split, modalities) -> dict[str, float]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--policy", default="heuristic",
-                        help="heuristic, uniform, random, or ppo:PATH / reinforce:PATH")
+                        help="heuristic, heuristic-grid, uniform, random, pretrained, or "
+                             "ppo:PATH / reinforce:PATH")
     parser.add_argument("--preset", default="default", choices=list(PRESETS),
                         help="dataset, batch-size grid and iteration budget")
     parser.add_argument("--seed", type=int, default=0, help="model and data-order seed")
@@ -99,11 +84,15 @@ def main(argv=None) -> None:
     model = Net({m: dataset.input_shapes[m][0] for m in modalities}, dataset.n_classes)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
 
-    try:
-        policy = build_policy(args.policy, config, args.seed)
+    try:  # the policy's grid and layout, this loop's modalities, classes and budget
+        controller = make_controller(modalities, dataset.n_classes, config.total_iterations,
+                                     args.policy, iters_per_step=config.iters_per_step,
+                                     base_batch_size=config.sampler.base_batch_size,
+                                     min_batch_size=config.sampler.min_batch_size,
+                                     max_batch_size=config.sampler.max_batch_size,
+                                     seed=args.seed)
     except (OSError, ValueError) as err:
         parser.error(f"--policy={args.policy!r}: {err}")
-    controller = SamplingController.from_config(config, policy, n_classes=dataset.n_classes)
     sampler = DUSBatchSampler(controller, len(train), np.random.default_rng(args.seed))
     everything = np.arange(len(train))
     loader = DataLoader(

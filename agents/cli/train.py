@@ -191,6 +191,11 @@ def main(argv: Sequence[str] | None = None, crash_at_step: dict[int, int] | None
 
 def _main(argv: Sequence[str] | None, crash_at_step: dict[int, int] | None) -> int:
     args, resume_dir = parse_args(argv)
+    cli.require("stable_baselines3", "agents", "dus-train")
+    cli.require("tensorboard", "agents", "dus-train's TensorBoard logs")
+    if args.progress_bar:
+        for module in ("tqdm", "rich"):
+            cli.require(module, "agents", "the progress bar (or pass --no-progress-bar)")
     session = None
     if args.vec_env == "ray":
         from dus_agents.ray_backend import open_session

@@ -177,6 +177,7 @@ def validate(args: EvaluateArgs) -> Plan:
     except ValueError as err:
         raise UsageError(str(err)) from None
     seeds = parse_seeds(args.seeds)
+    cli.require("matplotlib", "plots", "dus-evaluate's figures")
     try:
         pairs = overrides_from_pairs(args.set)
     except ValueError as err:
@@ -347,8 +348,6 @@ def write_reports(plan: Plan, rows: list[dict[str, str]]) -> dict[str, Any]:
     """``summary.json``, ``summary.md`` and the plots of a sweep's rows."""
     from dus_agents.evaluation import plots
     from dus_agents.evaluation.results import load_traces
-
-    cli.require("matplotlib", "plots", "the evaluation plots")
 
     metrics = stats.metric_columns(rows, MAIN_METRICS)
     summary = stats.summarize(rows, metrics, confidence=plan.args.confidence)

@@ -23,7 +23,10 @@ from dus_agents.artifact import (
 )
 from dus_agents.ppo import PPOConfig, PPOPolicy, build_ppo, make_vec_env
 from dus_agents.registry import ARTIFACT_KINDS, POLICY_NAMES, load_policy, make_policy
+from dus_agents.heuristic import HeuristicPolicy
+from dus_agents.reinforce import ReinforceAgent
 from dus_env.config import EnvConfig, MonitorConfig, SyntheticConfig, get_preset
+from dus_env.env import DUSEnv
 
 torch.set_num_threads(1)
 
@@ -210,3 +213,43 @@ def test_artefact_records_the_env_spec(artefacts):
     assert art.env_spec == tiny_env().unwrapped.spec_dict()
     assert art.metadata == {}
     assert set(read_artifact(artefacts["reinforce"]).entries) >= {"agent.json", "policy.pt"}
+
+
+# ----------------------------------------------------------------------------- clients (issue 16)
+def test_policies_are_built_for_vector_envs_of_every_kind():
+    from stable_baselines3.common.env_util import make_vec_env
+
+    sb3 = make_vec_env("dus_env/DUS-v0", n_envs=2, env_kwargs={"preset": "tiny"})
+    gym_vec = gym.make_vec("dus_env/DUS-v0", num_envs=2, preset="tiny")
+    try:
+        for vec in (sb3, gym_vec):
+            policy = HeuristicPolicy.for_env(vec)
+            assert policy.layout == DUSEnv(preset="tiny").layout
+            obs = vec.reset() if vec is sb3 else vec.reset(seed=0)[0]
+            action, _ = policy.predict(obs)
+            assert action.shape == (2, 2)
+        assert ReinforceAgent.for_env(sb3).env_spec == DUSEnv(preset="tiny").spec_dict()
+    finally:
+        sb3.close()
+        gym_vec.close()
+
+
+def test_a_missing_optional_dependency_is_one_line_naming_the_extra(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['tqdm'] = None\n"
+            "from dus_agents.cli import evaluate\n"
+            f"evaluate.main(['--preset', 'tiny', '--policies', 'uniform', '--seeds', '0', "
+            f"'--out-dir', {str(tmp_path / 'e')!r}])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "install the extra: pip install 'dus-env[agents]'" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+    code = code.replace("'--seeds', '0'", "'--seeds', '0', '--quiet'").replace(
+        "sys.modules['tqdm'] = None", "sys.modules['matplotlib'] = None")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and "pip install 'dus-env[plots]'" in proc.stderr, proc.stderr
+    assert not (tmp_path / "e").exists()  # refused before anything was run or written

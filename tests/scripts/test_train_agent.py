@@ -292,3 +292,15 @@ def test_host_flag_and_set_trainer_host_conflict(tmp_path, capsys):
         train_agent.main(["--host", "joint", "--set", "trainer.host=mla", "--out-dir",
                           str(tmp_path / "o")])
     assert "--host='joint' and --set trainer.host='mla' conflict" in capsys.readouterr().err
+
+
+def test_a_missing_optional_dependency_is_one_line_naming_the_extra(tmp_path):
+    code = ("import sys; sys.modules['rich'] = None\n"
+            "from dus_agents.cli import train\n"
+            f"train.main(['--preset', 'tiny', '--out-dir', {str(tmp_path / 'o')!r}])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert "rich, which is not installed; install the extra: pip install 'dus-env[agents]'" in (
+        proc.stderr)
+    assert not (tmp_path / "o").exists()

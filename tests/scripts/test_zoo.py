@@ -71,6 +71,14 @@ def test_zoo_train_runs_and_its_model_replays(tmp_path):
     artefact = PPOPolicy.from_sb3(model_zip, env).save(tmp_path / "policy.zip")
     result = run_episode(env, make_policy(f"ppo:{artefact}", env), seed=0)
     assert result.length == 6
+    # the zoo's own replay renders ('human' by default): no display is needed
+    enjoy = subprocess.run(
+        [sys.executable, "-m", "rl_zoo3.enjoy", "--algo", "ppo", "--env", dus_env.ENV_ID,
+         "--gym-packages", "dus_env", "-f", str(tmp_path / "logs"), "-n", "12", "--device",
+         "cpu", "--env-kwargs", "preset:'tiny'"],
+        cwd=ROOT, env=env_vars, capture_output=True, text=True, timeout=300)
+    assert enjoy.returncode == 0, enjoy.stdout[-3000:] + enjoy.stderr[-3000:]
+    assert "step 1/6 iteration 10" in enjoy.stdout  # the env's human rendering
 
 
 @pytest.mark.parametrize("algo", ["a2c", "ppo_lstm"])
