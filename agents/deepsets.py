@@ -180,6 +180,39 @@ class DeepSetsPolicy(ActorCriticPolicy):
                    head=tuple(s["head"]), activation=str(s["activation"]))
 
 
+def imitate(policy: DeepSetsPolicy, observations: np.ndarray, actions: np.ndarray, *,
+            epochs: int = 30, batch_size: int = 256, learning_rate: float = 1e-3,
+            seed: int = 0) -> list[float]:
+    """Fit the policy's action head to ``actions`` (behaviour cloning): cross-entropy of each
+    present slot's logits against its action index; absent slots do not count. Used to start
+    PPO from a hand-written rule (DUS-H) instead of from uniform. Returns the mean loss of
+    each epoch. Randomness: a private generator seeded with ``seed``."""
+    obs = torch.as_tensor(observations, dtype=torch.float32)
+    act = torch.as_tensor(actions, dtype=torch.long)
+    _, _, present = policy._split(obs)
+    optimizer = torch.optim.Adam([p for name, p in policy.named_parameters()
+                                  if not name.startswith("value_head")], lr=learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    policy.set_training_mode(True)
+    for _ in range(epochs):
+        order = torch.randperm(len(obs), generator=generator)
+        total, count = 0.0, 0
+        for start in range(0, len(obs), batch_size):
+            idx = order[start:start + batch_size]
+            logits = policy.action_logits(obs[idx])  # (B, N, K)
+            mask = present[idx]
+            loss = nn.functional.cross_entropy(logits[mask], act[idx][mask])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        losses.append(total / max(count, 1))
+    policy.set_training_mode(False)
+    return losses
+
+
 def deepsets_kwargs(env: Any, **overrides: Any) -> dict[str, Any]:
     """``policy_kwargs`` of :class:`DeepSetsPolicy` for a DUS-v1 env (wrapped or vectorised)."""
     from dus_agents.base import unwrap_dus

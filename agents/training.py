@@ -90,6 +90,10 @@ class TrainArgs:
     eval_tasks: int = 8
     """--suite: training tasks in the validation slice (the first N, each with the suite's
     validation seeds, which no training episode uses); never held-out tasks or test data."""
+    imitate_episodes: int = 0
+    """--suite: start PPO from DUS-H instead of from uniform: before training, fit the DeepSets
+    policy's action head to DUS-H's actions on this many episodes of the suite's training
+    tasks (behaviour cloning; 0: no warm start)."""
     progress_bar: bool = True
     """Show a progress bar (tqdm + rich)."""
     torch_threads: int = 1
@@ -257,6 +261,8 @@ def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
         info["resumed_from"] = str(checkpoint.path)
         set_random_seed(args.seed + model.num_timesteps)
         vec_env.seed(args.seed + model.num_timesteps)
+    elif args.suite and args.imitate_episodes:
+        info["imitation"] = imitate_heuristic(model, args, probe_env)
     model.set_logger(make_logger(run_dir, segment))
     done = model.num_timesteps
     truncate_jsonl(run_dir / "episodes.jsonl", done)
@@ -290,6 +296,38 @@ def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
             policy = PPOPolicy.load(selection.best_path)
     info["timesteps"] = int(model.num_timesteps)
     return policy, info
+
+
+def imitate_heuristic(model: Any, args: TrainArgs, probe_env: Any) -> dict[str, Any]:
+    """Behaviour cloning of DUS-H (on the env's grid) into a fresh DeepSets policy: DUS-H acts
+    on ``args.imitate_episodes`` episodes of the suite's training tasks (drawn as training draws
+    them, slots permuted; a reward that reads no validation, as only the observations matter)
+    and the policy's action head is fit to its actions."""
+    import numpy as np
+
+    import dus_env
+    from dus_agents.base import make_dus_env
+    from dus_agents.deepsets import imitate
+    from dus_agents.heuristic import HeuristicPolicy
+
+    start = time.perf_counter()
+    env = make_dus_env(dus_env.ENV_V1_ID, suite=args.suite,
+                       config={"reward": {"name": "discrepancy"}})
+    teacher = HeuristicPolicy.for_env(env)
+    observations, actions = [], []
+    for episode in range(args.imitate_episodes):
+        obs, _ = env.reset(seed=episode_seed(args.seed + 7919, episode))
+        done = False
+        while not done:
+            action, _ = teacher.predict(obs, deterministic=True)
+            observations.append(obs)
+            actions.append(action)
+            obs, _, done, _, _ = env.step(action)
+    losses = imitate(model.policy, np.stack(observations), np.stack(actions), seed=args.seed)
+    env.close()
+    return {"episodes": args.imitate_episodes, "observations": len(observations),
+            "loss_first_epoch": losses[0], "loss_last_epoch": losses[-1],
+            "seconds": time.perf_counter() - start}
 
 
 def train_reinforce(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int) -> tuple[Any, dict]:

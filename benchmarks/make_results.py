@@ -445,10 +445,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     common.setup(args)
     out = Path(args.out)
     if args.update:
-        from benchmarks.results_sections import update
+        from benchmarks.results_sections import _load, pretrained_card, update
 
-        text, done = update(out.read_text() if out.is_file() else "", Path(args.results))
-        for png in Path(args.results).glob("*.png"):  # the sections' figures
+        results = Path(args.results)
+        text, done = update(out.read_text() if out.is_file() else "", results)
+        train = _load(results / "generalist" / "summary.json")
+        if train is not None:
+            settings = (_load(results / "generalist" / "config.json") or {}).get("args", {})
+            card = out.parent / "PRETRAINED.md"
+            atomic_write(card, pretrained_card({**train, "args": settings},
+                                               _load(results / "generalization.json")))
+            done.append(str(card))
+        for png in results.glob("*.png"):  # the sections' figures
             (out.parent / "results").mkdir(parents=True, exist_ok=True)
             atomic_write(out.parent / "results" / png.name, png.read_bytes())
         atomic_write(out, text)
