@@ -238,8 +238,8 @@ class DUSEnvV1(DUSEnv):
             "multipliers": list(self.config.sampler.multipliers),
         }
 
-    def render(self) -> str | None:
-        text = super().render()
-        if text is None:
-            return None
-        return f"task {self.task.name if self.task else '?'}: {text}"
+    def render(self):
+        out = super().render()
+        if isinstance(out, str):  # ansi: the task's name first
+            return f"task {self.task.name if self.task else '?'}: {out}"
+        return out

@@ -19,6 +19,7 @@ Built-in suites (:data:`SUITES`, built on first use):
   [0.60, 0.90]), and budgets of 260 or 500 iterations (train: 200, 300 or 400).
 * ``mfeat-views``: two- and three-view sets of the real UCI digits; training on 8 view pairs,
   held out: the other 7 pairs and 4 three-view sets.
+* ``real``: ``mfeat-views`` with two-view Fashion-MNIST (``fashion`` preset) held out too.
 """
 
 from __future__ import annotations
@@ -232,8 +233,34 @@ def _mfeat_views() -> Suite:
                       f"{len(MFEAT_HELDOUT_TRIPLES)} three-view sets")
 
 
+def fashion_task(noise: float | None = None) -> Task:
+    """Two-view Fashion-MNIST (the ``fashion`` preset; ``noise`` of view 2 if given)."""
+    import dataclasses
+
+    from dus_env.config import get_preset
+
+    config = get_preset("fashion")
+    name = "fashion"
+    if noise is not None:
+        config = config.replace(data=dataclasses.replace(config.data, noise=noise))
+        name = f"fashion-noise{noise:g}"
+    return Task(name=name, config=config,
+                description="two-view Fashion-MNIST, small CNNs from scratch (needs the data: "
+                            "dataset-fashion-mnist or data.root)")
+
+
+def _real() -> Suite:
+    views = _mfeat_views()
+    return Suite(name="real", train=views.train, heldout=(*views.heldout, fashion_task()),
+                 validation_seeds=views.validation_seeds,
+                 description="the real-data tasks: mfeat-views, and two-view Fashion-MNIST "
+                             "held out",
+                 rule=f"{views.rule}; and two-view Fashion-MNIST (real pixels, CNNs)")
+
+
 register_suite("synthetic-mix", _synthetic_mix)
 register_suite("mfeat-views", _mfeat_views)
+register_suite("real", _real)
 
 
 def suite_table() -> str:
