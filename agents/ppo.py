@@ -17,6 +17,7 @@ them through :mod:`dus_agents.sb3_files` without executing their pickled entries
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -219,15 +220,30 @@ def build_ppo(vec_env: Any, config: PPOConfig, seed: int, episode_length: int, v
 
     kwargs = config.sb3_kwargs(episode_length, vec_env.num_envs)
     if policy == "mlp":
-        return PPO("MlpPolicy", vec_env, seed=seed, verbose=verbose, **kwargs)
-    if policy != "deepsets":
-        raise ValueError(f"policy={policy!r} is not valid; valid choices: {list(POLICIES)}")
-    from dus_agents.deepsets import DeepSetsPolicy, deepsets_kwargs
+        model = PPO("MlpPolicy", vec_env, seed=seed, verbose=verbose, **kwargs)
+    elif policy == "deepsets":
+        from dus_agents.deepsets import DeepSetsPolicy, deepsets_kwargs
 
-    net_arch = kwargs.pop("policy_kwargs")["net_arch"]
-    policy_kwargs = deepsets_kwargs(vec_env, hidden=tuple(net_arch), head=tuple(net_arch[-1:]))
-    return PPO(DeepSetsPolicy, vec_env, seed=seed, verbose=verbose,
-               policy_kwargs=policy_kwargs, **kwargs)
+        net_arch = kwargs.pop("policy_kwargs")["net_arch"]
+        policy_kwargs = deepsets_kwargs(vec_env, hidden=tuple(net_arch),
+                                        head=tuple(net_arch[-1:]))
+        model = PPO(DeepSetsPolicy, vec_env, seed=seed, verbose=verbose,
+                    policy_kwargs=policy_kwargs, **kwargs)
+    else:
+        raise ValueError(f"policy={policy!r} is not valid; valid choices: {list(POLICIES)}")
+    model.set_logger(quiet_logger(verbose))
+    return model
+
+
+def quiet_logger(verbose: int = 0):
+    """An SB3 logger that writes only to stdout when ``verbose``, and creates no folder.
+
+    SB3's own default makes an empty ``$TMPDIR/SB3-<time>`` folder on every ``learn()``;
+    callers that want files (``dus-train``) replace this with their own logger.
+    """
+    from stable_baselines3.common.logger import HumanOutputFormat, Logger
+
+    return Logger(folder=None, output_formats=[HumanOutputFormat(sys.stdout)] if verbose else [])
 
 
 def _space_json(observation_space: gym.spaces.Box, action_space: gym.Space) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -215,8 +216,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         wanted.remove("ppo-default")
     if "oracle" in wanted and not args.oracle:
         wanted.remove("oracle")
-    if args.smoke and "generalist" in wanted and not args.generalist:
-        args = dataclasses.replace(args, generalist=_smoke_generalist())
+    with tempfile.TemporaryDirectory(prefix="dus_smoke_") as scratch:
+        if args.smoke and "generalist" in wanted and not args.generalist:
+            args = dataclasses.replace(args, generalist=_smoke_generalist(Path(scratch)))
+        return _run(args, wanted)
+
+
+def _run(args: Args, wanted: list[str]) -> dict[str, Any]:
     log = common.logger("generalization")
     result: dict[str, Any] = {"machine": common.machine_info(), "command": sys.argv,
                               "policies": wanted, "generalist": args.generalist,
@@ -249,22 +255,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return result
 
 
-def _smoke_generalist() -> str:
+def _smoke_generalist(folder: Path) -> str:
     """A DeepSets policy trained for a few steps on the tiny suite (smoke runs only)."""
-    import tempfile
-
     import gymnasium as gym
     from stable_baselines3 import PPO
 
     import dus_env
     from dus_agents.deepsets import DeepSetsPolicy, deepsets_kwargs
-    from dus_agents.ppo import PPOPolicy
+    from dus_agents.ppo import PPOPolicy, quiet_logger
 
     env = gym.make(dus_env.ENV_V1_ID, suite="tiny", config={"reward": {"name": "paired"}})
     model = PPO(DeepSetsPolicy, env, n_steps=12, batch_size=6, n_epochs=1, device="cpu",
                 seed=0, policy_kwargs=deepsets_kwargs(env, hidden=(8,), head=(8,)))
+    model.set_logger(quiet_logger())
     model.learn(12)
-    path = Path(tempfile.mkdtemp(prefix="dus_smoke_")) / "generalist.zip"
+    path = folder / "generalist.zip"
     return str(PPOPolicy(model.policy, env.unwrapped.spec_dict()).save(path))
 
 

@@ -48,3 +48,15 @@ def tiny_config():
     from dus_env.config import get_preset
 
     return get_preset("tiny")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _sb3_logs_in_tmp(tmp_path_factory):
+    """SB3's default logger makes a folder per ``learn()`` under $TMPDIR; keep tests' in pytest's."""
+    old = os.environ.get("SB3_LOGDIR")
+    os.environ["SB3_LOGDIR"] = str(tmp_path_factory.mktemp("sb3_logs"))
+    yield
+    if old is None:
+        os.environ.pop("SB3_LOGDIR", None)
+    else:
+        os.environ["SB3_LOGDIR"] = old

@@ -22,7 +22,13 @@ from dus_agents.artifact import (
     spec_differences,
 )
 from dus_agents.ppo import PPOConfig, PPOPolicy, build_ppo, make_vec_env
-from dus_agents.registry import ARTIFACT_KINDS, POLICY_NAMES, load_policy, make_policy
+from dus_agents.registry import (
+    ARTIFACT_KINDS,
+    POLICY_NAMES,
+    env_layout,
+    load_policy,
+    make_policy,
+)
 from dus_agents.heuristic import HeuristicPolicy
 from dus_agents.reinforce import ReinforceAgent
 from dus_env.config import EnvConfig, MonitorConfig, SyntheticConfig, get_preset
@@ -33,6 +39,13 @@ torch.set_num_threads(1)
 
 def tiny_env(**kwargs) -> gym.Env:
     return gym.make(dus_env.ENV_ID, preset="tiny", **kwargs)
+
+
+def env_for(spec: str) -> gym.Env:
+    """The tiny env the policy acts in: DUS-v1's tiny suite for the pretrained (v1) policy."""
+    if not spec.endswith(":") and env_layout(spec) == "v1":  # the artefacts here are v0
+        return gym.make(dus_env.ENV_V1_ID, suite="tiny")
+    return tiny_env()
 
 
 def three_modality_config() -> EnvConfig:
@@ -71,7 +84,7 @@ def build(spec: str, env, artefacts, seed: int = 0):
 
 @pytest.mark.parametrize("spec", ALL_SPECS)
 def test_policy_satisfies_interface_and_runs_through_evaluate_policy(spec, artefacts):
-    env = Monitor(tiny_env())
+    env = Monitor(env_for(spec))
     policy = build(spec, env, artefacts)
     assert isinstance(policy, Policy)
     obs, _ = env.reset(seed=0)
@@ -83,14 +96,14 @@ def test_policy_satisfies_interface_and_runs_through_evaluate_policy(spec, artef
             policy.predict(np.stack([obs, obs]))
     else:
         batch, _ = policy.predict(np.stack([obs, obs]), deterministic=True)
-        assert np.asarray(batch).shape == (2, 2)
+        assert np.asarray(batch).shape == (2, *env.action_space.shape)
     mean, std = evaluate_policy(policy, env, n_eval_episodes=2, deterministic=True)
     assert np.isfinite(mean) and np.isfinite(std)
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS)
 def test_policy_runs_through_run_episode(spec, artefacts):
-    env = tiny_env()
+    env = env_for(spec)
     policy = build(spec, env, artefacts)
     result = run_episode(env, policy, seed=3)
     assert result.length == env.unwrapped.config.steps_per_episode
