@@ -20,61 +20,19 @@ from dus_env.data import fashion_mnist as fm
 from dus_env.data.base import MultimodalDataset, TensorDataset
 from dus_env.data.fashion_mnist import FashionMNISTConfig, IdxFormatError
 from dus_env.models.conv import DEFAULT_WIDTHS, build_small_cnn, conv_widths
+from tests.support.fashion import (
+    N_TEST,
+    N_TRAIN,
+    VAL,
+    make_images,
+    write_copy,
+    write_idx,
+)
 
 torch.set_num_threads(1)
 
-N_TRAIN, N_TEST, VAL = 200, 50, 40
-
-
-# ----------------------------------------------------------------------------- fixture
-def write_idx(path: Path, array: np.ndarray, *, magic: bytes | None = None, cut: int = 0,
-              gz: bool = True) -> Path:
-    """Write ``array`` (uint8) as an idx file; ``magic`` replaces the 4 header bytes, ``cut``
-    drops that many bytes from the end."""
-    header = magic if magic is not None else bytes([0, 0, 0x08, array.ndim])
-    data = header + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    data += np.ascontiguousarray(array, dtype=np.uint8).tobytes()
-    if cut:
-        data = data[:-cut]
-    path.write_bytes(gzip.compress(data) if gz else data)
-    return path
-
-
-def make_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` balanced labels and 28 x 28 uint8 images: noise plus a bar at rows 2c..2c+3."""
-    rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(n) % 10).astype(np.uint8)
-    images = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
-    for i, c in enumerate(labels):
-        images[i, 2 * c + 4: 2 * c + 8, 6:22] = 200 + rng.integers(0, 55)
-    return images, labels
-
-
-def write_copy(folder: Path, *, gz: bool = True, n_train: int = N_TRAIN,
-               n_test: int = N_TEST) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    suffix = ".gz" if gz else ""
-    for split, n, seed in (("train", n_train, 1), ("t10k", n_test, 2)):
-        images, labels = make_images(n, seed)
-        write_idx(folder / f"{split}-images-idx3-ubyte{suffix}", images, gz=gz)
-        write_idx(folder / f"{split}-labels-idx1-ubyte{suffix}", labels, gz=gz)
-    return folder
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return write_copy(tmp_path / "fmnist")
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """No test sees the machine's copy, the caller's env var or another test's cache."""
-    monkeypatch.delenv(fm.ENV_VAR, raising=False)
-    monkeypatch.setattr(fm, "DEBIAN_ROOT", tmp_path / "no-debian")
-    fm.clear_cache()
-    yield
-    fm.clear_cache()
-
+# no test sees the machine's copy, the caller's env var or another test's cache
+pytestmark = pytest.mark.usefixtures("fashion_isolated")
 
 def config(root: Path, **kw) -> FashionMNISTConfig:
     base = dict(root=str(root), val_size=VAL, expect_canonical=False)

@@ -25,35 +25,28 @@ from dus_env.config import (
     get_preset,
 )
 from dus_env.config import presets as presets_module
-from dus_env.data import clear_dataset_cache, make_dataset
+from dus_env.data import make_dataset
 from dus_env.data import fashion_mnist as fm
 from dus_env.env import DUSEnv
 from dus_env.errors import DatasetError
 from dus_env.models.conv import build_small_cnn
 from tests.conftest import ROOT
-from tests.dus_env.data.test_fashion_mnist import N_TEST, N_TRAIN, VAL, write_copy
+from tests.support.fashion import (
+    N_TEST,
+    N_TRAIN,
+    VAL,
+    write_copy,
+)
 
 torch.set_num_threads(1)
+
+# no test sees the machine's copy, the caller's env var or another test's cache
+pytestmark = pytest.mark.usefixtures("fashion_isolated")
 
 # sizes that fit the 200-train / 50-test fixture (the preset's max batch of 128 must fit)
 FIT = {"n_train": N_TRAIN - VAL, "val_size": VAL, "n_test": N_TEST, "expect_canonical": False}
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return write_copy(tmp_path / "fmnist")
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """No test sees the machine's copy, the caller's env var or another test's cache."""
-    monkeypatch.delenv(fm.ENV_VAR, raising=False)
-    monkeypatch.setattr(fm, "DEBIAN_ROOT", tmp_path / "no-debian")
-    fm.clear_cache()
-    clear_dataset_cache()
-    yield
-    fm.clear_cache()
-    clear_dataset_cache()
 
 
 # ----------------------------------------------------------------------------- config
