@@ -288,21 +288,7 @@ def levers_section(levers: dict[str, dict[str, Any]]) -> list[str]:
 def cost_section(cost: dict[str, Any] | None, overhead: dict[str, Any] | None) -> list[str]:
     lines: list[str] = []
     if cost and "ppo_time" in cost:
-        p = cost["ppo_time"]
-        first = p["first_beating_checkpoint"]
-        lines += [f"**PPO time to beat uniform** (`{p['preset']}` preset, n_envs {p['n_envs']}, "
-                  f"{p['total_timesteps']} timesteps in {p['training_wall_time_s']:.0f} s; each "
-                  f"checkpoint replayed on {len(p['val_episode_seeds'])} validation episodes "
-                  f"next to uniform; criterion: {p['criterion']}):", ""]
-        rows = [[c["checkpoint"], str(c["timesteps"]), f"{c['elapsed_s']:.0f}",
-                 f"{100 * c['mean_val_acc']:.2f}", ci(c["diff_to_uniform"]),
-                 "yes" if c["beats_uniform"] else "no"] for c in p["checkpoints"]]
-        lines += table(["checkpoint", "timesteps", "elapsed s", "val acc", "Δ vs uniform",
-                        "beats"], rows)
-        lines += ["", ("First checkpoint that beats uniform: "
-                       + (f"`{first['checkpoint']}` after {first['elapsed_s']:.0f} s "
-                          f"({first['elapsed_s'] / 60:.1f} min; target ≤ 15 min)" if first
-                          else "**none** within the run (target ≤ 15 min missed)")), ""]
+        lines += ppo_time_lines(cost["ppo_time"])
     if cost and "steps" in cost:
         s = cost["steps"]
         r, a, b = s["ratio_2_over_1"], s["steps_per_s_1"], s["steps_per_s_2"]
@@ -345,21 +331,45 @@ def cost_section(cost: dict[str, Any] | None, overhead: dict[str, Any] | None) -
                   f"RSS {m['current_mb_after_reference']:.0f} → {m['current_mb_final']:.0f} MB; "
                   f"median {m['seconds_per_episode']['median']:.2f} s per run.", ""]
     if overhead:
-        def ratio_text(part: dict[str, Any]) -> str:
-            o, v = part["overhead_ratio"], part["validation_reward_share"]
-            return (f"DUSEnv.step / bare loop median **{o['median']:.3f}** (IQR {o['q1']:.3f}-"
-                    f"{o['q3']:.3f}); validation reward {100 * v['median']:.1f}% of episode time "
-                    f"(IQR {100 * v['q1']:.1f}-{100 * v['q3']:.1f}%)")
-
-        lines += [f"**Env overhead** (`benchmarks/overhead.py`, `{overhead['preset']}` preset, "
-                  f"{overhead['repeats']} rounds; targets: ratio <= 1.02, validation reward "
-                  f"<= 10%; bare loop {overhead['bare_seconds']['median']:.3f} s per episode): "
-                  f"whole episodes alternated, {ratio_text(overhead)}."]
-        if "interleaved" in overhead:
-            lines[-1] += (" Episodes advanced together a step at a time (all arms under the "
-                          f"same machine conditions): {ratio_text(overhead['interleaved'])}.")
-        lines += [""]
+        lines += overhead_lines(overhead)
     return lines or ["No cost benchmark output found."]
+
+
+def ppo_time_lines(p: dict[str, Any], target: str = "target ≤ 15 min") -> list[str]:
+    """The checkpoint table of ``benchmarks.cost``'s ``ppo_time`` part."""
+    first = p["first_beating_checkpoint"]
+    lines = [f"**PPO time to beat uniform** (`{p['preset']}` preset, n_envs {p['n_envs']}, "
+             f"{p['total_timesteps']} timesteps in {p['training_wall_time_s']:.0f} s; each "
+             f"checkpoint replayed on {len(p['val_episode_seeds'])} validation episodes "
+             f"next to uniform; criterion: {p['criterion']}):", ""]
+    rows = [[c["checkpoint"], str(c["timesteps"]), f"{c['elapsed_s']:.0f}",
+             f"{100 * c['mean_val_acc']:.2f}", ci(c["diff_to_uniform"]),
+             "yes" if c["beats_uniform"] else "no"] for c in p["checkpoints"]]
+    lines += table(["checkpoint", "timesteps", "elapsed s", "val acc", "Δ vs uniform",
+                    "beats"], rows)
+    lines += ["", ("First checkpoint that beats uniform: "
+                   + (f"`{first['checkpoint']}` after {first['elapsed_s']:.0f} s "
+                      f"({first['elapsed_s'] / 60:.1f} min; {target})" if first
+                      else f"**none** within the run ({target} missed)")), ""]
+    return lines
+
+
+def overhead_lines(overhead: dict[str, Any]) -> list[str]:
+    """``benchmarks.overhead``'s ratios in one paragraph."""
+    def ratio_text(part: dict[str, Any]) -> str:
+        o, v = part["overhead_ratio"], part["validation_reward_share"]
+        return (f"DUSEnv.step / bare loop median **{o['median']:.3f}** (IQR {o['q1']:.3f}-"
+                f"{o['q3']:.3f}); validation reward {100 * v['median']:.1f}% of episode time "
+                f"(IQR {100 * v['q1']:.1f}-{100 * v['q3']:.1f}%)")
+
+    lines = [f"**Env overhead** (`benchmarks/overhead.py`, `{overhead['preset']}` preset, "
+             f"{overhead['repeats']} rounds; targets: ratio <= 1.02, validation reward "
+             f"<= 10%; bare loop {overhead['bare_seconds']['median']:.3f} s per episode): "
+             f"whole episodes alternated, {ratio_text(overhead)}."]
+    if "interleaved" in overhead:
+        lines[-1] += (" Episodes advanced together a step at a time (all arms under the "
+                      f"same machine conditions): {ratio_text(overhead['interleaved'])}.")
+    return lines + [""]
 
 
 def copy_plots(q: dict[str, Any], docs: Path) -> list[tuple[str, str]]:

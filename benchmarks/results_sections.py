@@ -12,6 +12,9 @@ section           JSON (under --results)                     from
 ``fashion``       ``fashion.json``                           ``benchmarks.fashion``
 ``generalist``    ``generalization.json``, ``oracle.json``,  ``benchmarks.generalization``,
                   ``generalist/summary.json``                ``benchmarks.oracle``, dus-train
+``ppo_reward``    ``cost_ppo-paired.json``,                  ``benchmarks.cost --parts
+                  ``cost_ppo-valdelta.json``                 ppo_time`` on two dus-train runs
+``overhead``      ``overhead.json``                          ``benchmarks.overhead``
 ================  =========================================  ================================
 """
 
@@ -259,7 +262,52 @@ def sections(results: Path) -> dict[str, Callable[[], list[str]]]:
         oracle = _load(results / "oracle.json")
         train = _load(results / "generalist" / "summary.json")
         out["generalist"] = lambda: generalist_section(general, oracle, train)
+    ppo_runs = {reward: run for reward, name in (("paired", "ppo-paired"),
+                                                 ("val_delta", "ppo-valdelta"))
+                if (run := _load(results / f"cost_{name}.json")) and "ppo_time" in run}
+    if ppo_runs:
+        out["ppo_reward"] = lambda: ppo_reward_section(ppo_runs)
+    overhead = _load(results / "overhead.json")
+    if overhead:
+        out["overhead"] = lambda: overhead_section(overhead)
     return out
+
+
+def ppo_reward_section(runs: dict[str, dict[str, Any]]) -> list[str]:
+    """PPO on ``default`` with each reward, checkpoints every 320 steps, each replayed next to
+    uniform on the same validation episodes (``benchmarks.cost``'s ppo_time part)."""
+    from benchmarks.make_results import ppo_time_lines
+
+    lines = ["## PPO with the paired reward: steps to beat uniform", "",
+             "Two `dus-train --agent ppo --preset default` runs that differ only in "
+             "`--set reward.name=...` (4,800 timesteps, seed 0, checkpoints every 320 steps), "
+             "each checkpoint replayed on the same 20 validation episodes next to uniform. "
+             "Target: the paired reward first beats uniform in at most a third of the 4,800 "
+             "steps the `val_delta` PPO needed in the earlier run (≤ 1,600 steps).", ""]
+    rows = []
+    for reward, run in runs.items():
+        p = run["ppo_time"]
+        first, positive = p["first_beating_checkpoint"], p["first_checkpoint_with_positive_mean"]
+        rows.append([f"`{reward}`", str(p["total_timesteps"]),
+                     f"{p['training_wall_time_s']:.0f}",
+                     str(first["timesteps"]) if first else "none",
+                     str(positive["timesteps"]) if positive else "none",
+                     str(sum(c["beats_uniform"] for c in p["checkpoints"]))
+                     + f" / {len(p['checkpoints'])}"])
+    lines += _table(["reward", "timesteps", "train s", "first checkpoint beating uniform",
+                     "first with mean > 0", "checkpoints beating"], rows) + [""]
+    for reward, run in runs.items():
+        lines += [f"### `{reward}`", "", *ppo_time_lines(run["ppo_time"], "target ≤ 1,600 steps")]
+    return lines
+
+
+def overhead_section(overhead: dict[str, Any]) -> list[str]:
+    from benchmarks.make_results import overhead_lines
+
+    return ["## Env overhead after the restructuring", "",
+            "`python -m benchmarks.overhead` on the code with the shared decision step "
+            "(`dus_env/decision.py`) and without the micro-caches:", "",
+            *overhead_lines(overhead)]
 
 
 def update(page: str, results: Path) -> tuple[str, list[str]]:
