@@ -14,6 +14,7 @@ import pytest
 
 from dus_agents.cli import evaluate
 from dus_agents.evaluation import parse_seeds
+from dus_agents.registry import POLICY_NAMES
 from tests.conftest import ROOT, run_script
 
 PNGS = ("batch_sizes.png", "scores.png", "val_accuracy.png", "final_metrics.png")
@@ -135,9 +136,10 @@ def test_killed_sweep_resumes_without_duplicates(tmp_path):
 # ----------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("flags,message", [
     (["--policies", "uniform,heurstic"], "--policies='heurstic' is not valid; valid choices: "
-     "['uniform', 'random', 'heuristic', 'reinforce']. Did you mean 'heuristic'?"),
+     f"{list(POLICY_NAMES)}. Did you mean 'heuristic'?"),
     (["--policies", "dqn:model.zip"], "--policies kind='dqn' is not valid"),
-    (["--policies", "ppo:/nonexistent.zip"], "cannot build policy 'ppo:/nonexistent.zip'"),
+    (["--policies", "ppo:/nonexistent.zip"],
+     "cannot read policy 'ppo:/nonexistent.zip': policy file '/nonexistent.zip' does not exist"),
     (["--hosts", "joint,jiont"], "--hosts='jiont' is not valid; valid choices: "
      "['joint', 'mla', 'ogm_ge', 'unimodal']. Did you mean 'joint'?"),
     (["--preset", "tiyn"], "--preset='tiyn' is not valid; valid choices: "),
@@ -148,6 +150,8 @@ def test_killed_sweep_resumes_without_duplicates(tmp_path):
     (["--seeds", ","], "--seeds=',' is empty"),
     (["--set", "trainer.los_reduction=base_sum"], "Did you mean 'loss_reduction'"),
     (["--set", "trainer"], "--set='trainer': expected KEY=VALUE"),
+    (["--seeds", "0-100000000000"], "--seeds='0-100000000000' lists more than 100000 seeds"),
+    (["--threads", "1000000000"], "--threads=1000000000 is out of range; valid range: [1, 1024]"),
 ])
 def test_bad_input_fails_clearly_without_output(tmp_path, capsys, flags, message):
     out = tmp_path / "eval"
@@ -170,7 +174,7 @@ def test_corrupt_policy_file(tmp_path, capsys):
                        "--out-dir", str(out), "--quiet"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert f"cannot build policy 'ppo:{bad}'" in err and str(bad) in err
+    assert f"cannot read policy 'ppo:{bad}'" in err and "is corrupt" in err
     assert not out.exists()
 
 
