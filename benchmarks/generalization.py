@@ -42,6 +42,7 @@ from dus_agents.evaluation.runs import run_one
 from dus_agents.evaluation.stats import paired_difference, t_interval
 from dus_agents.heuristic import HeuristicPolicy, UniformPolicy
 from dus_env.cli import check_at_least, comma_list
+from dus_env.errors import UsageError
 from dus_env.suites import Task
 
 POLICIES: tuple[str, ...] = ("uniform", "heuristic", "ppo-default", "generalist", "oracle")
@@ -66,6 +67,10 @@ class Args(common.BenchArgs):
     """benchmarks.oracle's JSON, or a comma list of them (empty: policy left out)."""
     probe_max_train: int = 2000
     """Training rows of the linear probes."""
+    resume: bool = False
+    """Keep the tasks already in --out that were run with the same settings (policies,
+    generalist, ppo-default, oracle, seeds, probe rows) and run only the rest: an interrupted
+    run loses no finished task."""
 
     SMOKE: ClassVar[dict[str, Any]] = {"tasks": "tiny:heldout", "synthetic_seeds": 2,
                                         "generalist": ""}
@@ -223,13 +228,48 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         return _run(args, wanted)
 
 
+def _settings(args: Args, wanted: list[str]) -> dict[str, Any]:
+    """What decides a task's numbers (a resumed run keeps only tasks run with the same)."""
+    return {"policies": wanted, "generalist": args.generalist, "ppo_default": args.ppo_default,
+            "oracle": args.oracle, "synthetic_seeds": args.synthetic_seeds,
+            "real_seeds": args.real_seeds, "probe_max_train": args.probe_max_train}
+
+
+def _finished(args: Args, wanted: list[str]) -> dict[str, Any]:
+    """The tasks of an earlier run in --out with the same settings (--resume)."""
+    if not (args.resume and args.out and Path(args.out).is_file()):
+        return {}
+    try:
+        earlier = json.loads(Path(args.out).read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--resume: cannot read {args.out}: {exc}") from None
+    settings = earlier.get("settings")
+    if settings is None:  # files written before settings were recorded
+        settings = {**_settings(args, wanted), "policies": earlier.get("policies"),
+                    "generalist": earlier.get("generalist")}
+        command = earlier.get("command", [])
+        for flag, key in (("--ppo-default", "ppo_default"), ("--oracle", "oracle")):
+            settings[key] = command[command.index(flag) + 1] if flag in command else ""
+    if settings != _settings(args, wanted):
+        raise UsageError(f"--resume: {args.out} was run with other settings ({settings}); "
+                         f"this run has {_settings(args, wanted)}")
+    return dict(earlier.get("tasks", {}))
+
+
 def _run(args: Args, wanted: list[str]) -> dict[str, Any]:
     log = common.logger("generalization")
+    finished = _finished(args, wanted)
     result: dict[str, Any] = {"machine": common.machine_info(), "command": sys.argv,
                               "policies": wanted, "generalist": args.generalist,
-                              "tasks": {}}
+                              "settings": _settings(args, wanted), "tasks": {}}
+    if finished:
+        result["resumed_tasks"] = sorted(finished)
     start = time.perf_counter()
     for _, task in resolve_tasks(args.tasks):
+        if task.name in finished:
+            result["tasks"][task.name] = finished[task.name]
+            log.info("%s kept from %s (--resume)", task.name, args.out)
+            continue
         result["tasks"][task.name] = evaluate_task(args, task, wanted)
         log.info("%s done (%.0f s so far)", task.name, time.perf_counter() - start)
         common.write_json(args.out, result)

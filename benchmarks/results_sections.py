@@ -10,7 +10,7 @@ section           JSON (under --results)                     from
 ``paired``        ``paired_reward.json``                     ``benchmarks.paired_reward``
 ``resolution``    ``heuristic_resolution/*/summary.json``    ``dus-evaluate`` (run_all.sh)
 ``fashion``       ``fashion.json``                           ``benchmarks.fashion``
-``generalist``    ``generalization.json``, ``oracle.json``,  ``benchmarks.generalization``,
+``generalist``    ``generalization.json``, ``oracle*.json``, ``benchmarks.generalization``,
                   ``generalist/summary.json``                ``benchmarks.oracle``, dus-train
 ``ppo_reward``    ``cost_ppo-paired.json``,                  ``benchmarks.cost --parts
                   ``cost_ppo-valdelta.json``                 ppo_time`` on two dus-train runs
@@ -117,7 +117,7 @@ def fashion_section(f: dict[str, Any]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- generalist
-def generalist_section(g: dict[str, Any], oracle: dict[str, Any] | None,
+def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
                        train: dict[str, Any] | None) -> list[str]:
     lines = ["## A pretrained generalist on held-out tasks (DUS-v1)", ""]
     if train:
@@ -168,7 +168,7 @@ def generalist_section(g: dict[str, Any], oracle: dict[str, Any] | None,
               + (", ".join(f"{t} {100 * per[t]:.0f}%" for t in tasks) or "none")
               + f"; mean {_f(100 * share['mean_share'], 0) + '%' if share.get('mean_share') is not None else 'n/a'} "
               "(target >= 70% on each).", ""]
-    if oracle:
+    for oracle in oracles:
         lines += [f"Oracle: `{' '.join(oracle['command'])}`: {oracle['trials']} schedules per "
                   f"task ({oracle['phases']} phases of constant multipliers per modality), "
                   f"scored on validation seeds {oracle['search_seeds']} by mean paired return; "
@@ -259,9 +259,9 @@ def sections(results: Path) -> dict[str, Callable[[], list[str]]]:
         out["fashion"] = lambda: fashion_section(fashion)
     general = _load(results / "generalization.json")
     if general:
-        oracle = _load(results / "oracle.json")
+        oracles = [json.loads(p.read_text()) for p in sorted(results.glob("oracle*.json"))]
         train = _load(results / "generalist" / "summary.json")
-        out["generalist"] = lambda: generalist_section(general, oracle, train)
+        out["generalist"] = lambda: generalist_section(general, oracles, train)
     ppo_runs = {reward: run for reward, name in (("paired", "ppo-paired"),
                                                  ("val_delta", "ppo-valdelta"))
                 if (run := _load(results / f"cost_{name}.json")) and "ppo_time" in run}

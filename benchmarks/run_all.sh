@@ -57,10 +57,21 @@ dus-evaluate --preset mfeat --set 'data.views=["kar","zer"]' --seeds 0-9 --quiet
 python train_agent.py --run-name ppo-default --out-dir "$R" --no-progress-bar
 python train_agent.py --suite synthetic-mix --total-timesteps 30000 --eval-freq 6000 \
   --eval-tasks 8 --run-name generalist --out-dir "$R" --no-progress-bar --eval-episodes 0
-python -m benchmarks.oracle --out "$R/oracle.json"
-python -m benchmarks.generalization --generalist "$R/generalist/policy.zip" \
-  --ppo-default "$R/ppo-default/policy.zip" --oracle "$R/oracle.json" \
-  --out "$R/generalization.json"
+# PPO on default with the paired reward against val_delta: steps to beat uniform, fine checkpoints
+for cell in "ppo-paired paired" "ppo-valdelta val_delta"; do
+  set -- $cell
+  dus-train --agent ppo --preset default --run-name "$1" --set "reward.name=$2" \
+    --total-timesteps 4800 --checkpoint-freq 320 --keep-checkpoints 100 --eval-episodes 0 \
+    --out-dir "$R/runs" --no-progress-bar
+  python -m benchmarks.cost --parts ppo_time --ppo-run "$R/runs/$1" --out "$R/cost_$1.json"
+done
 python -m benchmarks.fashion --ppo-default "$R/ppo-default/policy.zip" \
   --generalist "$R/generalist/policy.zip" --out "$R/fashion.json"
+python -m benchmarks.oracle --tasks synthetic-mix:heldout,mfeat-views:heldout --trials 24 \
+  --out "$R/oracle.json"
+python -m benchmarks.oracle --tasks real:fashion --trials 12 --out "$R/oracle_fashion.json"
+# --resume: a rerun after an interruption keeps the tasks already finished
+python -m benchmarks.generalization --generalist "$R/generalist/policy.zip" \
+  --ppo-default "$R/ppo-default/policy.zip" --oracle "$R/oracle.json,$R/oracle_fashion.json" \
+  --out "$R/generalization.json" --resume
 python -m benchmarks.make_results --update --results "$R" --out docs/RESULTS.md

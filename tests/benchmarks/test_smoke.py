@@ -147,3 +147,31 @@ def test_make_results_update_writes_the_v1_sections_and_keeps_the_rest(v1_result
         assert f"<!-- section:{name}:start" in text and f"<!-- section:{name}:end -->" in text
     _run("make_results", "--update", "--out", str(page), "--results", str(v1_results))
     assert page.read_text() == text  # idempotent: each section replaced in place
+
+
+def test_generalization_resume_keeps_finished_tasks_and_refuses_other_settings(
+        tmp_path: Path) -> None:
+    out = tmp_path / "generalization.json"
+    base = ("--tasks", "tiny:tiny-2,tiny:tiny-3b", "--synthetic-seeds", "2", "--policies",
+            "uniform,heuristic", "--out", str(out))
+    _run("generalization", *base)
+    first = json.loads(out.read_text())
+    names = list(first["tasks"])
+    assert len(names) >= 2 and first["settings"]["policies"] == ["uniform", "heuristic"]
+    # an interrupted run: the last task never finished; a kept task carries a marker
+    cut = dict(first, tasks={n: first["tasks"][n] for n in names[:-1]})
+    cut["tasks"][names[0]] = dict(cut["tasks"][names[0]], marker="kept")
+    cut.pop("across_tasks")
+    out.write_text(json.dumps(cut))
+    proc = _run("generalization", *base, "--resume")
+    resumed = json.loads(out.read_text())
+    assert list(resumed["tasks"]) == names and resumed["resumed_tasks"] == sorted(names[:-1])
+    assert resumed["tasks"][names[0]]["marker"] == "kept"  # not rerun
+    assert resumed["tasks"][names[-1]] == first["tasks"][names[-1]]  # rerun, same seeds
+    assert "kept from" in proc.stderr + proc.stdout
+    # other settings: refused with both sets named, the file untouched
+    before = out.read_text()
+    bad = run_module("benchmarks.generalization", *base, "--resume", "--synthetic-seeds", "3",
+                     check=False)
+    assert bad.returncode == 2 and "--resume" in bad.stderr and "synthetic_seeds" in bad.stderr
+    assert out.read_text() == before
