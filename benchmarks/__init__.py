@@ -26,8 +26,21 @@ Times are for 2 CPU cores, one thread per process.
 * ``ray_scaling``: an evaluation sweep on the local backend vs Ray, env steps per second with
   1 vs 2 Ray actors (docs/scaling.md; needs ``pip install 'dus-env[ray]'``).
   ``python -m benchmarks.ray_scaling``: about a minute on the tiny preset.
+* ``paired_reward``: the paired reward's noise against val_delta's over seeds, and the cost of
+  its reference run (cold vs warm). ``python -m benchmarks.paired_reward``: about 6 minutes.
+* ``oracle``: per held-out task, the best open-loop schedule (piecewise-constant per-modality
+  multipliers) an Optuna search finds on validation seeds, reported on test seeds.
+  ``python -m benchmarks.oracle``: about 20 minutes for its 19 default tasks at 24 trials.
+* ``generalization``: held-out tasks x uniform, DUS-H, PPO trained on ``default``, the
+  pretrained generalist and the oracle; paired CIs per task and across tasks. Resumable
+  (``--resume``). ``python -m benchmarks.generalization``: about 35 minutes.
+* ``fashion``: two-view Fashion-MNIST: noise screen, imbalance, lever, policies on three hosts,
+  episode cost. ``python -m benchmarks.fashion``: about 40 minutes.
+* ``fashion_weights``: whether the trainer's loss weights open the weak-view gap on
+  Fashion-MNIST (validation only). ``python -m benchmarks.fashion_weights``: about 5 minutes.
 * ``make_results``: renders docs/RESULTS.md from the JSON of quality, levers, ppo_rewards,
-  cost and overhead (``python -m benchmarks.make_results``: seconds).
+  cost and overhead (``python -m benchmarks.make_results``: seconds); with ``--update``, only
+  the DUS-v1 sections (``benchmarks.results_sections``) and docs/PRETRAINED.md.
 * ``machine``: prints the machine description every benchmark records.
 
 ``bash benchmarks/run_all.sh`` runs them all in order and regenerates docs/RESULTS.md (about

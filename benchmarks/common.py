@@ -194,6 +194,17 @@ def write_json(out: str | os.PathLike | None, payload: Any, indent: int = 1,
     return text
 
 
+def command_line(argv: Sequence[str]) -> str:
+    """A recorded ``sys.argv`` as a reader would type it: ``python -m benchmarks.NAME ...``
+    for a benchmark module (``python -m`` records the file's absolute path), else as is."""
+    if not argv:
+        return ""
+    head = Path(argv[0])
+    if head.suffix == ".py" and head.parent.name == "benchmarks":
+        return " ".join([f"python -m benchmarks.{head.stem}", *argv[1:]])
+    return " ".join(argv)
+
+
 def machine_info() -> dict[str, Any]:
     """CPU model and count, Python, torch and platform versions, GPU presence."""
     import torch

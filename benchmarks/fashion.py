@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from dus_agents.evaluation.stats import paired_difference, t_interval
 from dus_agents.heuristic import HeuristicPolicy, UniformPolicy
 from dus_env.cli import comma_list
 from dus_env.config import config_from_dict, get_preset
+
+
+A = TypeVar("A", bound="common.BenchArgs")
 
 
 @dataclasses.dataclass
@@ -213,7 +216,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
 
     lines = ["## Real pixels on CPU: two-view Fashion-MNIST", "",
-             f"`{' '.join(result['command'])}`. Preset `fashion`: two small CNNs from scratch, "
+             f"`{common.command_line(result['command'])}`. Preset `fashion`: two small CNNs from scratch, "
              "view 1 the image rotated, view 2 another image of the same class plus noise.", "",
              "Noise screen (validation, tuning seeds 100+; weak-view probe alone minus under "
              "joint training with uniform sampling, points):", "",
@@ -250,16 +253,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = common.parse(Args, argv)
+    args = smoke_setup(common.parse(Args, argv))
     common.setup(args)
-    if args.smoke and not args.root:
-        args = dataclasses.replace(args, root=_smoke_fixture())
-    if args.smoke:
-        from dus_env.config.presets import PRESETS
-        base = get_preset("fashion")
-        small = base.replace(data=dataclasses.replace(base.data, n_train=150, val_size=40,
-                                                      n_test=40, expect_canonical=False))
-        PRESETS.add("fashion", lambda: small, PRESETS.describe("fashion"), overwrite=True)
     log = common.logger("fashion")
     result: dict[str, Any] = {"machine": common.machine_info(), "command": sys.argv,
                               "seeds": list(range(args.seeds))}
@@ -276,6 +271,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.smoke:
         print("smoke ok")
     return result
+
+
+def smoke_setup(args: A) -> A:
+    """Under ``--smoke``: a generated idx fixture (unless ``--root``) and a small ``fashion``
+    preset (150 training images) in this process; otherwise ``args`` as given."""
+    if not args.smoke:
+        return args
+    if not args.root:
+        args = dataclasses.replace(args, root=_smoke_fixture())
+    from dus_env.config.presets import PRESETS
+    base = get_preset("fashion")
+    small = base.replace(data=dataclasses.replace(base.data, n_train=150, val_size=40,
+                                                  n_test=40, expect_canonical=False))
+    PRESETS.add("fashion", lambda: small, PRESETS.describe("fashion"), overwrite=True)
+    return args
 
 
 def _smoke_fixture() -> str:

@@ -461,9 +461,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         text, done = update(out.read_text() if out.is_file() else "", results)
         train = _load(results / "generalist" / "summary.json")
         if train is not None:
-            settings = (_load(results / "generalist" / "config.json") or {}).get("args", {})
+            run_config = _load(results / "generalist" / "config.json") or {}
             card = out.parent / "PRETRAINED.md"
-            atomic_write(card, pretrained_card({**train, "args": settings},
+            atomic_write(card, pretrained_card({**train, "args": run_config.get("args", {}),
+                                                "argv": run_config.get("command")},
                                                _load(results / "generalization.json")))
             done.append(str(card))
         for png in results.glob("*.png"):  # the sections' figures

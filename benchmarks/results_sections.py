@@ -9,7 +9,8 @@ section           JSON (under --results)                     from
 ================  =========================================  ================================
 ``paired``        ``paired_reward.json``                     ``benchmarks.paired_reward``
 ``resolution``    ``heuristic_resolution/*/summary.json``    ``dus-evaluate`` (run_all.sh)
-``fashion``       ``fashion.json``                           ``benchmarks.fashion``
+``fashion``       ``fashion.json``,                          ``benchmarks.fashion``,
+                  ``fashion_weights.json``                   ``benchmarks.fashion_weights``
 ``generalist``    ``generalization.json``, ``oracle*.json``, ``benchmarks.generalization``,
                   ``generalist/summary.json``                ``benchmarks.oracle``, dus-train
 ``ppo_reward``    ``cost_ppo-paired.json``,                  ``benchmarks.cost --parts
@@ -25,6 +26,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from benchmarks.common import command_line
 
 
 def _f(value: Any, digits: int = 2, sign: bool = False) -> str:
@@ -112,8 +115,15 @@ def resolution_section(summaries: dict[str, dict[str, Any]]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- fashion
-def fashion_section(f: dict[str, Any]) -> list[str]:
-    return [line for line in f.get("markdown", "").splitlines()] + [""]
+def fashion_section(f: dict[str, Any], weights: dict[str, Any] | None = None) -> list[str]:
+    """benchmarks.fashion's own rendering of its JSON, and the trainer-weight screen's."""
+    from benchmarks.fashion import markdown
+    from benchmarks.fashion_weights import markdown as weights_markdown
+
+    lines = markdown(f).splitlines()
+    if weights:
+        lines += weights_markdown(weights).splitlines()
+    return lines + [""]
 
 
 # --------------------------------------------------------------------------- generalist
@@ -122,14 +132,14 @@ def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
     lines = ["## A pretrained generalist on held-out tasks (DUS-v1)", ""]
     if train:
         sel = (train.get("selection") or {}).get("best") or {}
-        lines += [f"Trained with `{train.get('command', 'see docs/PRETRAINED.md')}`: "
+        lines += [f"Trained with `{_train_command(train)}` (docs/PRETRAINED.md): "
                   f"{train.get('timesteps')} timesteps ({train.get('episodes')} training "
                   f"episodes) in {train.get('wall_time_s', 0) / 60:.1f} minutes on 2 CPU cores "
                   "(target <= 60). Kept: the checkpoint with the best mean paired return on "
                   f"the validation slice (training tasks x validation seeds): "
                   f"{_f(sel.get('mean_return'), sign=True)} points at "
                   f"{sel.get('timesteps')} timesteps.", ""]
-    lines += [f"`{' '.join(g['command'])}`. Test accuracy of the model selected on validation, "
+    lines += [f"`{command_line(g['command'])}`. Test accuracy of the model selected on validation, "
               "seed-paired difference in points, mean [95% CI]; DUS-v1 envs (17-point grid), "
               "modality i in slot i. `ppo-default`: PPO trained on the `default` preset "
               "(DUS-v0), runnable only where its layout fits (2 modalities).", ""]
@@ -160,6 +170,16 @@ def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
               "where the CI against DUS-H is above 0 / includes 0 / is below 0):", "",
               *_table(["policy", "tasks", "gain vs uniform", "gain vs DUS-H", "W/T/L vs DUS-H"],
                       rows), ""]
+    lines += _by_kind(g["tasks"])
+    vs_h = (across.get("generalist") or {}).get("mean_gain_vs_heuristic") or {}
+    if vs_h.get("low") is not None:
+        lines += [f"The generalist {_verdict(vs_h)} (target: above 0).", ""]
+    o_gain = ((across.get("oracle") or {}).get("mean_gain_vs_heuristic") or {}).get("mean")
+    if o_gain is not None and o_gain < 0:
+        lines += ["The oracle is a search-limited bound, not a true upper bound: its open-loop "
+                  "schedules, found with a fixed trial budget on a few validation seeds, gain "
+                  f"less than the closed-loop DUS-H on average ({_f(o_gain, sign=True)} points "
+                  "against DUS-H), so the share of its gain is an easy bar.", ""]
     share = across.get("oracle_share", {})
     tasks = share.get("tasks_with_significant_oracle_gain", [])
     per = share.get("generalist_share_per_task", {})
@@ -169,7 +189,7 @@ def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
               + f"; mean {_f(100 * share['mean_share'], 0) + '%' if share.get('mean_share') is not None else 'n/a'} "
               "(target >= 70% on each).", ""]
     for oracle in oracles:
-        lines += [f"Oracle: `{' '.join(oracle['command'])}`: {oracle['trials']} schedules per "
+        lines += [f"Oracle: `{command_line(oracle['command'])}`: {oracle['trials']} schedules per "
                   f"task ({oracle['phases']} phases of constant multipliers per modality), "
                   f"scored on validation seeds {oracle['search_seeds']} by mean paired return; "
                   "the uniform schedule is the first trial.", ""]
@@ -178,11 +198,60 @@ def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
 
 
 # --------------------------------------------------------------------------- model card
+def _by_kind(tasks: dict[str, Any]) -> list[str]:
+    """The across-task summary again for the synthetic and the real-data tasks apart."""
+    from benchmarks.generalization import across_tasks
+
+    kinds = {"synthetic": {t: e for t, e in tasks.items() if e.get("kind") == "synthetic"},
+             "real data": {t: e for t, e in tasks.items() if e.get("kind") != "synthetic"}}
+    rows = []
+    for kind, subset in kinds.items():
+        if len(subset) < 2:
+            continue
+        across = across_tasks(subset)
+        for p in ("heuristic", "generalist", "oracle"):
+            a = across.get(p)
+            if a:
+                rows.append([kind, p, str(a["tasks"]), _ci(a["mean_gain_vs_uniform"]),
+                             _ci(a.get("mean_gain_vs_heuristic")),
+                             "/".join(str(v) for v in a.get("vs_heuristic_win_tie_loss", []))
+                             or "n/a"])
+    if not rows:
+        return []
+    return ["By kind of task (the same summary over each group):", "",
+            *_table(["tasks", "policy", "n", "gain vs uniform", "gain vs DUS-H",
+                     "W/T/L vs DUS-H"], rows), ""]
+
+
+def _verdict(vs_h: dict[str, Any]) -> str:
+    """Whether the generalist's mean paired gain over DUS-H (an interval) beats it."""
+    if vs_h["low"] > 0:
+        return ("beats DUS-H on these tasks: the 95% interval of its mean paired gain over "
+                f"DUS-H, {_ci(vs_h)}, is above 0")
+    return ("does **not** beat DUS-H on these tasks: the 95% interval of its mean paired gain "
+            f"over DUS-H, {_ci(vs_h)}, " + ("is below 0" if vs_h["high"] < 0 else "includes 0"))
+
+
+def _train_command(train: dict[str, Any]) -> str:
+    """The command the run recorded (its config.json), the interpreter's path as ``python``."""
+    argv = list(train.get("argv") or [])
+    if argv:
+        script = next((i for i, a in enumerate(argv) if a.endswith(("train_agent.py", "dus-train"))),
+                      0)
+        argv = argv[script:]
+        return ("python " if argv[0].endswith(".py") else "") + " ".join(argv)
+    args = train.get("args") or {}
+    return (f"python train_agent.py --suite {args.get('suite')} --total-timesteps "
+            f"{train.get('requested_timesteps')} --eval-freq {args.get('eval_freq')} "
+            f"--eval-tasks {args.get('eval_tasks')} --run-name generalist --seed {train.get('seed')}")
+
+
 def pretrained_card(train: dict[str, Any], g: dict[str, Any] | None) -> str:
     """docs/PRETRAINED.md: how the shipped generalist was made and how it does held out."""
     sel = (train.get("selection") or {})
     best = sel.get("best") or {}
     imitation = train.get("imitation")
+    args = train.get("args") or {}
     lines = [
         "# The pretrained generalist (`--policies pretrained`)", "",
         "<!-- generated by benchmarks/make_results.py --update from results/generalist/"
@@ -197,14 +266,10 @@ def pretrained_card(train: dict[str, Any], g: dict[str, Any] | None) -> str:
         "policy=\"pretrained\")`.", "",
         "## How it was trained", "",
         "```bash",
-        f"python train_agent.py --suite {train.get('suite')} --total-timesteps "
-        f"{train.get('requested_timesteps')} --eval-freq {(train.get('args') or {}).get('eval_freq', 6000)} "
-        f"--eval-tasks {(train.get('args') or {}).get('eval_tasks', 8)} --run-name generalist "
-        f"--seed {train.get('seed')}"
-        + (f" --imitate-episodes {imitation['episodes']}" if imitation else ""),
+        _train_command(train),
         "cp runs/generalist/policy.zip agents/pretrained/generalist.zip",
         "```", "",
-        f"- suite `{train.get('suite')}` ({len((train.get('validation_slice') or []))} "
+        f"- suite `{args.get('suite')}` ({len((train.get('validation_slice') or []))} "
         "validation pairs: training tasks x the suite's validation seeds, which no training "
         "episode uses; the held-out tasks are never read);",
         f"- {train.get('timesteps')} env steps, {train.get('episodes')} training episodes, "
@@ -236,6 +301,9 @@ def pretrained_card(train: dict[str, Any], g: dict[str, Any] | None) -> str:
                              or "n/a"])
         lines += _table(["policy", "tasks", "gain vs uniform (points)", "gain vs DUS-H",
                          "W/T/L vs DUS-H"], rows) + [""]
+        vs_h = (across.get("generalist") or {}).get("mean_gain_vs_heuristic") or {}
+        if vs_h.get("low") is not None:
+            lines += [f"The generalist {_verdict(vs_h)} (target: above 0).", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -256,11 +324,15 @@ def sections(results: Path) -> dict[str, Callable[[], list[str]]]:
         out["resolution"] = lambda: resolution_section(resolution)
     fashion = _load(results / "fashion.json")
     if fashion:
-        out["fashion"] = lambda: fashion_section(fashion)
+        weights = _load(results / "fashion_weights.json")
+        out["fashion"] = lambda: fashion_section(fashion, weights)
     general = _load(results / "generalization.json")
     if general:
         oracles = [json.loads(p.read_text()) for p in sorted(results.glob("oracle*.json"))]
         train = _load(results / "generalist" / "summary.json")
+        if train is not None:
+            train = {**train, "argv": (_load(results / "generalist" / "config.json")
+                                       or {}).get("command")}
         out["generalist"] = lambda: generalist_section(general, oracles, train)
     ppo_runs = {reward: run for reward, name in (("paired", "ppo-paired"),
                                                  ("val_delta", "ppo-valdelta"))

@@ -67,6 +67,7 @@ for cell in "ppo-paired paired" "ppo-valdelta val_delta"; do
 done
 python -m benchmarks.fashion --ppo-default "$R/ppo-default/policy.zip" \
   --generalist "$R/generalist/policy.zip" --out "$R/fashion.json"
+python -m benchmarks.fashion_weights --out "$R/fashion_weights.json"
 python -m benchmarks.oracle --tasks synthetic-mix:heldout,mfeat-views:heldout --trials 24 \
   --out "$R/oracle.json"
 python -m benchmarks.oracle --tasks real:fashion --trials 12 --out "$R/oracle_fashion.json"

@@ -108,7 +108,7 @@ def v1_results(tmp_path_factory) -> Path:
     """The smoke outputs of the DUS-v1 benchmarks, in one results/ tree."""
     results = tmp_path_factory.mktemp("v1_results")
     for module, name in (("paired_reward", "paired_reward.json"), ("oracle", "oracle.json"),
-                         ("fashion", "fashion.json")):
+                         ("fashion", "fashion.json"), ("fashion_weights", "fashion_weights.json")):
         assert "smoke ok" in _run(module, "--smoke", "--out", str(results / name)).stdout
     assert "smoke ok" in _run("generalization", "--smoke", "--oracle",
                               str(results / "oracle.json"), "--policies",
@@ -134,6 +134,11 @@ def test_v1_smoke_jsons_have_their_documented_keys(v1_results: Path) -> None:
     assert (v1_results / "generalization.png").is_file()
     fashion = json.loads((v1_results / "fashion.json").read_text())
     assert set(fashion) >= {"noise", "imbalance", "lever", "policies", "cost", "markdown"}
+    weights = json.loads((v1_results / "fashion_weights.json").read_text())
+    (cell,) = weights["cells"]
+    assert (cell["unimodal_weight"], cell["fusion_weight"]) == (0.1, 1.0)
+    assert weights["seeds"] == [100, 101] and cell["gap_points"]["n"] == 2  # tuning seeds
+    assert isinstance(weights["target_met"], bool)
 
 
 def test_make_results_update_writes_the_v1_sections_and_keeps_the_rest(v1_results: Path,
@@ -145,6 +150,8 @@ def test_make_results_update_writes_the_v1_sections_and_keeps_the_rest(v1_result
     assert "kept by hand" in text
     for name in ("paired", "fashion", "generalist"):
         assert f"<!-- section:{name}:start" in text and f"<!-- section:{name}:end -->" in text
+    assert "Loss-weight screen (`python -m benchmarks.fashion_weights --smoke" in text
+    assert "`python -m benchmarks.generalization --smoke" in text  # not the file's path
     _run("make_results", "--update", "--out", str(page), "--results", str(v1_results))
     assert page.read_text() == text  # idempotent: each section replaced in place
 
@@ -175,3 +182,36 @@ def test_generalization_resume_keeps_finished_tasks_and_refuses_other_settings(
                      check=False)
     assert bad.returncode == 2 and "--resume" in bad.stderr and "synthetic_seeds" in bad.stderr
     assert out.read_text() == before
+
+
+def test_make_results_writes_the_pretrained_card_from_the_run_it_describes(
+        v1_results: Path, tmp_path: Path) -> None:
+    """docs/PRETRAINED.md quotes the training run's own recorded command and suite."""
+    results = tmp_path / "results"
+    results.mkdir()
+    general = json.loads((v1_results / "generalization.json").read_text())
+    # the smoke run has one task (no interval over tasks); give it one to judge
+    general["across_tasks"]["generalist"]["mean_gain_vs_heuristic"] = {
+        "mean": -0.1, "half_width": 0.2, "low": -0.3, "high": 0.1, "std": 0.4, "n": 20,
+        "confidence": 0.95}
+    (results / "generalization.json").write_text(json.dumps(general))
+    run = results / "generalist"
+    run.mkdir()
+    argv = ["/some/python", "train_agent.py", "--suite", "tiny", "--total-timesteps", "40",
+            "--run-name", "generalist"]
+    (run / "config.json").write_text(json.dumps({"command": argv,
+                                                 "args": {"suite": "tiny", "eval_freq": 20}}))
+    (run / "summary.json").write_text(json.dumps({
+        "timesteps": 40, "episodes": 6, "wall_time_s": 12.0, "requested_timesteps": 40,
+        "seed": 0, "validation_slice": [["tiny-2", 900000]], "ppo_config": {"n_epochs": 1},
+        "selection": {"best": {"timesteps": 20, "mean_return": 0.5},
+                      "curve": [[0, 0.0], [20, 0.5], [40, 0.1]]}}))
+    page = tmp_path / "docs" / "RESULTS.md"
+    page.parent.mkdir()
+    _run("make_results", "--update", "--out", str(page), "--results", str(results))
+    card = (tmp_path / "docs" / "PRETRAINED.md").read_text()
+    assert "python train_agent.py --suite tiny --total-timesteps 40 --run-name generalist" in card
+    assert "/some/python" not in card and "suite `tiny`" in card
+    assert "kept: 20 timesteps (+0.50 points)" in card
+    assert "does **not** beat DUS-H on these tasks" in card and "-0.10 [-0.30, +0.10]" in card
+    assert "Trained with `python train_agent.py --suite tiny" in page.read_text()
