@@ -197,7 +197,6 @@ def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
     return lines
 
 
-# --------------------------------------------------------------------------- model card
 def _by_kind(tasks: dict[str, Any]) -> list[str]:
     """The across-task summary again for the synthetic and the real-data tasks apart."""
     from benchmarks.generalization import across_tasks
@@ -232,6 +231,7 @@ def _verdict(vs_h: dict[str, Any]) -> str:
             f"over DUS-H, {_ci(vs_h)}, " + ("is below 0" if vs_h["high"] < 0 else "includes 0"))
 
 
+# --------------------------------------------------------------------------- model card
 def _train_command(train: dict[str, Any]) -> str:
     """The command the run recorded (its config.json), the interpreter's path as ``python``."""
     argv = list(train.get("argv") or [])
