@@ -24,7 +24,7 @@ import dataclasses
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -265,7 +265,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     result["lever"] = lever(args, noise)
     result["policies"] = policies(args, noise)
     result["cost"] = cost(args, noise)
-    result["markdown"] = markdown(result)
+    return finish(args, result, markdown)
+
+
+def finish(args: common.BenchArgs, result: dict[str, Any],
+           render: Callable[[dict[str, Any]], str]) -> dict[str, Any]:
+    """Render ``result`` into its own ``markdown`` key, print it, write the JSON (``--out``)
+    and, under ``--smoke``, say so."""
+    result["markdown"] = render(result)
     print(result["markdown"])
     common.write_json(args.out, result)
     if args.smoke:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from benchmarks import common
-from benchmarks.fashion import _config, _env, _run, smoke_setup
+from benchmarks.fashion import _config, _env, _run, finish, smoke_setup
 from dus_agents.heuristic import UniformPolicy
 from dus_env.cli import comma_list
 from dus_env.errors import UsageError
@@ -105,12 +105,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     _weights(args.weights)  # bad input fails before any run
     result: dict[str, Any] = {"machine": common.machine_info(), "command": sys.argv,
                               **screen(args)}
-    result["markdown"] = markdown(result)
-    print(result["markdown"])
-    common.write_json(args.out, result)
-    if args.smoke:
-        print("smoke ok")
-    return result
+    return finish(args, result, markdown)
 
 
 if __name__ == "__main__":
