@@ -260,6 +260,21 @@ def checkpoint_timesteps(path: str | os.PathLike) -> int:
     return int(match.group(1))
 
 
+def slice_returns(env: Any, policy: Any, pairs: list[tuple[str, int]]) -> list[float]:
+    """One deterministic episode of ``policy`` per (task, episode seed) pair of a validation
+    slice in a DUS-v1 ``env`` (paired reward): each episode's return, in the pairs' order."""
+    returns = []
+    for task, seed in pairs:
+        obs, _ = env.reset(seed=seed, options={"task": task, "episode_seed": seed})
+        total, done = 0.0, False
+        while not done:
+            action, _ = policy.predict(obs, deterministic=True)
+            obs, reward, done, _, _ = env.step(action)
+            total += float(reward)
+        returns.append(total)
+    return returns
+
+
 class SelectionCallback(BaseCallback):
     """Model selection for ``dus-train --suite``: every ``eval_freq`` timesteps (between
     rollouts) and at the end, replay the current policy deterministically on a validation
@@ -319,15 +334,7 @@ class SelectionCallback(BaseCallback):
         from dus_agents.ppo import PPOPolicy
 
         policy = PPOPolicy(self.model.policy, self.env_spec)
-        returns = []
-        for task, seed in self.pairs:
-            obs, _ = self.env.reset(seed=seed, options={"task": task, "episode_seed": seed})
-            total, done = 0.0, False
-            while not done:
-                action, _ = policy.predict(obs, deterministic=True)
-                obs, reward, done, _, _ = self.env.step(action)
-                total += float(reward)
-            returns.append(total)
+        returns = slice_returns(self.env, policy, self.pairs)
         record = {"timesteps": int(self.model.num_timesteps),
                   "mean_return": float(np.mean(returns)), "returns": returns}
         best = self.best

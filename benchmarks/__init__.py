@@ -34,6 +34,9 @@ Times are for 2 CPU cores, one thread per process.
 * ``generalization``: held-out tasks x uniform, DUS-H, PPO trained on ``default``, the
   pretrained generalist and the oracle; paired CIs per task and across tasks. Resumable
   (``--resume``). ``python -m benchmarks.generalization``: about 35 minutes.
+* ``select_generalist``: candidate DUS-v1 policies scored on a suite's validation slice
+  (training tasks x validation seeds; never held out), paired by episode; picks the best.
+  ``python -m benchmarks.select_generalist``: a few minutes per candidate.
 * ``fashion``: two-view Fashion-MNIST: noise screen, imbalance, lever, policies on three hosts,
   episode cost. ``python -m benchmarks.fashion``: about 40 minutes.
 * ``fashion_weights``: whether the trainer's loss weights open the weak-view gap on

@@ -20,6 +20,9 @@ Built-in suites (:data:`SUITES`, built on first use):
 * ``mfeat-views``: two- and three-view sets of the real UCI digits; training on 8 view pairs,
   held out: the other 7 pairs and 4 three-view sets.
 * ``real``: ``mfeat-views`` with two-view Fashion-MNIST (``fashion`` preset) held out too.
+* ``mixed``: ``synthetic-mix`` and ``real`` together: both training parts (interleaved, a
+  synthetic task then a real one while both last), both held-out parts (``real``'s with
+  Fashion-MNIST), ``synthetic-mix``'s validation seeds.
 """
 
 from __future__ import annotations
@@ -258,9 +261,21 @@ def _real() -> Suite:
                  rule=f"{views.rule}; and two-view Fashion-MNIST (real pixels, CNNs)")
 
 
+def _mixed() -> Suite:
+    synthetic, real = _synthetic_mix(), _real()
+    # interleaved, so that a validation slice over the first K training tasks holds both kinds
+    train = [t for pair in itertools.zip_longest(synthetic.train, real.train) for t in pair
+             if t is not None]
+    return Suite(name="mixed", train=tuple(train), heldout=(*synthetic.heldout, *real.heldout),
+                 validation_seeds=synthetic.validation_seeds,
+                 description="synthetic-mix and the real-data tasks together",
+                 rule=f"{synthetic.name}'s held-out tasks and {real.name}'s ({real.rule})")
+
+
 register_suite("synthetic-mix", _synthetic_mix)
 register_suite("mfeat-views", _mfeat_views)
 register_suite("real", _real)
+register_suite("mixed", _mixed)
 
 
 def suite_table() -> str:

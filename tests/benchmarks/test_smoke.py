@@ -215,3 +215,20 @@ def test_make_results_writes_the_pretrained_card_from_the_run_it_describes(
     assert "kept: 20 timesteps (+0.50 points)" in card
     assert "does **not** beat DUS-H on these tasks" in card and "-0.10 [-0.30, +0.10]" in card
     assert "Trained with `python train_agent.py --suite tiny" in page.read_text()
+
+
+def test_select_generalist_scores_candidates_on_the_validation_slice_only(tmp_path: Path) -> None:
+    out = tmp_path / "select.json"
+    proc = _run("select_generalist", "--smoke", "--out", str(out))
+    result = json.loads(out.read_text())
+    assert result["suite"] == "tiny" and "smoke ok" in proc.stdout
+    # tiny's first two training tasks x its validation seeds; no held-out task, no pool seed
+    assert result["slice"] == [["tiny-2", 100], ["tiny-2", 101], ["tiny-3", 100], ["tiny-3", 101]]
+    uniform, heuristic = result["candidates"]["uniform"], result["candidates"]["heuristic"]
+    assert uniform["returns"] == [0.0] * 4  # the paired reward of uniform is 0 by construction
+    assert heuristic["vs_uniform"]["mean"] == pytest.approx(
+        heuristic["mean_paired_return"]["mean"])
+    assert result["chosen"] in {"uniform", "heuristic"}
+    bad = run_module("benchmarks.select_generalist", "--candidates", "ppo:/nonexistent.zip",
+                     "--suite", "tiny", check=False)
+    assert bad.returncode == 2 and "/nonexistent.zip" in bad.stderr

@@ -304,6 +304,20 @@ def test_suites_hold_out_parameter_values_training_never_uses():
         s for t in suite.train for s in t.seeds}
 
 
+def test_the_mixed_suite_is_synthetic_mix_and_real_together_interleaved():
+    mixed, synthetic, real = (get_suite(n) for n in ("mixed", "synthetic-mix", "real"))
+    names = lambda tasks: [t.name for t in tasks]  # noqa: E731
+    assert sorted(names(mixed.train)) == sorted(names(synthetic.train) + names(real.train))
+    assert names(mixed.heldout) == names(synthetic.heldout) + names(real.heldout)
+    # a validation slice over the first 2k training tasks holds k of each kind
+    first = mixed.train[:16]
+    assert sum(t.config.data.name == "synthetic" for t in first) == 8
+    assert mixed.validation_seeds == synthetic.validation_seeds
+    assert not set(mixed.validation_seeds) & {s for t in mixed.train for s in t.seeds}
+    assert not set(names(mixed.train)) & set(names(mixed.heldout))
+    assert mixed.max_modalities == 4
+
+
 def test_a_reset_never_rebuilds_data_it_built_before(monkeypatch):
     from dus_env.data import synthetic
 

@@ -1,0 +1,105 @@
+"""Choose between candidate DUS-v1 policies on a suite's validation slice (never held out).
+
+Each candidate (``--candidates``: ``pretrained``, ``uniform``, ``heuristic`` or ``ppo:PATH``)
+runs one deterministic episode per (task, seed) pair of the slice: the first
+``--eval-tasks`` training tasks of ``--suite`` x the suite's validation seeds (seeds no
+training episode uses). The score is the mean paired return (points of validation accuracy
+over the uniform run from the same seeds), the statistic ``dus-train --suite`` selects its
+checkpoints by. Reported: each candidate's mean with a 95% interval, the seed-paired
+difference of each against the first candidate, and the candidate with the best mean. The
+held-out tasks and the test split are never read.
+
+    python -m benchmarks.select_generalist --candidates pretrained,ppo:runs/NAME/policy.zip \\
+        --suite mixed --eval-tasks 16 --out results/select_generalist.json
+    python -m benchmarks.select_generalist --smoke
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import tempfile
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from benchmarks import common
+from dus_agents.callbacks import slice_returns
+from dus_agents.evaluation.stats import paired_difference, t_interval
+from dus_agents.registry import make_policy
+from dus_env.cli import check_at_least, comma_list
+from dus_env.suites import SUITES
+
+
+@dataclasses.dataclass
+class Args(common.BenchArgs):
+    candidates: str = "pretrained"
+    """Comma list of policies: pretrained, uniform, heuristic, ppo:PATH (the first is the
+    baseline of the paired differences)."""
+    suite: str = "mixed"
+    """The suite whose training tasks x validation seeds form the slice."""
+    eval_tasks: int = 16
+    """The first N training tasks of the suite (mixed interleaves synthetic and real)."""
+
+    SMOKE: ClassVar[dict[str, Any]] = {"candidates": "uniform,heuristic", "suite": "tiny",
+                                        "eval_tasks": 2}
+
+
+def _ci(d: dict[str, Any]) -> str:
+    band = "" if d["low"] is None else f" [{d['low']:+.2f}, {d['high']:+.2f}]"
+    return f"{d['mean']:+.2f}{band}"
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    import dus_env
+    from dus_agents.base import make_dus_env
+    from dus_env.errors import UsageError, check_choice
+
+    args = common.parse(Args, argv)
+    try:
+        check_choice("--suite", args.suite, SUITES)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    check_at_least("--eval-tasks", args.eval_tasks, 1)
+    names = comma_list("--candidates", args.candidates)
+    common.setup(args)
+    log = common.logger("select_generalist")
+    suite = SUITES[args.suite]
+    pairs = [(t.name, s) for t in suite.train[: args.eval_tasks] for s in suite.validation_seeds]
+    with tempfile.TemporaryDirectory(prefix="dus_select_") as cache:
+        env = make_dus_env(dus_env.ENV_V1_ID, suite=args.suite,
+                           config={"reward": {"name": "paired", "reference_cache": cache}})
+        try:  # a bad name or file fails before any episode
+            policies = {name: make_policy(name, env) for name in names}
+        except (ValueError, OSError) as exc:
+            raise UsageError(f"--candidates: {exc}") from None
+        returns = {}
+        for name, policy in policies.items():
+            returns[name] = slice_returns(env, policy, pairs)
+            log.info("%s: mean paired return %+.2f over %d pairs", name,
+                     sum(returns[name]) / len(pairs), len(pairs))
+        env.close()
+    base = names[0]
+    result: dict[str, Any] = {
+        "machine": common.machine_info(), "command": sys.argv, "suite": args.suite,
+        "slice": [list(p) for p in pairs],
+        "candidates": {n: {"mean_paired_return": t_interval(r).as_dict(), "returns": r}
+                       for n, r in returns.items()}}
+    for name in names[1:]:
+        diff = paired_difference(dict(enumerate(returns[name])), dict(enumerate(returns[base])))
+        result["candidates"][name][f"vs_{base}"] = diff.as_dict()
+    result["chosen"] = max(names, key=lambda n: result["candidates"][n]["mean_paired_return"]
+                           ["mean"])
+    for name, entry in result["candidates"].items():
+        line = f"{name}: {_ci(entry['mean_paired_return'])}"
+        if f"vs_{base}" in entry:
+            line += f"; vs {base} {_ci(entry[f'vs_{base}'])}"
+        print(line)
+    print(f"chosen (best mean on the validation slice): {result['chosen']}")
+    common.write_json(args.out, result)
+    if args.smoke:
+        print("smoke ok")
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(common.run(main))
