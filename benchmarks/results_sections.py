@@ -12,7 +12,8 @@ section           JSON (under --results)                     from
 ``fashion``       ``fashion.json``,                          ``benchmarks.fashion``,
                   ``fashion_weights.json``                   ``benchmarks.fashion_weights``
 ``generalist``    ``generalization.json``, ``oracle*.json``, ``benchmarks.generalization``,
-                  ``generalist/summary.json``                ``benchmarks.oracle``, dus-train
+                  ``generalist/summary.json``,               ``benchmarks.oracle``, dus-train,
+                  ``select_generalist.json``                 ``benchmarks.select_generalist``
 ``ppo_reward``    ``cost_ppo-paired.json``,                  ``benchmarks.cost --parts
                   ``cost_ppo-valdelta.json``                 ppo_time`` on two dus-train runs
 ``overhead``      ``overhead.json``                          ``benchmarks.overhead``
@@ -127,9 +128,25 @@ def fashion_section(f: dict[str, Any], weights: dict[str, Any] | None = None) ->
 
 
 # --------------------------------------------------------------------------- generalist
+def selection_lines(sel: dict[str, Any]) -> list[str]:
+    """benchmarks.select_generalist's table: the candidates on the validation slice."""
+    names = list(sel["candidates"])
+    rows = [[n, _ci(e["mean_paired_return"]), _ci(e.get(f"vs_{names[0]}"))]
+            for n, e in sel["candidates"].items()]
+    return [f"Which generalist ships: `{command_line(sel['command'])}`: each candidate on the "
+            f"validation slice of `{sel['suite']}` ({len(sel['slice'])} pairs of a training "
+            "task and a validation seed; no held-out task, no test data), mean paired return "
+            "in points [95% CI]:", "",
+            *_table(["candidate", "mean paired return", f"vs {names[0]}"], rows), "",
+            f"Chosen (best mean): `{sel['chosen']}`.", ""]
+
+
 def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
-                       train: dict[str, Any] | None) -> list[str]:
+                       train: dict[str, Any] | None,
+                       selection: dict[str, Any] | None = None) -> list[str]:
     lines = ["## A pretrained generalist on held-out tasks (DUS-v1)", ""]
+    if selection:
+        lines += selection_lines(selection)
     if train:
         sel = (train.get("selection") or {}).get("best") or {}
         lines += [f"Trained with `{_train_command(train)}` (docs/PRETRAINED.md): "
@@ -333,7 +350,8 @@ def sections(results: Path) -> dict[str, Callable[[], list[str]]]:
         if train is not None:
             train = {**train, "argv": (_load(results / "generalist" / "config.json")
                                        or {}).get("command")}
-        out["generalist"] = lambda: generalist_section(general, oracles, train)
+        selection = _load(results / "select_generalist.json")
+        out["generalist"] = lambda: generalist_section(general, oracles, train, selection)
     ppo_runs = {reward: run for reward, name in (("paired", "ppo-paired"),
                                                  ("val_delta", "ppo-valdelta"))
                 if (run := _load(results / f"cost_{name}.json")) and "ppo_time" in run}

@@ -229,6 +229,11 @@ def test_select_generalist_scores_candidates_on_the_validation_slice_only(tmp_pa
     assert heuristic["vs_uniform"]["mean"] == pytest.approx(
         heuristic["mean_paired_return"]["mean"])
     assert result["chosen"] in {"uniform", "heuristic"}
+    from benchmarks.results_sections import selection_lines
+
+    text = "\n".join(selection_lines(result))
+    assert "validation slice of `tiny` (4 pairs" in text and "| heuristic |" in text
+    assert f"Chosen (best mean): `{result['chosen']}`" in text
     bad = run_module("benchmarks.select_generalist", "--candidates", "ppo:/nonexistent.zip",
                      "--suite", "tiny", check=False)
     assert bad.returncode == 2 and "/nonexistent.zip" in bad.stderr
