@@ -128,6 +128,12 @@ def fashion_section(f: dict[str, Any], weights: dict[str, Any] | None = None) ->
 
 
 # --------------------------------------------------------------------------- generalist
+def _seed_text(seeds: list[int]) -> str:
+    if seeds and seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(str(s) for s in seeds) or "n/a"
+
+
 def selection_lines(sel: dict[str, Any]) -> list[str]:
     """benchmarks.select_generalist's table: the candidates on the validation slice."""
     names = list(sel["candidates"])
@@ -135,8 +141,8 @@ def selection_lines(sel: dict[str, Any]) -> list[str]:
             for n, e in sel["candidates"].items()]
     return [f"Which generalist ships: `{command_line(sel['command'])}`: each candidate on the "
             f"validation slice of `{sel['suite']}` ({len(sel['slice'])} pairs of a training "
-            "task and a validation seed; no held-out task, no test data), mean paired return "
-            "in points [95% CI]:", "",
+            f"task and a validation seed, seeds {_seed_text(sel.get('seeds', []))}; no held-out "
+            "task, no test data), mean paired return in points [95% CI]:", "",
             *_table(["candidate", "mean paired return", f"vs {names[0]}"], rows), "",
             f"Chosen (best mean): `{sel['chosen']}`.", ""]
 

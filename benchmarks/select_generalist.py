@@ -3,7 +3,8 @@
 Each candidate (``--candidates``: ``pretrained``, ``uniform``, ``heuristic`` or ``ppo:PATH``)
 runs one deterministic episode per (task, seed) pair of the slice: the first
 ``--eval-tasks`` training tasks of ``--suite`` x the suite's validation seeds (seeds no
-training episode uses). The score is the mean paired return (points of validation accuracy
+training episode uses). ``--seeds`` replaces the suite's validation seeds with others outside every training pool
+(seeds no candidate's checkpoint selection saw). The score is the mean paired return (points of validation accuracy
 over the uniform run from the same seeds), the statistic ``dus-train --suite`` selects its
 checkpoints by. Reported: each candidate's mean with a 95% interval, the seed-paired
 difference of each against the first candidate, and the candidate with the best mean. The
@@ -24,6 +25,7 @@ from typing import Any, ClassVar
 
 from benchmarks import common
 from dus_agents.callbacks import slice_returns
+from dus_agents.evaluation.sweep import parse_seeds
 from dus_agents.evaluation.stats import paired_difference, t_interval
 from dus_agents.registry import make_policy
 from dus_env.cli import check_at_least, comma_list
@@ -39,6 +41,10 @@ class Args(common.BenchArgs):
     """The suite whose training tasks x validation seeds form the slice."""
     eval_tasks: int = 16
     """The first N training tasks of the suite (mixed interleaves synthetic and real)."""
+    seeds: str = ""
+    """Episode seeds of the slice, e.g. 900004-900011 (empty: the suite's validation seeds).
+    Seeds no candidate was selected on remove the selection's optimism from the comparison;
+    a seed of a training task's pool is refused."""
 
     SMOKE: ClassVar[dict[str, Any]] = {"candidates": "uniform,heuristic", "suite": "tiny",
                                         "eval_tasks": 2}
@@ -64,7 +70,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     common.setup(args)
     log = common.logger("select_generalist")
     suite = SUITES[args.suite]
-    pairs = [(t.name, s) for t in suite.train[: args.eval_tasks] for s in suite.validation_seeds]
+    seeds = parse_seeds(args.seeds) if args.seeds else list(suite.validation_seeds)
+    tasks = suite.train[: args.eval_tasks]
+    trained_on = {s for t in tasks for s in (t.seeds or ())}
+    if set(seeds) & trained_on:
+        raise UsageError(f"--seeds={args.seeds!r}: seeds {sorted(set(seeds) & trained_on)} are "
+                         f"training seeds of {args.suite!r}'s tasks; use validation seeds "
+                         f"(e.g. {suite.validation_seeds[0]} and up)")
+    pairs = [(t.name, s) for t in tasks for s in seeds]
     with tempfile.TemporaryDirectory(prefix="dus_select_") as cache:
         env = make_dus_env(dus_env.ENV_V1_ID, suite=args.suite,
                            config={"reward": {"name": "paired", "reference_cache": cache}})
@@ -81,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     base = names[0]
     result: dict[str, Any] = {
         "machine": common.machine_info(), "command": sys.argv, "suite": args.suite,
+        "seeds": seeds,
         "slice": [list(p) for p in pairs],
         "candidates": {n: {"mean_paired_return": t_interval(r).as_dict(), "returns": r}
                        for n, r in returns.items()}}

@@ -228,7 +228,7 @@ def test_select_generalist_scores_candidates_on_the_validation_slice_only(tmp_pa
     assert uniform["returns"] == [0.0] * 4  # the paired reward of uniform is 0 by construction
     assert heuristic["vs_uniform"]["mean"] == pytest.approx(
         heuristic["mean_paired_return"]["mean"])
-    assert result["chosen"] in {"uniform", "heuristic"}
+    assert result["chosen"] in {"uniform", "heuristic"} and result["seeds"] == [100, 101]
     from benchmarks.results_sections import selection_lines
 
     text = "\n".join(selection_lines(result))
@@ -237,3 +237,6 @@ def test_select_generalist_scores_candidates_on_the_validation_slice_only(tmp_pa
     bad = run_module("benchmarks.select_generalist", "--candidates", "ppo:/nonexistent.zip",
                      "--suite", "tiny", check=False)
     assert bad.returncode == 2 and "/nonexistent.zip" in bad.stderr
+    pool = run_module("benchmarks.select_generalist", "--suite", "tiny", "--seeds", "1-2",
+                      "--candidates", "uniform", check=False)
+    assert pool.returncode == 2 and "training seeds" in pool.stderr and "[1, 2]" in pool.stderr
