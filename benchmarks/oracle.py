@@ -56,13 +56,14 @@ def resolve_tasks(spec: str) -> list[tuple[str, Task]]:
     out = []
     for item in comma_list("--tasks", spec):
         suite_name, _, what = item.partition(":")
-        suite = get_suite(suite_name)
-        if what in ("train", "heldout"):
-            out += [(suite_name, t) for t in suite.split(what)]
-        elif what:
-            out.append((suite_name, suite.task(what)))
-        else:
+        if not what:
             raise UsageError(f"--tasks item {item!r}: write SUITE:SPLIT or SUITE:TASK")
+        try:  # an unknown suite or task: one line naming the valid ones
+            suite = get_suite(suite_name)
+            tasks = suite.split(what) if what in ("train", "heldout") else (suite.task(what),)
+        except ValueError as exc:
+            raise UsageError(f"--tasks item {item!r}: {exc}") from None
+        out += [(suite_name, t) for t in tasks]
     return out
 
 

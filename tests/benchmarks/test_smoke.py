@@ -240,3 +240,11 @@ def test_select_generalist_scores_candidates_on_the_validation_slice_only(tmp_pa
     pool = run_module("benchmarks.select_generalist", "--suite", "tiny", "--seeds", "1-2",
                       "--candidates", "uniform", check=False)
     assert pool.returncode == 2 and "training seeds" in pool.stderr and "[1, 2]" in pool.stderr
+
+
+@pytest.mark.parametrize("module", ["oracle", "generalization"])
+def test_a_bad_task_item_is_one_line_naming_the_valid_choices(module: str) -> None:
+    for item, valid in (("nope:heldout", "'synthetic-mix'"), ("tiny:nope", "'tiny-3b'")):
+        proc = run_module(f"benchmarks.{module}", "--tasks", item, check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert item in proc.stderr and valid in proc.stderr
