@@ -465,7 +465,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             card = out.parent / "PRETRAINED.md"
             atomic_write(card, pretrained_card({**train, "args": run_config.get("args", {}),
                                                 "argv": run_config.get("command")},
-                                               _load(results / "generalization.json")))
+                                               _load(results / "generalization.json"),
+                                               _load(results / "select_generalist.json")))
             done.append(str(card))
         for png in results.glob("*.png"):  # the sections' figures
             (out.parent / "results").mkdir(parents=True, exist_ok=True)

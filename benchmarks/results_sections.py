@@ -269,7 +269,8 @@ def _train_command(train: dict[str, Any]) -> str:
             f"--eval-tasks {args.get('eval_tasks')} --run-name generalist --seed {train.get('seed')}")
 
 
-def pretrained_card(train: dict[str, Any], g: dict[str, Any] | None) -> str:
+def pretrained_card(train: dict[str, Any], g: dict[str, Any] | None,
+                    selection: dict[str, Any] | None = None) -> str:
     """docs/PRETRAINED.md: how the shipped generalist was made and how it does held out."""
     sel = (train.get("selection") or {})
     best = sel.get("best") or {}
@@ -282,7 +283,7 @@ def pretrained_card(train: dict[str, Any], g: dict[str, Any] | None) -> str:
         "A DeepSets PPO sampling policy (`dus_agents.deepsets.DeepSetsPolicy`: one network "
         "shared by every modality slot, a pooled context of the others, permutation-"
         "equivariant; its weights do not depend on how many modalities a task has), trained "
-        "once on the training tasks of the `synthetic-mix` suite with the paired reward, and "
+        f"once on the training tasks of the `{args.get('suite')}` suite with the paired reward, and "
         "shipped as `dus_agents/pretrained/generalist.zip` (tensors + JSON, read with the safe "
         "loader). It acts in DUS-v1 (up to 4 modalities) and in any PyTorch loop through "
         "`dus_agents.make_controller(modalities, n_classes, total_iterations, "
@@ -309,6 +310,8 @@ def pretrained_card(train: dict[str, Any], g: dict[str, Any] | None) -> str:
     lines += [f"- model selection: every evaluation's mean paired return on the validation "
               f"slice ({curve}); kept: {best.get('timesteps')} timesteps "
               f"({_f(best.get('mean_return'), sign=True)} points).", ""]
+    if selection:
+        lines += ["## Why this one", "", *selection_lines(selection)]
     if g:
         lines += ["## On tasks it never saw", "",
                   "From `python -m benchmarks.generalization` (docs/RESULTS.md, section *A "

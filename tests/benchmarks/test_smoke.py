@@ -206,10 +206,20 @@ def test_make_results_writes_the_pretrained_card_from_the_run_it_describes(
         "seed": 0, "validation_slice": [["tiny-2", 900000]], "ppo_config": {"n_epochs": 1},
         "selection": {"best": {"timesteps": 20, "mean_return": 0.5},
                       "curve": [[0, 0.0], [20, 0.5], [40, 0.1]]}}))
+    interval = {"mean": 0.4, "half_width": 0.2, "low": 0.2, "high": 0.6, "std": 0.3, "n": 4,
+                "confidence": 0.95}
+    (results / "select_generalist.json").write_text(json.dumps({
+        "command": ["/x/benchmarks/select_generalist.py", "--suite", "tiny"], "suite": "tiny",
+        "seeds": [100, 101], "slice": [["tiny-2", 100], ["tiny-2", 101]], "chosen": "ppo:new",
+        "candidates": {"ppo:old": {"mean_paired_return": {**interval, "mean": 0.1}},
+                       "ppo:new": {"mean_paired_return": interval, "vs_ppo:old": interval}}}))
     page = tmp_path / "docs" / "RESULTS.md"
     page.parent.mkdir()
     _run("make_results", "--update", "--out", str(page), "--results", str(results))
     card = (tmp_path / "docs" / "PRETRAINED.md").read_text()
+    assert "## Why this one" in card and "Chosen (best mean): `ppo:new`" in card
+    assert "`python -m benchmarks.select_generalist --suite tiny`" in card
+    assert "training tasks of the `tiny` suite" in card
     assert "python train_agent.py --suite tiny --total-timesteps 40 --run-name generalist" in card
     assert "/some/python" not in card and "suite `tiny`" in card
     assert "kept: 20 timesteps (+0.50 points)" in card
