@@ -144,7 +144,8 @@ def selection_lines(sel: dict[str, Any]) -> list[str]:
             f"task and a validation seed, seeds {_seed_text(sel.get('seeds', []))}; no held-out "
             "task, no test data), mean paired return in points [95% CI]:", "",
             *_table(["candidate", "mean paired return", f"vs {names[0]}"], rows), "",
-            f"Chosen (best mean): `{sel['chosen']}`.", ""]
+            f"Chosen: `{sel['chosen']}` (the first candidate, the incumbent, stays unless "
+            "another's paired gain over it has its 95% interval above 0).", ""]
 
 
 def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],

@@ -6,9 +6,11 @@ runs one deterministic episode per (task, seed) pair of the slice: the first
 training episode uses). ``--seeds`` replaces the suite's validation seeds with others outside every training pool
 (seeds no candidate's checkpoint selection saw). The score is the mean paired return (points of validation accuracy
 over the uniform run from the same seeds), the statistic ``dus-train --suite`` selects its
-checkpoints by. Reported: each candidate's mean with a 95% interval, the seed-paired
-difference of each against the first candidate, and the candidate with the best mean. The
-held-out tasks and the test split are never read.
+checkpoints by. Reported: each candidate's mean with a 95% interval and the seed-paired
+difference of each against the first candidate, the incumbent. The choice: the incumbent,
+unless another candidate's paired gain over it has its 95% interval above 0 (then the best mean
+of those): a replacement needs evidence, not a noisy lead. The held-out tasks and the test
+split are never read.
 
     python -m benchmarks.select_generalist --candidates pretrained,ppo:runs/NAME/policy.zip \\
         --suite mixed --eval-tasks 16 --out results/select_generalist.json
@@ -36,7 +38,7 @@ from dus_env.suites import SUITES
 class Args(common.BenchArgs):
     candidates: str = "pretrained"
     """Comma list of policies: pretrained, uniform, heuristic, ppo:PATH (the first is the
-    baseline of the paired differences)."""
+    incumbent: the baseline of the paired differences, kept unless beaten)."""
     suite: str = "mixed"
     """The suite whose training tasks x validation seeds form the slice."""
     eval_tasks: int = 16
@@ -48,6 +50,17 @@ class Args(common.BenchArgs):
 
     SMOKE: ClassVar[dict[str, Any]] = {"candidates": "uniform,heuristic", "suite": "tiny",
                                         "eval_tasks": 2}
+
+
+def choose(candidates: dict[str, dict[str, Any]], names: list[str]) -> str:
+    """The incumbent (the first candidate) unless another beats it on the slice: the best
+    mean among those whose seed-paired gain over the incumbent has its 95% interval above 0."""
+    base = names[0]
+    better = [n for n in names[1:]
+              if (candidates[n][f"vs_{base}"]["low"] or 0.0) > 0.0]
+    if not better:
+        return base
+    return max(better, key=lambda n: candidates[n]["mean_paired_return"]["mean"])
 
 
 def _ci(d: dict[str, Any]) -> str:
@@ -101,14 +114,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for name in names[1:]:
         diff = paired_difference(dict(enumerate(returns[name])), dict(enumerate(returns[base])))
         result["candidates"][name][f"vs_{base}"] = diff.as_dict()
-    result["chosen"] = max(names, key=lambda n: result["candidates"][n]["mean_paired_return"]
-                           ["mean"])
+    result["chosen"] = choose(result["candidates"], names)
     for name, entry in result["candidates"].items():
         line = f"{name}: {_ci(entry['mean_paired_return'])}"
         if f"vs_{base}" in entry:
             line += f"; vs {base} {_ci(entry[f'vs_{base}'])}"
         print(line)
-    print(f"chosen (best mean on the validation slice): {result['chosen']}")
+    print(f"chosen (the incumbent {base} unless another beats it with the paired interval "
+          f"above 0): {result['chosen']}")
     common.write_json(args.out, result)
     if args.smoke:
         print("smoke ok")
