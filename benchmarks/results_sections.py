@@ -13,7 +13,9 @@ section           JSON (under --results)                     from
                   ``fashion_weights.json``                   ``benchmarks.fashion_weights``
 ``generalist``    ``generalization.json``, ``oracle*.json``, ``benchmarks.generalization``,
                   ``generalist/summary.json``,               ``benchmarks.oracle``, dus-train,
-                  ``select_generalist.json``                 ``benchmarks.select_generalist``
+                  ``select_generalist.json``,                ``benchmarks.select_generalist``
+                  ``generalization_*.json`` (tried, not
+                  shipped)
 ``ppo_reward``    ``cost_ppo-paired.json``,                  ``benchmarks.cost --parts
                   ``cost_ppo-valdelta.json``                 ppo_time`` on two dus-train runs
 ``overhead``      ``overhead.json``                          ``benchmarks.overhead``
@@ -148,9 +150,32 @@ def selection_lines(sel: dict[str, Any]) -> list[str]:
             "another's paired gain over it has its 95% interval above 0).", ""]
 
 
+def candidate_lines(name: str, g: dict[str, Any]) -> list[str]:
+    """A generalist that was tried but not shipped: its held-out summary, over all tasks and
+    by kind (``generalization_NAME.json``, a second benchmarks.generalization run)."""
+    from benchmarks.generalization import across_tasks
+
+    groups = {"all": g["tasks"],
+              "synthetic": {t: e for t, e in g["tasks"].items() if e.get("kind") == "synthetic"},
+              "real data": {t: e for t, e in g["tasks"].items() if e.get("kind") != "synthetic"}}
+    rows = []
+    for kind, subset in groups.items():
+        a = across_tasks(subset).get("generalist") if len(subset) >= 2 else None
+        if a:
+            rows.append([kind, str(a["tasks"]), _ci(a["mean_gain_vs_uniform"]),
+                         _ci(a.get("mean_gain_vs_heuristic")),
+                         "/".join(str(v) for v in a.get("vs_heuristic_win_tie_loss", []))])
+    return [f"Tried, not shipped: `{name}` (`{g.get('generalist')}`), the same held-out run "
+            f"(`{command_line(g['command'])}`); its generalist column, measured after the "
+            "choice above was made on validation:", "",
+            *_table(["tasks", "n", "gain vs uniform", "gain vs DUS-H", "W/T/L vs DUS-H"], rows),
+            ""]
+
+
 def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
                        train: dict[str, Any] | None,
-                       selection: dict[str, Any] | None = None) -> list[str]:
+                       selection: dict[str, Any] | None = None,
+                       tried: dict[str, dict[str, Any]] | None = None) -> list[str]:
     lines = ["## A pretrained generalist on held-out tasks (DUS-v1)", ""]
     if selection:
         lines += selection_lines(selection)
@@ -217,6 +242,8 @@ def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
                   f"task ({oracle['phases']} phases of constant multipliers per modality), "
                   f"scored on validation seeds {oracle['search_seeds']} by mean paired return; "
                   "the uniform schedule is the first trial.", ""]
+    for name, other in (tried or {}).items():
+        lines += candidate_lines(name, other)
     lines += ["![generalization](results/generalization.png)", ""]
     return lines
 
@@ -361,7 +388,10 @@ def sections(results: Path) -> dict[str, Callable[[], list[str]]]:
             train = {**train, "argv": (_load(results / "generalist" / "config.json")
                                        or {}).get("command")}
         selection = _load(results / "select_generalist.json")
-        out["generalist"] = lambda: generalist_section(general, oracles, train, selection)
+        tried = {p.stem.removeprefix("generalization_"): json.loads(p.read_text())
+                 for p in sorted(results.glob("generalization_*.json"))}
+        out["generalist"] = lambda: generalist_section(general, oracles, train, selection,
+                                                       tried)
     ppo_runs = {reward: run for reward, name in (("paired", "ppo-paired"),
                                                  ("val_delta", "ppo-valdelta"))
                 if (run := _load(results / f"cost_{name}.json")) and "ppo_time" in run}

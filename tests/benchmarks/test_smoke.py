@@ -277,3 +277,25 @@ def test_select_generalist_keeps_the_incumbent_unless_the_paired_interval_clears
     assert choose({"old": cand(0.0), "a": cand(0.5, -0.1), "b": cand(0.4, 0.1)}, names) == "b"
     assert choose({"old": cand(0.0), "a": cand(0.6, 0.2), "b": cand(0.4, 0.1)}, names) == "a"
     assert choose({"old": cand(0.0), "a": cand(0.6, None)}, ["old", "a"]) == "old"  # n < 2: no CI
+
+
+def test_a_tried_generalist_is_summarised_over_all_tasks_and_by_kind() -> None:
+    from benchmarks.results_sections import candidate_lines
+
+    def task(kind, gain, vs_h):
+        iv = lambda m: {"mean": m, "low": m - 0.5, "high": m + 0.5}  # noqa: E731
+        return {"kind": kind, "seeds": [0, 1], "policies": {
+            "uniform": {"accuracy": iv(0.9)},
+            "heuristic": {"accuracy": iv(0.9), "vs_uniform": iv(0.3)},
+            "generalist": {"accuracy": iv(0.9), "vs_uniform": iv(gain),
+                           "vs_heuristic": iv(vs_h)}}}
+
+    g = {"generalist": "runs/x/policy.zip",
+         "command": ["/a/benchmarks/generalization.py", "--generalist", "runs/x/policy.zip"],
+         "tasks": {"s1": task("synthetic", 1.0, 0.6), "s2": task("synthetic", 2.0, 1.0),
+                   "r1": task("mfeat", 0.0, -1.0), "r2": task("mfeat", 0.2, -0.2)}}
+    text = "\n".join(candidate_lines("mixed", g))
+    assert "Tried, not shipped: `mixed` (`runs/x/policy.zip`)" in text
+    assert "`python -m benchmarks.generalization --generalist runs/x/policy.zip`" in text
+    assert "| all | 4 | +0.80" in text and "| synthetic | 2 | +1.50" in text
+    assert "| real data | 2 | +0.10" in text and "0/1/1 |" in text  # r1 a loss, r2 a tie
