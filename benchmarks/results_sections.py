@@ -169,7 +169,7 @@ def candidate_lines(name: str, g: dict[str, Any]) -> list[str]:
             f"(`{command_line(g['command'])}`); its generalist column, measured after the "
             "choice above was made on validation:", "",
             *_table(["tasks", "n", "gain vs uniform", "gain vs DUS-H", "W/T/L vs DUS-H"], rows),
-            ""]
+            "", f"![generalization_{name}](results/generalization_{name}.png)", ""]
 
 
 def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
