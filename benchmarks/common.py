@@ -194,6 +194,18 @@ def write_json(out: str | os.PathLike | None, payload: Any, indent: int = 1,
     return text
 
 
+def interval_text(iv: dict[str, Any] | None, digits: int = 2, scale: float = 1.0) -> str:
+    """An interval (``t_interval(...).as_dict()`` shape) as ``+1.23 [+0.10, +2.36]``, each value
+    times ``scale`` (100: fractions as points); the mean alone when it has no bounds (n < 2),
+    ``n/a`` when there is no mean."""
+    if not iv or iv.get("mean") is None:
+        return "n/a"
+    if iv.get("low") is None:
+        return f"{scale * iv['mean']:+.{digits}f}"
+    return (f"{scale * iv['mean']:+.{digits}f} [{scale * iv['low']:+.{digits}f}, "
+            f"{scale * iv['high']:+.{digits}f}]")
+
+
 def command_line(argv: Sequence[str]) -> str:
     """A recorded ``sys.argv`` as a reader would type it: ``python -m benchmarks.NAME ...``
     for a benchmark module (``python -m`` records the file's absolute path), else as is."""

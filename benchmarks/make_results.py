@@ -68,13 +68,8 @@ def pts(iv: dict[str, Any] | None, digits: int = 2, sign: bool = False) -> str:
 
 
 def ci(iv: dict[str, Any] | None, digits: int = 2) -> str:
-    """``+1.23 [0.10, 2.36]`` in points."""
-    if not iv or iv.get("mean") is None:
-        return "n/a"
-    if iv.get("low") is None:
-        return f"{100 * iv['mean']:+.{digits}f}"
-    return (f"{100 * iv['mean']:+.{digits}f} [{100 * iv['low']:+.{digits}f}, "
-            f"{100 * iv['high']:+.{digits}f}]")
+    """``+1.23 [+0.10, +2.36]`` in points, from an interval of fractions."""
+    return common.interval_text(iv, digits, scale=100.0)
 
 
 def excludes_zero(iv: dict[str, Any] | None) -> bool:

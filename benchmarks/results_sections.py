@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import command_line
+from benchmarks.common import command_line, interval_text
 
 
 def _f(value: Any, digits: int = 2, sign: bool = False) -> str:
@@ -40,11 +40,7 @@ def _f(value: Any, digits: int = 2, sign: bool = False) -> str:
 
 
 def _ci(d: dict[str, Any] | None, digits: int = 2) -> str:
-    if not d or d.get("mean") is None:
-        return "n/a"
-    if d.get("low") is None:
-        return f"{d['mean']:+.{digits}f}"
-    return f"{d['mean']:+.{digits}f} [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]"
+    return interval_text(d, digits)
 
 
 def _mean_ci(d: dict[str, Any] | None) -> str:
@@ -130,6 +126,20 @@ def fashion_section(f: dict[str, Any], weights: dict[str, Any] | None = None) ->
 
 
 # --------------------------------------------------------------------------- generalist
+def _summary_row(a: dict[str, Any]) -> list[str]:
+    """One policy's across-task summary as table cells: tasks, gain vs uniform, gain vs
+    DUS-H, W/T/L vs DUS-H."""
+    return [str(a["tasks"]), _ci(a["mean_gain_vs_uniform"]),
+            _ci(a.get("mean_gain_vs_heuristic")),
+            "/".join(str(v) for v in a.get("vs_heuristic_win_tie_loss", [])) or "n/a"]
+
+
+def _by_kind_groups(tasks: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The held-out tasks split into the synthetic ones and those on real data."""
+    return {"synthetic": {t: e for t, e in tasks.items() if e.get("kind") == "synthetic"},
+            "real data": {t: e for t, e in tasks.items() if e.get("kind") != "synthetic"}}
+
+
 def _seed_text(seeds: list[int]) -> str:
     if seeds and seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
         return f"{seeds[0]}-{seeds[-1]}"
@@ -155,16 +165,12 @@ def candidate_lines(name: str, g: dict[str, Any]) -> list[str]:
     by kind (``generalization_NAME.json``, a second benchmarks.generalization run)."""
     from benchmarks.generalization import across_tasks
 
-    groups = {"all": g["tasks"],
-              "synthetic": {t: e for t, e in g["tasks"].items() if e.get("kind") == "synthetic"},
-              "real data": {t: e for t, e in g["tasks"].items() if e.get("kind") != "synthetic"}}
+    groups = {"all": g["tasks"], **_by_kind_groups(g["tasks"])}
     rows = []
     for kind, subset in groups.items():
         a = across_tasks(subset).get("generalist") if len(subset) >= 2 else None
         if a:
-            rows.append([kind, str(a["tasks"]), _ci(a["mean_gain_vs_uniform"]),
-                         _ci(a.get("mean_gain_vs_heuristic")),
-                         "/".join(str(v) for v in a.get("vs_heuristic_win_tie_loss", []))])
+            rows.append([kind, *_summary_row(a)])
     return [f"Tried, not shipped: `{name}` (`{g.get('generalist')}`), the same held-out run "
             f"(`{command_line(g['command'])}`); its generalist column, measured after the "
             "choice above was made on validation:", "",
@@ -212,9 +218,7 @@ def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
         a = across.get(p)
         if not a:
             continue
-        rows.append([p, str(a["tasks"]), _ci(a["mean_gain_vs_uniform"]),
-                     _ci(a.get("mean_gain_vs_heuristic")),
-                     "/".join(str(v) for v in a.get("vs_heuristic_win_tie_loss", [])) or "n/a"])
+        rows.append([p, *_summary_row(a)])
     lines += ["Across tasks (mean of the per-task paired gains, 95% CI over tasks; W/T/L: tasks "
               "where the CI against DUS-H is above 0 / includes 0 / is below 0):", "",
               *_table(["policy", "tasks", "gain vs uniform", "gain vs DUS-H", "W/T/L vs DUS-H"],
@@ -252,20 +256,15 @@ def _by_kind(tasks: dict[str, Any]) -> list[str]:
     """The across-task summary again for the synthetic and the real-data tasks apart."""
     from benchmarks.generalization import across_tasks
 
-    kinds = {"synthetic": {t: e for t, e in tasks.items() if e.get("kind") == "synthetic"},
-             "real data": {t: e for t, e in tasks.items() if e.get("kind") != "synthetic"}}
     rows = []
-    for kind, subset in kinds.items():
+    for kind, subset in _by_kind_groups(tasks).items():
         if len(subset) < 2:
             continue
         across = across_tasks(subset)
         for p in ("heuristic", "generalist", "oracle"):
             a = across.get(p)
             if a:
-                rows.append([kind, p, str(a["tasks"]), _ci(a["mean_gain_vs_uniform"]),
-                             _ci(a.get("mean_gain_vs_heuristic")),
-                             "/".join(str(v) for v in a.get("vs_heuristic_win_tie_loss", []))
-                             or "n/a"])
+                rows.append([kind, p, *_summary_row(a)])
     if not rows:
         return []
     return ["By kind of task (the same summary over each group):", "",
@@ -349,10 +348,7 @@ def pretrained_card(train: dict[str, Any], g: dict[str, Any] | None,
         for p in ("generalist", "heuristic", "ppo-default", "oracle"):
             a = across.get(p)
             if a:
-                rows.append([p, str(a["tasks"]), _ci(a["mean_gain_vs_uniform"]),
-                             _ci(a.get("mean_gain_vs_heuristic")),
-                             "/".join(str(v) for v in a.get("vs_heuristic_win_tie_loss", []))
-                             or "n/a"])
+                rows.append([p, *_summary_row(a)])
         lines += _table(["policy", "tasks", "gain vs uniform (points)", "gain vs DUS-H",
                          "W/T/L vs DUS-H"], rows) + [""]
         vs_h = (across.get("generalist") or {}).get("mean_gain_vs_heuristic") or {}

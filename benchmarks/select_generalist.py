@@ -3,10 +3,10 @@
 Each candidate (``--candidates``: ``pretrained``, ``uniform``, ``heuristic`` or ``ppo:PATH``)
 runs one deterministic episode per (task, seed) pair of the slice: the first
 ``--eval-tasks`` training tasks of ``--suite`` x the suite's validation seeds (seeds no
-training episode uses). ``--seeds`` replaces the suite's validation seeds with others outside every training pool
-(seeds no candidate's checkpoint selection saw). The score is the mean paired return (points of validation accuracy
-over the uniform run from the same seeds), the statistic ``dus-train --suite`` selects its
-checkpoints by. Reported: each candidate's mean with a 95% interval and the seed-paired
+training episode uses). ``--seeds`` replaces the suite's validation seeds with others
+outside every training pool (seeds no candidate's checkpoint selection saw). The score is the
+mean paired return (points of validation accuracy over the uniform run from the same seeds),
+the statistic ``dus-train --suite`` selects its checkpoints by. Reported: each candidate's mean with a 95% interval and the seed-paired
 difference of each against the first candidate, the incumbent. The choice: the incumbent,
 unless another candidate's paired gain over it has its 95% interval above 0 (then the best mean
 of those): a replacement needs evidence, not a noisy lead. The held-out tasks and the test
@@ -63,11 +63,6 @@ def choose(candidates: dict[str, dict[str, Any]], names: list[str]) -> str:
     return max(better, key=lambda n: candidates[n]["mean_paired_return"]["mean"])
 
 
-def _ci(d: dict[str, Any]) -> str:
-    band = "" if d["low"] is None else f" [{d['low']:+.2f}, {d['high']:+.2f}]"
-    return f"{d['mean']:+.2f}{band}"
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     import dus_env
     from dus_agents.base import make_dus_env
@@ -116,9 +111,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         result["candidates"][name][f"vs_{base}"] = diff.as_dict()
     result["chosen"] = choose(result["candidates"], names)
     for name, entry in result["candidates"].items():
-        line = f"{name}: {_ci(entry['mean_paired_return'])}"
+        line = f"{name}: {common.interval_text(entry['mean_paired_return'])}"
         if f"vs_{base}" in entry:
-            line += f"; vs {base} {_ci(entry[f'vs_{base}'])}"
+            line += f"; vs {base} {common.interval_text(entry[f'vs_{base}'])}"
         print(line)
     print(f"chosen (the incumbent {base} unless another beats it with the paired interval "
           f"above 0): {result['chosen']}")
