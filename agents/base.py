@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from dus_env.sampler import uniform_index
+from dus_env.sampler import nearest_grid_indices, uniform_index
 from dus_env.slots import SlotLayout
 from dus_env.spaces import ObservationLayout
 
@@ -118,8 +118,7 @@ class GridPolicy:
 
     def nearest_indices(self, ratios: np.ndarray) -> np.ndarray:
         """Grid index closest (in log scale) to each requested multiplier."""
-        dist = np.abs(np.log(np.asarray(ratios)[..., None]) - np.log(self.multipliers))
-        return np.argmin(dist, axis=-1).astype(np.int64)
+        return nearest_grid_indices(ratios, self.multipliers)
 
     def present(self, obs: np.ndarray) -> np.ndarray:
         """Which action entries belong to a modality, shape ``(n, action_width)``."""

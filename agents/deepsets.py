@@ -10,7 +10,13 @@ modalities a task has, and permuting the slots permutes the actions:
 * each slot's action logits come from the same head ``rho([h_j, c])``; an absent slot's
   distribution puts all its mass on the uniform index, so it adds nothing to the action's
   log-probability or entropy (its index is ignored by the env anyway);
-* the value is ``v([c, globals])``, on the pooled rows.
+* the value is ``v([c, globals])``, on the pooled rows;
+* optionally (``anchor``) a fixed prior is added to each slot's logits: ``-strength * |k - k_H|``
+  over grid index ``k``, ``k_H`` the index DUS-H picks for that slot from the same observation.
+  The learned logits start near 0, so a fresh anchored policy *is* DUS-H (its deterministic
+  action is DUS-H's, and it explores the grid steps next to it); what PPO learns is a
+  correction to the heuristic, not a policy from scratch. DUS-H is symmetric in the modalities,
+  so the policy stays permutation-equivariant.
 
 :class:`DeepSetsPolicy` subclasses SB3's ``ActorCriticPolicy`` and plugs into ``PPO`` as the
 policy class (``PPO(DeepSetsPolicy, env, policy_kwargs={...})``). It is saved as weights plus
@@ -58,12 +64,16 @@ class DeepSetsPolicy(ActorCriticPolicy):
         hidden: widths of the slot encoder ``phi`` (its last width is the embedding size).
         head: hidden widths of the per-slot action head and of the value head.
         activation: one of ``tanh``, ``relu``, ``elu``, ``leaky_relu``, ``gelu``, ``silu``.
+        anchor: None, or the DUS-H prior on the logits (:func:`heuristic_anchor` builds it):
+            ``{"rule": "heuristic", "strength": s, "multipliers": [...], "gamma": ..,
+            "warmup": .., "min_multiplier": .., "max_multiplier": ..}``.
     """
 
     def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.MultiDiscrete,
                  lr_schedule: Any, *, history_length: int, uniform_index: int,
                  hidden: tuple[int, ...] = (64, 64), head: tuple[int, ...] = (64,),
-                 activation: str = "tanh", **kwargs: Any) -> None:
+                 activation: str = "tanh", anchor: Mapping[str, Any] | None = None,
+                 **kwargs: Any) -> None:
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation={activation!r} is not valid; valid choices: "
                              f"{list(ACTIVATIONS)}")
@@ -79,6 +89,7 @@ class DeepSetsPolicy(ActorCriticPolicy):
         self.history_length, self.uniform_index = int(history_length), int(uniform_index)
         self.hidden, self.head = tuple(int(h) for h in hidden), tuple(int(h) for h in head)
         self.activation = activation
+        self.anchor = check_anchor(anchor, int(nvec[0]))
         kwargs.setdefault("ortho_init", False)
         super().__init__(observation_space, action_space, lr_schedule, net_arch=[],
                          activation_fn=ACTIVATIONS[activation], **kwargs)
@@ -120,17 +131,45 @@ class DeepSetsPolicy(ActorCriticPolicy):
         context = total / weight.sum(dim=1).clamp_min(1.0)
         return glob, h, context, present
 
-    def _logits(self, h: torch.Tensor, context: torch.Tensor, present: torch.Tensor
-                ) -> torch.Tensor:
+    def heuristic_indices(self, obs: torch.Tensor) -> torch.Tensor:
+        """The grid index DUS-H (the anchor's settings) picks for each slot, ``(B, N)``, as
+        ``dus_agents.heuristic.HeuristicPolicy`` computes it (float64; the slot sum in sorted
+        order, so it does not depend on the slot order)."""
+        if self.anchor is None:
+            raise ValueError("this policy has no anchor")
+        a = self.anchor
+        glob, rows, present = self._split(obs)
+        scores = rows[..., self.history_length - 1].double().clamp_min(1e-6)
+        inv = torch.where(present, scores ** (-float(a["gamma"])), torch.zeros_like(scores))
+        total = torch.sort(inv, dim=1).values.sum(dim=1, keepdim=True)
+        m = present.double().sum(dim=1, keepdim=True)
+        requested = (m * inv / total).clamp(float(a["min_multiplier"]),
+                                            float(a["max_multiplier"]))
+        grid = torch.log(torch.as_tensor(a["multipliers"], dtype=torch.float64))
+        index = torch.argmin((torch.log(requested)[..., None] - grid).abs(), dim=-1)
+        warm = (glob[:, 0].double() < float(a["warmup"]))[:, None]
+        return torch.where(warm | ~present, torch.full_like(index, self.uniform_index), index)
+
+    def _anchor_logits(self, obs: torch.Tensor) -> torch.Tensor:
+        k = self.slot_layout.n_actions
+        index = self.heuristic_indices(obs)
+        steps = (torch.arange(k, device=index.device)[None, None, :] - index[..., None]).abs()
+        return -float(self.anchor["strength"]) * steps.float()
+
+    def _logits(self, h: torch.Tensor, context: torch.Tensor, present: torch.Tensor,
+                obs: torch.Tensor | None = None) -> torch.Tensor:
         n = h.shape[1]
         logits = self.rho(torch.cat([h, context[:, None, :].expand(-1, n, -1)], dim=-1))
+        if self.anchor is not None:
+            assert obs is not None
+            logits = logits + self._anchor_logits(obs)
         absent = torch.full_like(logits, MASKED_LOGIT)
         absent[..., self.uniform_index] = 0.0
         return torch.where(present[..., None], logits, absent)  # (B, N, K)
 
     def _distribution_and_value(self, obs: torch.Tensor):
         glob, h, context, present = self._embed(obs)
-        logits = self._logits(h, context, present)
+        logits = self._logits(h, context, present, obs)
         distribution = self.action_dist.proba_distribution(
             action_logits=logits.reshape(logits.shape[0], -1))
         value = self.value_head(torch.cat([context, glob], dim=-1))
@@ -155,29 +194,74 @@ class DeepSetsPolicy(ActorCriticPolicy):
     def action_logits(self, obs: torch.Tensor) -> torch.Tensor:
         """Per-slot logits, shape ``(B, max_modalities, K)`` (tests, diagnostics)."""
         _, h, context, present = self._embed(obs)
-        return self._logits(h, context, present)
+        return self._logits(h, context, present, obs)
 
     # ------------------------------------------------------------------ files
     def dus_layout(self) -> dict[str, Any]:
         """The JSON that rebuilds this network (spaces are added by the saver)."""
-        return {"policy": "deepsets", "settings": {
-            "history_length": self.history_length, "uniform_index": self.uniform_index,
-            "hidden": list(self.hidden), "head": list(self.head),
-            "activation": self.activation}}
+        settings = {"history_length": self.history_length, "uniform_index": self.uniform_index,
+                    "hidden": list(self.hidden), "head": list(self.head),
+                    "activation": self.activation}
+        if self.anchor is not None:  # policies without one keep the layout they always had
+            settings["anchor"] = dict(self.anchor)
+        return {"policy": "deepsets", "settings": settings}
 
     @classmethod
     def from_layout(cls, observation_space: gym.spaces.Box,
                     action_space: gym.spaces.MultiDiscrete,
                     layout: Mapping[str, Any]) -> DeepSetsPolicy:
         s = dict(layout["settings"])
-        allowed = {"history_length", "uniform_index", "hidden", "head", "activation"}
+        allowed = {"history_length", "uniform_index", "hidden", "head", "activation", "anchor"}
         if set(s) - allowed:
             raise ValueError(f"unknown DeepSets settings {sorted(set(s) - allowed)}; valid: "
                              f"{sorted(allowed)}")
         return cls(observation_space, action_space, lambda _: 0.0,
                    history_length=int(s["history_length"]),
                    uniform_index=int(s["uniform_index"]), hidden=tuple(s["hidden"]),
-                   head=tuple(s["head"]), activation=str(s["activation"]))
+                   head=tuple(s["head"]), activation=str(s["activation"]),
+                   anchor=s.get("anchor"))
+
+
+ANCHORS: tuple[str, ...] = ("none", "heuristic")
+"""Priors a DeepSets policy's logits may start from (``dus-train --anchor``)."""
+ANCHOR_FIELDS: tuple[str, ...] = ("rule", "strength", "multipliers", "gamma", "warmup",
+                                  "min_multiplier", "max_multiplier")
+
+
+def heuristic_anchor(multipliers: Any, strength: float = 1.0) -> dict[str, Any]:
+    """The DUS-H anchor of :class:`DeepSetsPolicy` on the grid ``multipliers``, with DUS-H's
+    defaults (:data:`dus_env.sampler.HEURISTIC_DEFAULTS`); ``strength``: the prior's logit
+    drop per grid step away from DUS-H's index (1: DUS-H's own index has about 46% of the mass
+    on the 17-value grid, each neighbour 17%)."""
+    from dus_env.sampler import HEURISTIC_DEFAULTS
+
+    return {"rule": "heuristic", "strength": float(strength),
+            "multipliers": [float(m) for m in multipliers], **HEURISTIC_DEFAULTS}
+
+
+def check_anchor(anchor: Mapping[str, Any] | None, n_actions: int) -> dict[str, Any] | None:
+    """``anchor`` checked (fields, rule, a grid of ``n_actions`` positive values, a strength
+    >= 0), as plain JSON values; None stays None."""
+    if anchor is None:
+        return None
+    if not isinstance(anchor, Mapping) or set(anchor) != set(ANCHOR_FIELDS):
+        got = sorted(anchor) if isinstance(anchor, Mapping) else type(anchor).__name__
+        raise ValueError(f"anchor={got!r} must be a mapping with exactly the fields "
+                         f"{list(ANCHOR_FIELDS)}")
+    if anchor["rule"] != "heuristic":
+        raise ValueError(f"anchor.rule={anchor['rule']!r} is not valid; valid choices: "
+                         "['heuristic']")
+    grid = [float(m) for m in anchor["multipliers"]]
+    if len(grid) != n_actions or min(grid) <= 0:
+        raise ValueError(f"anchor.multipliers has {len(grid)} values (min {min(grid, default=0)})"
+                         f"; the action grid needs {n_actions} positive values")
+    out = {"rule": "heuristic", "multipliers": grid}
+    for name in ("strength", "gamma", "warmup", "min_multiplier", "max_multiplier"):
+        value = float(anchor[name])
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"anchor.{name}={anchor[name]!r} must be a finite number >= 0")
+        out[name] = value
+    return out
 
 
 def imitate(policy: DeepSetsPolicy, observations: np.ndarray, actions: np.ndarray, *,
@@ -225,8 +309,15 @@ def deepsets_kwargs(env: Any, **overrides: Any) -> dict[str, Any]:
 
     kwargs = {"history_length": layout.history_length,
               "uniform_index": uniform_index(base.config.sampler.multipliers)}
+    anchor = overrides.pop("anchor", "none")
+    if anchor not in ANCHORS:
+        raise ValueError(f"anchor={anchor!r} is not valid; valid choices: {list(ANCHORS)}")
+    strength = float(overrides.pop("anchor_strength", 1.0))
+    if anchor == "heuristic":
+        kwargs["anchor"] = heuristic_anchor(base.config.sampler.multipliers, strength)
     kwargs.update(overrides)
     return kwargs
 
 
-__all__ = ["DeepSetsPolicy", "GLOBAL_PARTS", "deepsets_kwargs"]
+__all__ = ["ANCHORS", "DeepSetsPolicy", "GLOBAL_PARTS", "check_anchor", "deepsets_kwargs",
+           "heuristic_anchor"]

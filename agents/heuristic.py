@@ -6,6 +6,7 @@ import numpy as np
 
 from dus_agents.base import GridPolicy
 from dus_env.errors import check_range
+from dus_env.sampler import HEURISTIC_DEFAULTS, inverse_score_multipliers
 from dus_env.spaces import ObservationLayout
 
 
@@ -54,10 +55,10 @@ class HeuristicPolicy(GridPolicy):
         self,
         layout: ObservationLayout,
         multipliers: tuple[float, ...],
-        gamma: float = 1.0,
-        warmup: float = 0.1,
-        min_multiplier: float = 0.5,
-        max_multiplier: float = 2.0,
+        gamma: float = HEURISTIC_DEFAULTS["gamma"],
+        warmup: float = HEURISTIC_DEFAULTS["warmup"],
+        min_multiplier: float = HEURISTIC_DEFAULTS["min_multiplier"],
+        max_multiplier: float = HEURISTIC_DEFAULTS["max_multiplier"],
     ) -> None:
         super().__init__(layout, multipliers)
         check_range("gamma", gamma, 0.0)
@@ -73,13 +74,9 @@ class HeuristicPolicy(GridPolicy):
     def requested_multipliers(self, obs: np.ndarray) -> np.ndarray:
         """The unsnapped multipliers M * w^j for a batch of observations (1.0 for absent
         DUS-v1 slots)."""
-        present = self.present(obs)
-        scores = np.clip(self.layout.cumulative_scores(obs).astype(float), 1e-6, None)
-        inv = np.where(present, scores ** (-self.gamma), 0.0)
-        weights = inv / inv.sum(axis=-1, keepdims=True)
-        m = present.sum(axis=-1, keepdims=True)
-        requested = np.clip(m * weights, self.min_multiplier, self.max_multiplier)
-        return np.where(present, requested, 1.0)
+        return inverse_score_multipliers(
+            self.layout.cumulative_scores(obs), self.present(obs), gamma=self.gamma,
+            min_multiplier=self.min_multiplier, max_multiplier=self.max_multiplier)
 
     def _act(self, obs, deterministic):
         requested = self.requested_multipliers(obs)

@@ -214,8 +214,9 @@ POLICIES: tuple[str, ...] = ("mlp", "deepsets")
 
 
 def build_ppo(vec_env: Any, config: PPOConfig, seed: int, episode_length: int, verbose: int = 0,
-              policy: str = "mlp"):
-    """A fresh SB3 ``PPO`` on ``vec_env`` with ``config``: ``MlpPolicy``, or ``deepsets``."""
+              policy: str = "mlp", deepsets: dict[str, Any] | None = None):
+    """A fresh SB3 ``PPO`` on ``vec_env`` with ``config``: ``MlpPolicy``, or ``deepsets``
+    (``deepsets``: extra :func:`dus_agents.deepsets.deepsets_kwargs`, e.g. the anchor)."""
     from stable_baselines3 import PPO
 
     kwargs = config.sb3_kwargs(episode_length, vec_env.num_envs)
@@ -226,7 +227,7 @@ def build_ppo(vec_env: Any, config: PPOConfig, seed: int, episode_length: int, v
 
         net_arch = kwargs.pop("policy_kwargs")["net_arch"]
         policy_kwargs = deepsets_kwargs(vec_env, hidden=tuple(net_arch),
-                                        head=tuple(net_arch[-1:]))
+                                        head=tuple(net_arch[-1:]), **(deepsets or {}))
         model = PPO(DeepSetsPolicy, vec_env, seed=seed, verbose=verbose,
                     policy_kwargs=policy_kwargs, **kwargs)
     else:

@@ -94,6 +94,12 @@ class TrainArgs:
     """--suite: start PPO from DUS-H instead of from uniform: before training, fit the DeepSets
     policy's action head to DUS-H's actions on this many episodes of the suite's training
     tasks (behaviour cloning; 0: no warm start)."""
+    anchor: str = "none"
+    """--suite: none (the DeepSets policy starts near uniform) or heuristic (a fixed DUS-H
+    prior on its logits: it starts as DUS-H and learns a correction; the paired reward's
+    reference run is then DUS-H too, unless --set reward.reference_policy names another)."""
+    anchor_strength: float = 1.0
+    """--anchor heuristic: the prior's logit drop per grid step away from DUS-H's choice."""
     progress_bar: bool = True
     """Show a progress bar (tqdm + rich)."""
     torch_threads: int = 1
@@ -104,7 +110,8 @@ class TrainArgs:
 def env_overrides(args: TrainArgs, run_dir: Path | None = None) -> dict[str, Any]:
     """The env config overrides over the preset (or every task of the suite): ``--set``
     pairs, then ``--host``; with ``--suite``, the paired reward unless ``--set`` names
-    another, its reference curves cached in ``run_dir/reference_cache``."""
+    another (its reference run DUS-H with ``--anchor heuristic``), its reference curves cached
+    in ``run_dir/reference_cache``."""
     from dus_env.config import overrides_from_pairs
 
     overrides = overrides_from_pairs(args.set)
@@ -113,6 +120,8 @@ def env_overrides(args: TrainArgs, run_dir: Path | None = None) -> dict[str, Any
     if args.suite:
         reward = overrides.setdefault("reward", {})
         reward.setdefault("name", "paired")
+        if args.anchor == "heuristic" and reward["name"] == "paired":
+            reward.setdefault("reference_policy", "heuristic")
         if run_dir is not None and reward["name"] == "paired":
             reward.setdefault("reference_cache", str(run_dir / "reference_cache"))
     return overrides
@@ -255,7 +264,8 @@ def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
         truncate_monitors(run_dir / "monitor", checkpoint.counters.get("monitor_rows", {}))
     vec_env = build_vec_env(args, run_dir, config.reward_scale, crash_at_step)
     model = build_ppo(vec_env, config, args.seed, episode_length,
-                      policy="deepsets" if args.suite else "mlp")
+                      policy="deepsets" if args.suite else "mlp",
+                      deepsets={"anchor": args.anchor, "anchor_strength": args.anchor_strength})
     if checkpoint is not None:
         restore_checkpoint(model, checkpoint)
         info["resumed_from"] = str(checkpoint.path)

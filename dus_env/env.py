@@ -16,7 +16,12 @@ from dus_env.data import make_dataset
 from dus_env.decision import DecisionState
 from dus_env.reference import ReferenceCache, reference_curve, reference_key
 from dus_env.rewards import RewardStep, get_reward
-from dus_env.sampler import ModalitySampler
+from dus_env.sampler import (
+    HEURISTIC_DEFAULTS,
+    ModalitySampler,
+    inverse_score_multipliers,
+    nearest_grid_indices,
+)
 from dus_env.seeding import spawn_seeds
 from dus_env.trainer import EvalStats, MMLTrainer
 
@@ -326,21 +331,44 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         return tuple(curve)
 
     def _run_reference(self, model_seed: int, sampler_seed: int) -> list[float]:
-        """Train the reference run: this task, uniform sampling, the same seeds. After a
-        divergence the curve stays at its last finite value (the reference learns no more)."""
+        """Train the reference run: this task, the same seeds, uniform sampling (or DUS-H,
+        ``reward.reference_policy``). After a divergence the curve stays at its last finite
+        value (the reference learns no more)."""
         if self._reference_env is None:
             reward = dataclasses.replace(self.config.reward, name="val_delta",
-                                         reference_cache=None)
+                                         reference_cache=None, reference_policy="uniform")
             self._reference_env = DUSEnv(config=self.config.replace(reward=reward))
         ref = self._reference_env
         _, info = ref._start_episode(model_seed, sampler_seed)
         curve = [info["validation"]["accuracy"]]
         done = False
+        heuristic = self.config.reward.reference_policy == "heuristic"
         while not done:
-            _, _, done, _, info = ref.step(ref.uniform_action)
+            _, _, done, _, info = ref.step(ref.heuristic_action() if heuristic
+                                           else ref.uniform_action)
             curve.append(info["validation"]["accuracy"] if info["validation"] else curve[-1])
         curve += [curve[-1]] * (self.config.steps_per_episode + 1 - len(curve))
         return curve
+
+    def heuristic_action(self) -> np.ndarray:
+        """DUS-H's action (its defaults, :data:`dus_env.sampler.HEURISTIC_DEFAULTS`) for the
+        state as of the last step, as ``dus_agents.heuristic.HeuristicPolicy`` chooses it from
+        this env's observation: uniform during the warm-up, else the inverse-score request
+        snapped to the grid (or, with ``sampler.action="multipliers"``, the request itself)."""
+        rule = HEURISTIC_DEFAULTS
+        # read from the observation itself, so the choice is the policy's own to the last bit
+        obs = self._decision.observation()[None]
+        scores = self.layout.cumulative_scores(obs)[0]
+        progress = float(np.asarray(self.layout.decode(obs)["progress"]).reshape(-1)[0])
+        requested = inverse_score_multipliers(
+            scores, gamma=rule["gamma"], min_multiplier=rule["min_multiplier"],
+            max_multiplier=rule["max_multiplier"])
+        if self.config.sampler.action == "multipliers":
+            return (np.ones_like(requested) if progress < rule["warmup"]
+                    else requested).astype(np.float32)
+        if progress < rule["warmup"]:
+            return np.array(self._decision.uniform_action, dtype=np.int64)
+        return nearest_grid_indices(requested, self.config.sampler.multipliers)
 
     # ------------------------------------------------------------------ helpers
     def _fixed_val_subset(self) -> np.ndarray | None:

@@ -1,4 +1,5 @@
-"""Reference curves for the paired reward: validation accuracy of uniform sampling, per step.
+"""Reference curves for the paired reward: validation accuracy of uniform sampling (or of DUS-H,
+``reward.reference_policy="heuristic"``), per step.
 
 The paired reward (``reward.name="paired"``) pays each step's validation-accuracy change
 minus that of a *reference run*: the same task trained with uniform sampling from the same
@@ -48,11 +49,15 @@ def code_versions() -> dict[str, Any]:
 
 
 def reference_key(config: EnvConfig, model_seed: int, sampler_seed: int) -> dict[str, Any]:
-    """Everything the uniform run's validation curve depends on, as JSON-ready values."""
+    """Everything the reference run's validation curve depends on, as JSON-ready values."""
     cfg = config_to_dict(config)
+    policy = cfg["reward"].get("reference_policy", "uniform")
     cfg["reward"] = {"val_subset_size": cfg["reward"]["val_subset_size"]}
+    if policy != "uniform":  # uniform curves keep the keys (and cache files) they always had
+        cfg["reward"]["reference_policy"] = policy
     cfg.pop("info_wall_time", None)
-    cfg["sampler"].pop("multipliers", None)  # uniform sampling never reads the grid
+    if policy == "uniform":
+        cfg["sampler"].pop("multipliers", None)  # uniform sampling never reads the grid
     key = {"config": cfg, "seeds": [int(model_seed), int(sampler_seed)], **code_versions()}
     return json.loads(json.dumps(key))  # tuples as lists, as a cache file holds them
 

@@ -78,6 +78,34 @@ def uniform_index(multipliers: Sequence[float]) -> int:
     return int(close[0]) if len(close) else len(multipliers) // 2
 
 
+HEURISTIC_DEFAULTS: dict[str, float] = {"gamma": 1.0, "warmup": 0.1, "min_multiplier": 0.5,
+                                         "max_multiplier": 2.0}
+"""DUS-H's defaults (METHOD.md): inverse-score exponent, uniform warm-up share of the run, and the
+bounds of the requested multiplier."""
+
+
+def inverse_score_multipliers(scores: np.ndarray, present: np.ndarray | None = None, *,
+                              gamma: float = 1.0, min_multiplier: float = 0.5,
+                              max_multiplier: float = 2.0) -> np.ndarray:
+    """DUS-H's request: ``M * w^j`` with ``w^j = (1/S^j)^gamma / sum_k (1/S^k)^gamma`` over the
+    present modalities, clipped to ``[min_multiplier, max_multiplier]`` (1.0 where a slot is
+    absent). ``scores``: cumulative scores S, shape ``(..., M)``; float64 throughout."""
+    scores = np.clip(np.asarray(scores, dtype=float), 1e-6, None)
+    present = np.ones(scores.shape, bool) if present is None else np.asarray(present, bool)
+    inv = np.where(present, scores ** (-gamma), 0.0)
+    weights = inv / inv.sum(axis=-1, keepdims=True)
+    m = present.sum(axis=-1, keepdims=True)
+    requested = np.clip(m * weights, min_multiplier, max_multiplier)
+    return np.where(present, requested, 1.0)
+
+
+def nearest_grid_indices(requested: np.ndarray, multipliers: Sequence[float]) -> np.ndarray:
+    """The grid index closest (in log scale) to each requested multiplier."""
+    grid = np.log(np.asarray(multipliers, dtype=float))
+    dist = np.abs(np.log(np.asarray(requested, dtype=float))[..., None] - grid)
+    return np.argmin(dist, axis=-1).astype(np.int64)
+
+
 def multipliers_to_batch_sizes(indices: Sequence[int], config: SamplerConfig) -> tuple[int, ...]:
     """Batch sizes for one action: an index into ``config.multipliers`` per modality."""
     grid = np.asarray(config.multipliers)

@@ -60,7 +60,7 @@ def check_choice(name: str, value: Any, choices: Any) -> None:
 
 
 RESUME_FIXED = ("agent", "preset", "suite", "host", "set", "seed", "n_envs", "out_dir",
-                "run_name")
+                "run_name", "anchor", "anchor_strength")
 MAX_RUN_NAME_BYTES = 200
 """Longest --run-name (file systems allow 255 bytes per name; suffixes are added)."""
 
@@ -119,6 +119,17 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainArgs, Path | Non
         if args.agent != "ppo":
             raise UsageError(f"--suite trains PPO with the DeepSets policy; --agent="
                              f"{args.agent!r} is not available for suites")
+    from dus_agents.deepsets import ANCHORS
+
+    check_choice("anchor", args.anchor, ANCHORS)
+    if args.anchor != "none" and args.suite is None:
+        raise UsageError(f"--anchor={args.anchor!r} applies to the DeepSets policy of --suite "
+                         "runs only; add --suite or drop --anchor")
+    if args.anchor != "none" and args.imitate_episodes:
+        raise UsageError(f"--anchor={args.anchor!r} and --imitate-episodes="
+                         f"{args.imitate_episodes} both start PPO from DUS-H; give one of them")
+    if not (args.anchor_strength > 0 and args.anchor_strength < float("inf")):
+        raise UsageError(f"--anchor-strength={args.anchor_strength} must be a finite number > 0")
     for name, low in (("eval_freq", 1), ("eval_tasks", 1)):
         if getattr(args, name) < low:
             raise UsageError(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= {low}")

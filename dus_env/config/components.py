@@ -217,6 +217,10 @@ class MonitorConfig:
 
 
 # --------------------------------------------------------------------------- reward
+REFERENCE_POLICIES: tuple[str, ...] = ("uniform", "heuristic")
+"""Samplers a ``paired`` reward's reference run may use."""
+
+
 @dataclass(frozen=True)
 class RewardConfig:
     """The reward, selected by name from :data:`dus_env.registry.REWARDS`."""
@@ -236,12 +240,17 @@ class RewardConfig:
     reference_cache: str | None = None
     """``paired`` only: a folder keeping the reference runs' curves on disk (None: in memory
     only); see :mod:`dus_env.reference`."""
+    reference_policy: str = "uniform"
+    """``paired`` only: the sampler of the reference run: uniform, or heuristic (DUS-H with its
+    defaults on this env's grid), so the return is the final validation accuracy minus that of
+    DUS-H from the same seeds: what a policy that starts from DUS-H adds to it."""
 
     def __post_init__(self) -> None:
         check_fields(self, "reward")
         if self.reference_cache is not None and not self.reference_cache.strip():
             raise ValueError("reward.reference_cache='' is empty; use None for memory only")
         REWARDS.check(self.name, "reward.name")
+        check_choice("reward.reference_policy", self.reference_policy, REFERENCE_POLICIES)
         check_range("reward.val_subset_size", self.val_subset_size, 0)
         check_range("reward.scale", self.scale, 0.0, low_inclusive=False)
         check_range("reward.hybrid_discrepancy_weight", self.hybrid_discrepancy_weight, 0.0)

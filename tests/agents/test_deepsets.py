@@ -9,7 +9,8 @@ import torch
 from stable_baselines3 import PPO
 
 import dus_env
-from dus_agents.deepsets import DeepSetsPolicy, deepsets_kwargs
+from dus_agents.deepsets import DeepSetsPolicy, deepsets_kwargs, heuristic_anchor
+from dus_agents.heuristic import HeuristicPolicy
 from dus_agents.ppo import PPOPolicy
 from dus_agents.registry import make_policy
 from dus_env.env_v1 import DUSEnvV1
@@ -127,3 +128,82 @@ def test_the_artefact_is_refused_by_a_dus_v0_env(env, policy, tmp_path):
     with pytest.raises(IncompatibleEnvError, match="env_id='dus_env/DUS-v1', this env has "
                                                    "'dus_env/DUS-v0'"):
         make_policy(f"ppo:{path}", gym.make(dus_env.ENV_ID, preset="tiny"))
+
+
+# ---------------------------------------------------------------------- the DUS-H anchor
+def _anchored(env, **extra):
+    return DeepSetsPolicy(env.observation_space, env.action_space, lambda _: 3e-4,
+                          **deepsets_kwargs(env, hidden=(16, 16), head=(16,), anchor="heuristic",
+                                            **extra))
+
+
+def _rollout_observations(env, n_episodes=3):
+    """Observations of whole DUS-H episodes (warm-up included) on the tiny suite."""
+    heuristic, out = HeuristicPolicy.for_env(env), []
+    for seed in range(n_episodes):
+        obs, _ = env.reset(seed=seed)
+        done = False
+        while not done:
+            out.append(obs)
+            obs, _, done, _, _ = env.step(heuristic.predict(obs, deterministic=True)[0])
+    return np.stack(out)
+
+
+def test_a_fresh_anchored_policy_acts_as_dus_h(env):
+    obs = _rollout_observations(env)
+    policy = _anchored(env)
+    heuristic = HeuristicPolicy.for_env(env)
+    want, _ = heuristic.predict(obs, deterministic=True)
+    present = env.unwrapped.layout.present(obs)
+    with torch.no_grad():
+        np.testing.assert_array_equal(
+            policy.heuristic_indices(torch.as_tensor(obs)).numpy()[present], want[present])
+        got, _ = policy.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(got[present], want[present])
+    assert len(set(want[present].tolist())) > 2  # DUS-H did move off uniform on these
+    # and it explores the grid steps next to DUS-H's choice, not the whole grid
+    with torch.no_grad():
+        probs = torch.softmax(policy.action_logits(torch.as_tensor(obs)), dim=-1)[
+            torch.as_tensor(present)]
+    idx = torch.as_tensor(want[present])
+    at = probs.gather(1, idx[:, None]).squeeze(1)
+    assert torch.all((at > 0.40) & (at < 0.50))  # strength 1 on 17 values: about 46%
+
+
+def test_the_anchor_keeps_exact_equivariance_and_masking(env):
+    obs = torch.as_tensor(_rollout_observations(env, 2))
+    policy = _anchored(env, anchor_strength=2.0)
+    layout = env.unwrapped.layout
+    with torch.no_grad():
+        logits = policy.action_logits(obs)
+        for perm in ([1, 0, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]):
+            assert torch.equal(policy.action_logits(_permute(obs, perm, layout)),
+                               logits[:, perm])
+        present = torch.as_tensor(layout.present(obs.numpy()))
+        dist = policy.get_distribution(obs)
+        per_slot = torch.stack([d.entropy() for d in dist.distribution], dim=1)
+        assert torch.all(per_slot[~present].abs() < 1e-6)
+
+
+def test_an_anchored_artefact_round_trips_and_bad_anchors_are_refused(env, tmp_path):
+    policy = _anchored(env)
+    path = PPOPolicy(policy, env.unwrapped.spec_dict()).save(tmp_path / "a.zip")
+    loaded = make_policy(f"ppo:{path}", env)
+    assert loaded.policy.anchor == policy.anchor
+    obs = _rollout_observations(env, 1)
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0],
+                                  policy.predict(obs, deterministic=True)[0])
+    grid = env.unwrapped.config.sampler.multipliers
+    for bad, message in (
+            ({**heuristic_anchor(grid), "rule": "oracle"}, r"anchor.rule='oracle' is not valid"),
+            ({**heuristic_anchor(grid), "multipliers": [1.0, 2.0]},
+             r"anchor.multipliers has 2 values .*needs 17"),
+            ({**heuristic_anchor(grid), "strength": float("nan")}, r"anchor.strength=nan"),
+            ({"rule": "heuristic"}, r"must be a mapping with exactly the fields")):
+        with pytest.raises(ValueError, match=message):
+            DeepSetsPolicy(env.observation_space, env.action_space, lambda _: 0.0,
+                           history_length=env.unwrapped.layout.history_length,
+                           uniform_index=8, anchor=bad)
+    with pytest.raises(ValueError, match=r"anchor='dush' is not valid; valid choices: "
+                                         r"\['none', 'heuristic'\]"):
+        deepsets_kwargs(env, anchor="dush")

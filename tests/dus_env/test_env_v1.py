@@ -152,6 +152,51 @@ def test_paired_reward_equals_hand_computed_differences():
     assert _episode(paired, [[2, 2]] * 6, seed=3)[0] == [0.0] * 6  # uniform earns exactly 0
 
 
+def _heuristic_episode(env, seed):
+    policy = HeuristicPolicy.for_env(env)
+    obs, info = env.reset(seed=seed)
+    rewards, accs, done = [], [info["validation"]["accuracy"]], False
+    while not done:
+        obs, r, done, _, info = env.step(policy.predict(obs, deterministic=True)[0])
+        rewards.append(r)
+        accs.append(info["validation"]["accuracy"])
+    return rewards, accs
+
+
+@pytest.mark.parametrize("kwargs", [{"preset": "tiny"}, {"suite": "tiny"}])
+def test_a_dus_h_reference_pays_dus_h_exactly_zero_and_others_their_difference(kwargs):
+    """reward.reference_policy="heuristic": the reference run is DUS-H as HeuristicPolicy
+    plays it (in DUS-v0 and in DUS-v1's permuted slots), so DUS-H itself earns 0 at every
+    step and uniform earns (uniform - DUS-H) validation accuracy."""
+    cls = DUSEnvV1 if "suite" in kwargs else DUSEnv
+    cfg = {"reward": {"name": "paired", "reference_policy": "heuristic"}}
+    env = cls(**kwargs, config=cfg)
+    for seed in range(3):
+        rewards, _ = _heuristic_episode(env, seed)
+        assert rewards == [0.0] * len(rewards)
+    plain = DUSEnv(preset="tiny")
+    _, dush_acc = _heuristic_episode(plain, seed=3)
+    ref = DUSEnv(preset="tiny", config=cfg)
+    rewards, accs, _ = _episode(ref, [[2, 2]] * 6, seed=3)
+    assert sum(rewards) == pytest.approx(100 * (accs[-1] - dush_acc[-1]), abs=1e-9)
+    assert dush_acc != accs  # the two references differ, so the test tells them apart
+
+
+def test_the_reference_policy_is_part_of_the_cache_key_and_checked():
+    from dus_env.reference import reference_key
+
+    base = get_preset("tiny")
+    uniform = reference_key(base, 1, 2)
+    assert "reference_policy" not in uniform["config"]["reward"]  # old cache entries still hit
+    heur = reference_key(base.replace(reward=base.reward.__class__(
+        name="paired", reference_policy="heuristic")), 1, 2)
+    assert heur["config"]["reward"]["reference_policy"] == "heuristic"
+    assert heur["config"]["sampler"]["multipliers"]  # DUS-H reads the grid
+    with pytest.raises(ValueError, match=r"reward.reference_policy='dush' is not valid; valid "
+                                         r"choices: \['uniform', 'heuristic'\]"):
+        DUSEnv(preset="tiny", config={"reward": {"name": "paired", "reference_policy": "dush"}})
+
+
 def test_a_cache_hit_gives_the_rewards_recomputation_gives(tmp_path):
     cfg = {"reward": {"name": "paired", "reference_cache": str(tmp_path / "cache")}}
     skew = [[3, 13, 8, 8]] * 6

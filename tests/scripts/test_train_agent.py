@@ -43,6 +43,48 @@ def episodes(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "episodes.jsonl").read_text().splitlines()]
 
 
+def test_suite_run_anchored_on_dus_h_end_to_end(tmp_path):
+    """--suite tiny --anchor heuristic: the paired reward's reference becomes DUS-H, the saved
+    policy carries the anchor, and its selection started from a policy that plays DUS-H."""
+    proc = run("--suite", "tiny", "--anchor", "heuristic", "--total-timesteps", "48",
+               "--eval-freq", "24", "--eval-tasks", "1", "--no-progress-bar",
+               "--eval-episodes", "0", "--out-dir", str(tmp_path), "--run-name", "a",
+               timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = tmp_path / "a"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["args"]["anchor"] == "heuristic"
+    assert config["env_config"]["reward"]["reference_policy"] == "heuristic"
+    assert list((run_dir / "reference_cache").glob("*.json"))
+    from dus_agents.heuristic import HeuristicPolicy
+
+    env = gym.make(dus_env.ENV_V1_ID, suite="tiny")
+    policy = make_policy(f"ppo:{run_dir / 'policy.zip'}", env)
+    assert policy.policy.anchor["rule"] == "heuristic"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["selection"]["curve"][0] == [0, 0.0]  # the start is DUS-H: exactly 0
+    assert HeuristicPolicy.for_env(env)  # the rule it is anchored on runs on this env too
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--anchor", "heuristic"], "applies to the DeepSets policy of --suite runs only"),
+    (["--suite", "tiny", "--anchor", "dush"], "--anchor='dush' is not valid; valid choices: "
+                                              "['none', 'heuristic']"),
+    (["--suite", "tiny", "--anchor", "heuristic", "--imitate-episodes", "2"],
+     "both start PPO from DUS-H"),
+    (["--suite", "tiny", "--anchor", "heuristic", "--anchor-strength", "0"],
+     "--anchor-strength=0.0 must be a finite number > 0"),
+])
+def test_bad_anchor_flags_exit_2_in_one_line(flags, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        train_agent.main([*flags, "--out-dir", str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("agent", ["ppo", "reinforce"])
 def test_end_to_end_tiny(agent, tmp_path):
     proc = run("--agent", agent, *TINY, "--total-timesteps", "48", "--checkpoint-freq", "24",
