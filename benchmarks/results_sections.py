@@ -18,6 +18,9 @@ section           JSON (under --results)                     from
                   shipped)
 ``ppo_reward``    ``cost_ppo-paired.json``,                  ``benchmarks.cost --parts
                   ``cost_ppo-valdelta.json``                 ppo_time`` on two dus-train runs
+``anchored``      ``anchored_generalization.json``,          ``benchmarks.generalization``,
+                  ``anchored_select.json``,                  ``benchmarks.select_generalist``,
+                  ``generalist-anchored/summary.json``       ``dus-train --anchor heuristic``
 ``overhead``      ``overhead.json``                          ``benchmarks.overhead``
 ================  =========================================  ================================
 """
@@ -181,13 +184,21 @@ def candidate_lines(name: str, g: dict[str, Any]) -> list[str]:
 def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
                        train: dict[str, Any] | None,
                        selection: dict[str, Any] | None = None,
-                       tried: dict[str, dict[str, Any]] | None = None) -> list[str]:
-    lines = ["## A pretrained generalist on held-out tasks (DUS-v1)", ""]
+                       tried: dict[str, dict[str, Any]] | None = None, *,
+                       heading: str = "## A pretrained generalist on held-out tasks (DUS-v1)",
+                       intro: tuple[str, ...] = (), figure: str = "generalization",
+                       card: str = " (docs/PRETRAINED.md)") -> list[str]:
+    """The held-out section of one generalist: ``heading``, ``intro`` paragraphs, the
+    validation choice, its training run (``card``: where its model card is, or ""), the
+    per-task and across-task tables, the oracle (when in ``g``) and ``figure``'s plot."""
+    lines = [heading, ""]
+    for paragraph in intro:
+        lines += [paragraph, ""]
     if selection:
         lines += selection_lines(selection)
     if train:
         sel = (train.get("selection") or {}).get("best") or {}
-        lines += [f"Trained with `{_train_command(train)}` (docs/PRETRAINED.md): "
+        lines += [f"Trained with `{_train_command(train)}`{card}: "
                   f"{train.get('timesteps')} timesteps ({train.get('episodes')} training "
                   f"episodes) in {train.get('wall_time_s', 0) / 60:.1f} minutes on 2 CPU cores "
                   "(target <= 60). Kept: the checkpoint with the best mean paired return on "
@@ -233,14 +244,8 @@ def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
                   "schedules, found with a fixed trial budget on a few validation seeds, gain "
                   f"less than the closed-loop DUS-H on average ({_f(o_gain, sign=True)} points "
                   "against DUS-H), so the share of its gain is an easy bar.", ""]
-    share = across.get("oracle_share", {})
-    tasks = share.get("tasks_with_significant_oracle_gain", [])
-    per = share.get("generalist_share_per_task", {})
-    lines += [f"Share of the oracle's gain over uniform the generalist reaches, where the "
-              f"oracle's gain is significant ({len(tasks)} task(s)): "
-              + (", ".join(f"{t} {100 * per[t]:.0f}%" for t in tasks) or "none")
-              + f"; mean {_f(100 * share['mean_share'], 0) + '%' if share.get('mean_share') is not None else 'n/a'} "
-              "(target >= 70% on each).", ""]
+    if "oracle" in g["policies"]:
+        lines += _oracle_share_lines(across.get("oracle_share", {}))
     for oracle in oracles:
         lines += [f"Oracle: `{command_line(oracle['command'])}`: {oracle['trials']} schedules per "
                   f"task ({oracle['phases']} phases of constant multipliers per modality), "
@@ -248,8 +253,19 @@ def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
                   "the uniform schedule is the first trial.", ""]
     for name, other in (tried or {}).items():
         lines += candidate_lines(name, other)
-    lines += ["![generalization](results/generalization.png)", ""]
+    lines += [f"![{figure}](results/{figure}.png)", ""]
     return lines
+
+
+def _oracle_share_lines(share: dict[str, Any]) -> list[str]:
+    tasks = share.get("tasks_with_significant_oracle_gain", [])
+    per = share.get("generalist_share_per_task", {})
+    mean = share.get("mean_share")
+    return [f"Share of the oracle's gain over uniform the generalist reaches, where the "
+            f"oracle's gain is significant ({len(tasks)} task(s)): "
+            + (", ".join(f"{t} {100 * per[t]:.0f}%" for t in tasks) or "none")
+            + f"; mean {_f(100 * mean, 0) + '%' if mean is not None else 'n/a'} "
+            "(target >= 70% on each).", ""]
 
 
 def _by_kind(tasks: dict[str, Any]) -> list[str]:
@@ -362,6 +378,25 @@ def _load(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _train_run(folder: Path) -> dict[str, Any] | None:
+    """A dus-train run's summary.json with the command its config.json recorded."""
+    train = _load(folder / "summary.json")
+    if train is None:
+        return None
+    return {**train, "argv": (_load(folder / "config.json") or {}).get("command")}
+
+
+ANCHORED_HEADING = "## A generalist that starts as DUS-H, on held-out tasks (DUS-v1)"
+ANCHORED_INTRO = (
+    "`dus-train --suite NAME --anchor heuristic`: the DeepSets policy's logits carry a fixed "
+    "DUS-H prior (minus `--anchor-strength` logits per grid step away from DUS-H's choice), "
+    "so before any training it plays DUS-H exactly and PPO learns a correction to it; the "
+    "paired reward is measured against DUS-H from the same seeds "
+    "(`reward.reference_policy=heuristic`), so DUS-H itself earns exactly 0 and a return is "
+    "what the correction adds. Held-out tasks and seeds as in *A pretrained generalist on "
+    "held-out tasks*; uniform and DUS-H are rerun beside it (the runs are deterministic).",)
+
+
 def sections(results: Path) -> dict[str, Callable[[], list[str]]]:
     """Section name -> renderer, for every section whose JSON is in ``results``."""
     out: dict[str, Callable[[], list[str]]] = {}
@@ -379,15 +414,19 @@ def sections(results: Path) -> dict[str, Callable[[], list[str]]]:
     general = _load(results / "generalization.json")
     if general:
         oracles = [json.loads(p.read_text()) for p in sorted(results.glob("oracle*.json"))]
-        train = _load(results / "generalist" / "summary.json")
-        if train is not None:
-            train = {**train, "argv": (_load(results / "generalist" / "config.json")
-                                       or {}).get("command")}
+        train = _train_run(results / "generalist")
         selection = _load(results / "select_generalist.json")
         tried = {p.stem.removeprefix("generalization_"): json.loads(p.read_text())
                  for p in sorted(results.glob("generalization_*.json"))}
         out["generalist"] = lambda: generalist_section(general, oracles, train, selection,
                                                        tried)
+    anchored = _load(results / "anchored_generalization.json")
+    if anchored:
+        train = _train_run(results / "generalist-anchored")
+        selection = _load(results / "anchored_select.json")
+        out["anchored"] = lambda: generalist_section(
+            anchored, [], train, selection, heading=ANCHORED_HEADING, intro=ANCHORED_INTRO,
+            figure="anchored_generalization", card="")
     ppo_runs = {reward: run for reward, name in (("paired", "ppo-paired"),
                                                  ("val_delta", "ppo-valdelta"))
                 if (run := _load(results / f"cost_{name}.json")) and "ppo_time" in run}

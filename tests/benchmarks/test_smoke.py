@@ -299,3 +299,39 @@ def test_a_tried_generalist_is_summarised_over_all_tasks_and_by_kind() -> None:
     assert "`python -m benchmarks.generalization --generalist runs/x/policy.zip`" in text
     assert "| all | 4 | +0.80" in text and "| synthetic | 2 | +1.50" in text
     assert "| real data | 2 | +0.10" in text and "0/1/1 |" in text  # r1 a loss, r2 a tie
+
+
+def test_the_anchored_generalist_gets_its_own_section_and_leaves_the_others(tmp_path) -> None:
+    from benchmarks.generalization import across_tasks
+    from benchmarks.results_sections import ANCHORED_HEADING, update
+
+    def task(kind, gain, vs_h):
+        iv = lambda m: {"mean": m, "low": m - 0.5, "high": m + 0.5, "half_width": 0.5}  # noqa: E731
+        return {"kind": kind, "seeds": [0, 1], "modalities": ["a", "b"], "policies": {
+            "uniform": {"accuracy": iv(0.9)},
+            "heuristic": {"accuracy": iv(0.9), "vs_uniform": iv(0.3)},
+            "generalist": {"accuracy": iv(0.9), "vs_uniform": iv(gain),
+                           "vs_heuristic": iv(vs_h)}}}
+
+    tasks = {"s1": task("synthetic", 1.0, 0.6), "r1": task("mfeat", 0.0, 0.2)}
+    g = {"command": ["/a/benchmarks/generalization.py", "--policies",
+                     "uniform,heuristic,generalist"],
+         "policies": ["uniform", "heuristic", "generalist"], "generalist": "x.zip",
+         "tasks": tasks, "across_tasks": across_tasks(tasks)}
+    (tmp_path / "anchored_generalization.json").write_text(json.dumps(g))
+    run = tmp_path / "generalist-anchored"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({
+        "timesteps": 40, "episodes": 4, "wall_time_s": 60,
+        "selection": {"best": {"timesteps": 0, "mean_return": 0.0}}}))
+    (run / "config.json").write_text(json.dumps({"command": [
+        "train_agent.py", "--suite", "tiny", "--anchor", "heuristic"]}))
+    before = ("# page\n\n<!-- section:generalist:start -->\nold words\n"
+              "<!-- section:generalist:end -->\n")
+    page, done = update(before, tmp_path)
+    assert done == ["anchored"]
+    assert page.startswith(before.rstrip())  # the other section is left as it was
+    assert ANCHORED_HEADING in page and "python train_agent.py --suite tiny --anchor " \
+        "heuristic" in page
+    assert "| s1 | 2 | 90.00 |" in page and "oracle" not in page.split(ANCHORED_HEADING)[1]
+    assert "![anchored_generalization](results/anchored_generalization.png)" in page
