@@ -11,12 +11,14 @@ modalities a task has, and permuting the slots permutes the actions:
   distribution puts all its mass on the uniform index, so it adds nothing to the action's
   log-probability or entropy (its index is ignored by the env anyway);
 * the value is ``v([c, globals])``, on the pooled rows;
-* optionally (``anchor``) a fixed prior is added to each slot's logits: ``-strength * |k - k_H|``
-  over grid index ``k``, ``k_H`` the index DUS-H picks for that slot from the same observation.
-  The learned logits start near 0, so a fresh anchored policy *is* DUS-H (its deterministic
-  action is DUS-H's, and it explores the grid steps next to it); what PPO learns is a
-  correction to the heuristic, not a policy from scratch. DUS-H is symmetric in the modalities,
-  so the policy stays permutation-equivariant.
+* optionally (``anchor``) the policy is a correction to DUS-H: with ``k_H`` the grid index
+  DUS-H picks for a slot from the same observation, the logit of index ``k`` is
+  ``-strength * |k - k_H| + rho_{k - k_H}``: a fixed prior centred on DUS-H plus a learned
+  logit per *offset* from DUS-H's choice (``rho`` has ``2K - 1`` outputs, offsets ``-(K-1)``
+  to ``K-1``), so "one grid step more than DUS-H" is one learned number, whatever index DUS-H
+  picked. The learned logits start near 0, so a fresh anchored policy *is* DUS-H (its
+  deterministic action is DUS-H's; it explores the steps next to it). DUS-H is symmetric in
+  the modalities, so the policy stays permutation-equivariant.
 
 :class:`DeepSetsPolicy` subclasses SB3's ``ActorCriticPolicy`` and plugs into ``PPO`` as the
 policy class (``PPO(DeepSetsPolicy, env, policy_kwargs={...})``). It is saved as weights plus
@@ -101,7 +103,7 @@ class DeepSetsPolicy(ActorCriticPolicy):
         g, f, k = layout.n_global, layout.row_size, layout.n_actions
         embed = self.hidden[-1]
         self.phi = _mlp(f + g, self.hidden, None, act)
-        self.rho = _mlp(2 * embed, self.head, k, act)
+        self.rho = _mlp(2 * embed, self.head, k if self.anchor is None else 2 * k - 1, act)
         self.value_head = _mlp(embed + g, self.head, 1, act)
         with torch.no_grad():  # start near the uniform distribution over the grid
             self.rho[-1].weight.mul_(0.01)
@@ -150,11 +152,14 @@ class DeepSetsPolicy(ActorCriticPolicy):
         warm = (glob[:, 0].double() < float(a["warmup"]))[:, None]
         return torch.where(warm | ~present, torch.full_like(index, self.uniform_index), index)
 
-    def _anchor_logits(self, obs: torch.Tensor) -> torch.Tensor:
+    def _anchored(self, offset_logits: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """Per-index logits from the learned per-offset ones ``(B, N, 2K - 1)``: the prior
+        ``-strength * |k - k_H|`` plus the learned logit of offset ``k - k_H``."""
         k = self.slot_layout.n_actions
         index = self.heuristic_indices(obs)
-        steps = (torch.arange(k, device=index.device)[None, None, :] - index[..., None]).abs()
-        return -float(self.anchor["strength"]) * steps.float()
+        offsets = torch.arange(k, device=index.device)[None, None, :] - index[..., None]
+        learned = torch.gather(offset_logits, -1, offsets + (k - 1))
+        return learned - float(self.anchor["strength"]) * offsets.abs().float()
 
     def _logits(self, h: torch.Tensor, context: torch.Tensor, present: torch.Tensor,
                 obs: torch.Tensor | None = None) -> torch.Tensor:
@@ -162,7 +167,7 @@ class DeepSetsPolicy(ActorCriticPolicy):
         logits = self.rho(torch.cat([h, context[:, None, :].expand(-1, n, -1)], dim=-1))
         if self.anchor is not None:
             assert obs is not None
-            logits = logits + self._anchor_logits(obs)
+            logits = self._anchored(logits, obs)
         absent = torch.full_like(logits, MASKED_LOGIT)
         absent[..., self.uniform_index] = 0.0
         return torch.where(present[..., None], logits, absent)  # (B, N, K)

@@ -207,3 +207,20 @@ def test_an_anchored_artefact_round_trips_and_bad_anchors_are_refused(env, tmp_p
     with pytest.raises(ValueError, match=r"anchor='dush' is not valid; valid choices: "
                                          r"\['none', 'heuristic'\]"):
         deepsets_kwargs(env, anchor="dush")
+
+
+def test_an_anchored_policy_learns_offsets_from_dus_h_not_grid_indices(env):
+    """One learned number - the bias of offset +1 - moves every slot one grid step above
+    DUS-H's choice, whatever index DUS-H picked (clipped at the grid's top)."""
+    obs = _rollout_observations(env)
+    policy = _anchored(env)
+    k = len(env.unwrapped.config.sampler.multipliers)
+    assert policy.rho[-1].out_features == 2 * k - 1
+    with torch.no_grad():
+        policy.rho[-1].weight.zero_()
+        policy.rho[-1].bias.zero_()
+        policy.rho[-1].bias[k] = 2.0  # offset +1 (output k - 1 is offset 0)
+    want, _ = HeuristicPolicy.for_env(env).predict(obs, deterministic=True)
+    got, _ = policy.predict(obs, deterministic=True)
+    present = env.unwrapped.layout.present(obs)
+    np.testing.assert_array_equal(got[present], np.minimum(want[present] + 1, k - 1))
