@@ -336,6 +336,41 @@ def load_weights(policy: Any, state: Mapping[str, Any], where: str) -> None:
     load_policy_state(policy, dict(state), where)
 
 
+class SampledPolicy:
+    """A PPO policy replayed by *sampling* its actions from its action distribution, with a
+    private seeded generator, instead of taking the most likely action: ``predict`` samples
+    whatever ``deterministic`` says (that is this wrapper's purpose). Written ``sampled:SPEC``
+    (e.g. ``sampled:pretrained``, ``sampled:ppo:PATH``) wherever a policy spec goes. The
+    actions depend on the seed and on the order of the calls; no global random state is read.
+
+    Args:
+        inner: a :class:`PPOPolicy`.
+        seed: seed of the generator.
+    """
+
+    def __init__(self, inner: PPOPolicy, seed: int = 0) -> None:
+        if not isinstance(inner, PPOPolicy):
+            raise ValueError(f"sampled: needs a PPO policy (pretrained or ppo:PATH), got "
+                             f"{type(inner).__name__}")
+        import torch
+
+        self.inner, self.env_spec = inner, inner.env_spec
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        import torch
+
+        obs = np.asarray(observation, dtype=np.float32)
+        single = obs.ndim == 1
+        batch = torch.as_tensor(obs[None] if single else obs)
+        with torch.no_grad():
+            dist = self.inner.policy.get_distribution(batch).distribution
+            parts = dist if isinstance(dist, list) else [dist]
+            actions = torch.stack([torch.multinomial(d.probs, 1, generator=self.generator)[:, 0]
+                                   for d in parts], dim=1).numpy().astype(np.int64)
+        return (actions[0] if single else actions), state
+
+
 class PPOPolicy:
     """A trained PPO policy network behind the one ``predict`` interface, with the env spec it
     was trained on.

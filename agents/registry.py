@@ -50,6 +50,7 @@ def env_layout(spec: str) -> str:
     """Which env a policy spec acts in: ``v1`` (DUS-v1: slots, any modality count) for the
     pretrained policy and artefacts recorded on DUS-v1, ``full`` (DUS-v0 with requested
     multipliers as actions) for the full-resolution heuristic, else ``v0``."""
+    spec = spec.removeprefix("sampled:")
     if spec == "pretrained":
         return "v1"
     if spec == "heuristic":
@@ -79,10 +80,16 @@ def make_policy(spec: str, env: Any, seed: int = 0) -> Policy:
     """The policy ``spec`` names, for ``env``.
 
     ``spec`` is one of :data:`POLICY_NAMES`, or ``ppo:PATH`` / ``reinforce:PATH`` for a saved
-    artefact (checked against the env's spec; an incompatible env fails naming what differs).
+    artefact (checked against the env's spec; an incompatible env fails naming what differs),
+    or ``sampled:SPEC`` for a PPO policy replayed by sampling its actions
+    (:class:`dus_agents.ppo.SampledPolicy`, seeded with ``seed``).
     A missing file raises ``FileNotFoundError``, a corrupt one ``dus_agents.artifact.ArtifactError``,
     an incompatible one ``dus_agents.artifact.IncompatibleEnvError``, each naming the path.
     """
+    if spec.startswith("sampled:"):
+        from dus_agents.ppo import SampledPolicy
+
+        return SampledPolicy(make_policy(spec.removeprefix("sampled:"), env, seed), seed)
     if ":" in spec:
         kind, path = spec.split(":", 1)
         if not path:
