@@ -60,7 +60,8 @@ class Args(common.BenchArgs):
     real_seeds: int = 10
     """Test seeds (0..N-1) per task on real data."""
     generalist: str = "pretrained"
-    """The generalist: ``pretrained`` (shipped) or a path to a DUS-v1 PPO artefact."""
+    """The generalist: ``pretrained`` (shipped), a path to a DUS-v1 PPO artefact, or a policy
+    spec (``ppo:PATH``, ``sampled:ppo:PATH``: its actions sampled, seed 0 per task)."""
     ppo_default: str = ""
     """A DUS-v0 PPO artefact trained on the default preset (empty: policy left out)."""
     oracle: str = ""
@@ -98,8 +99,9 @@ def _policies(args: Args, task: Task, wanted: list[str]) -> dict[str, tuple[Any,
         elif name == "heuristic":
             out[name] = (env, HeuristicPolicy.for_env(env))
         elif name == "generalist":
-            spec = "pretrained" if args.generalist in ("", "pretrained") else \
-                f"ppo:{args.generalist}"
+            given = args.generalist
+            spec = ("pretrained" if given in ("", "pretrained") else given
+                    if given.startswith(("ppo:", "sampled:")) else f"ppo:{given}")
             out[name] = (env, make_policy(spec, env))
         elif name == "oracle":
             schedules = {}

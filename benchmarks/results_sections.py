@@ -152,13 +152,17 @@ def _seed_text(seeds: list[int]) -> str:
 def selection_lines(sel: dict[str, Any]) -> list[str]:
     """benchmarks.select_generalist's table: the candidates on the validation slice."""
     names = list(sel["candidates"])
-    rows = [[n, _ci(e["mean_paired_return"]), _ci(e.get(f"vs_{names[0]}"))]
+    controls = list(sel.get("controls", []))
+    rows = [[n + (" (control)" if n in controls else ""), _ci(e["mean_paired_return"]),
+             _ci(e.get(f"vs_{names[0]}")), *(_ci(e.get(f"vs_{c}")) for c in controls)]
             for n, e in sel["candidates"].items()]
     return [f"Which generalist ships: `{command_line(sel['command'])}`: each candidate on the "
             f"validation slice of `{sel['suite']}` ({len(sel['slice'])} pairs of a training "
             f"task and a validation seed, seeds {_seed_text(sel.get('seeds', []))}; no held-out "
-            "task, no test data), mean paired return in points [95% CI]:", "",
-            *_table(["candidate", "mean paired return", f"vs {names[0]}"], rows), "",
+            "task, no test data), mean paired return in points [95% CI]"
+            + ("; controls run beside them, never chosen" if controls else "") + ":", "",
+            *_table(["candidate", "mean paired return", f"vs {names[0]}",
+                     *(f"vs {c}" for c in controls)], rows), "",
             f"Chosen: `{sel['chosen']}` (the first candidate, the incumbent, stays unless "
             "another's paired gain over it has its 95% interval above 0).", ""]
 

@@ -39,6 +39,9 @@ class Args(common.BenchArgs):
     candidates: str = "pretrained"
     """Comma list of policies: pretrained, uniform, heuristic, ppo:PATH (the first is the
     incumbent: the baseline of the paired differences, kept unless beaten)."""
+    controls: str = ""
+    """Comma list of policies run on the same slice for comparison but never chosen (e.g.
+    heuristic); every candidate's seed-paired difference to each is reported too."""
     suite: str = "mixed"
     """The suite whose training tasks x validation seeds form the slice."""
     eval_tasks: int = 16
@@ -49,7 +52,7 @@ class Args(common.BenchArgs):
     a seed of a training task's pool is refused."""
 
     SMOKE: ClassVar[dict[str, Any]] = {"candidates": "uniform,heuristic", "suite": "tiny",
-                                        "eval_tasks": 2}
+                                        "eval_tasks": 2, "controls": "random"}
 
 
 def choose(candidates: dict[str, dict[str, Any]], names: list[str]) -> str:
@@ -75,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         raise UsageError(str(exc)) from None
     check_at_least("--eval-tasks", args.eval_tasks, 1)
     names = comma_list("--candidates", args.candidates)
+    controls = comma_list("--controls", args.controls) if args.controls else []
+    if set(controls) & set(names):
+        raise UsageError(f"--controls: {sorted(set(controls) & set(names))} are candidates "
+                         "too; a policy is one or the other")
     common.setup(args)
     log = common.logger("select_generalist")
     suite = SUITES[args.suite]
@@ -90,9 +97,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         env = make_dus_env(dus_env.ENV_V1_ID, suite=args.suite,
                            config={"reward": {"name": "paired", "reference_cache": cache}})
         try:  # a bad name or file fails before any episode
-            policies = {name: make_policy(name, env) for name in names}
+            policies = {name: make_policy(name, env) for name in names + controls}
         except (ValueError, OSError) as exc:
-            raise UsageError(f"--candidates: {exc}") from None
+            raise UsageError(f"--candidates/--controls: {exc}") from None
         returns = {}
         for name, policy in policies.items():
             returns[name] = slice_returns(env, policy, pairs)
@@ -106,15 +113,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "slice": [list(p) for p in pairs],
         "candidates": {n: {"mean_paired_return": t_interval(r).as_dict(), "returns": r}
                        for n, r in returns.items()}}
-    for name in names[1:]:
+    for name in names[1:] + controls:
         diff = paired_difference(dict(enumerate(returns[name])), dict(enumerate(returns[base])))
         result["candidates"][name][f"vs_{base}"] = diff.as_dict()
+    for control in controls:
+        for name in names:
+            diff = paired_difference(dict(enumerate(returns[name])),
+                                     dict(enumerate(returns[control])))
+            result["candidates"][name][f"vs_{control}"] = diff.as_dict()
+    result["controls"] = controls
     result["chosen"] = choose(result["candidates"], names)
     for name, entry in result["candidates"].items():
         line = f"{name}: {common.interval_text(entry['mean_paired_return'])}"
-        if f"vs_{base}" in entry:
-            line += f"; vs {base} {common.interval_text(entry[f'vs_{base}'])}"
-        print(line)
+        for other in [base, *controls]:
+            if f"vs_{other}" in entry:
+                line += f"; vs {other} {common.interval_text(entry[f'vs_{other}'])}"
+        print(line + (" (control)" if name in controls else ""))
     print(f"chosen (the incumbent {base} unless another beats it with the paired interval "
           f"above 0): {result['chosen']}")
     common.write_json(args.out, result)

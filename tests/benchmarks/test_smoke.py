@@ -247,6 +247,9 @@ def test_select_generalist_scores_candidates_on_the_validation_slice_only(tmp_pa
     text = "\n".join(selection_lines(result))
     assert "validation slice of `tiny` (4 pairs" in text and "| heuristic |" in text
     assert f"Chosen: `{result['chosen']}`" in text
+    # a control runs on the same slice, is compared with every candidate, and is never chosen
+    assert result["controls"] == ["random"] and result["chosen"] != "random"
+    assert "vs_random" in heuristic and "| random (control) |" in text
     bad = run_module("benchmarks.select_generalist", "--candidates", "ppo:/nonexistent.zip",
                      "--suite", "tiny", check=False)
     assert bad.returncode == 2 and "/nonexistent.zip" in bad.stderr
