@@ -38,6 +38,13 @@ SECTIONS = ("## Targets on the synthetic", "## Headline", "## Why: validation-on
 """Headings every page has, whatever results exist (``--smoke`` checks them)."""
 
 
+CARDS: dict[str, tuple[str, str, str]] = {
+    "generalist": ("generalist", "generalization.json", "select_generalist.json"),
+    "anchored": ("generalist-anchored", "anchored_generalization.json", "anchored_select.json"),
+}
+"""--card NAME: (training run folder, held-out JSON, validation-choice JSON) under --results."""
+
+
 @dataclasses.dataclass
 class Args(common.BenchArgs):
     """``python -m benchmarks.make_results``."""
@@ -53,6 +60,10 @@ class Args(common.BenchArgs):
     update: bool = False
     """Keep the page at --out as it is and only (re)write the DUS-v1 sections whose JSON is in
     --results (benchmarks.results_sections), between their markers."""
+    card: str = "generalist"
+    """With --update: the generalist docs/PRETRAINED.md describes, by its files under --results:
+    generalist (generalist/, generalization.json, select_generalist.json) or anchored
+    (generalist-anchored/, anchored_generalization.json, anchored_select.json)."""
 
 
 # --------------------------------------------------------------------------- formatting
@@ -454,14 +465,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         results = Path(args.results)
         text, done = update(out.read_text() if out.is_file() else "", results)
-        train = _load(results / "generalist" / "summary.json")
+        from dus_env.errors import check_choice
+
+        try:
+            check_choice("--card", args.card, CARDS)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        run, held_out, choice = CARDS[args.card]
+        train = _load(results / run / "summary.json")
         if train is not None:
-            run_config = _load(results / "generalist" / "config.json") or {}
+            run_config = _load(results / run / "config.json") or {}
             card = out.parent / "PRETRAINED.md"
             atomic_write(card, pretrained_card({**train, "args": run_config.get("args", {}),
                                                 "argv": run_config.get("command")},
-                                               _load(results / "generalization.json"),
-                                               _load(results / "select_generalist.json")))
+                                               _load(results / held_out),
+                                               _load(results / choice)))
             done.append(str(card))
         for png in results.glob("*.png"):  # the sections' figures
             (out.parent / "results").mkdir(parents=True, exist_ok=True)

@@ -338,7 +338,8 @@ def pretrained_card(train: dict[str, Any], g: dict[str, Any] | None,
         "## How it was trained", "",
         "```bash",
         _train_command(train),
-        "cp runs/generalist/policy.zip agents/pretrained/generalist.zip",
+        f"cp {args.get('out_dir') or 'runs'}/{args.get('run_name') or 'generalist'}/policy.zip "
+        "agents/pretrained/generalist.zip",
         "```", "",
         f"- suite `{args.get('suite')}` ({len((train.get('validation_slice') or []))} "
         "validation pairs: training tasks x the suite's validation seeds, which no training "
@@ -348,6 +349,12 @@ def pretrained_card(train: dict[str, Any], g: dict[str, Any] | None,
         "(target <= 60);",
         f"- PPO settings: `{json.dumps(train.get('ppo_config', {}))}`;",
     ]
+    if args.get("anchor") == "heuristic":
+        lines.append(f"- anchored on DUS-H (`--anchor heuristic`, strength "
+                     f"{args.get('anchor_strength')}): its logits are a fixed prior centred on "
+                     "DUS-H's choice plus a learned logit per grid offset from it, so it started "
+                     "as DUS-H and learned a correction; the paired reward's reference run was "
+                     "DUS-H;")
     if imitation:
         lines.append(f"- warm start: behaviour cloning of DUS-H on {imitation['episodes']} "
                      f"episodes ({imitation['observations']} observations, "
