@@ -85,4 +85,30 @@ python -m benchmarks.select_generalist --suite mixed --eval-tasks 16 --seeds 900
 python -m benchmarks.generalization --generalist "$R/generalist-mixed/policy.zip" \
   --ppo-default "$R/ppo-default/policy.zip" --oracle "$R/oracle.json,$R/oracle_fashion.json" \
   --out "$R/generalization_mixed.json" --resume
+# a challenger that starts as DUS-H and learns a correction to it (the paired reward against
+# DUS-H); the same validation rule decides, with DUS-H and an untrained anchored policy replayed
+# by sampling (DUS-H plus its exploration jitter) as controls that are never chosen
+python train_agent.py --suite mixed --anchor heuristic --anchor-strength 0.5 \
+  --set reward.reference_cache="$R/reference_cache_mixed" --total-timesteps 40000 \
+  --eval-freq 8000 --eval-tasks 16 --run-name generalist-anchored --out-dir "$R" \
+  --no-progress-bar --eval-episodes 0
+python - "$R/anchored-untrained.zip" <<'PY'
+import sys
+import torch
+from dus_agents.deepsets import DeepSetsPolicy, deepsets_kwargs
+from dus_agents.ppo import PPOPolicy
+from dus_env.env_v1 import DUSEnvV1
+torch.manual_seed(0)
+env = DUSEnvV1(suite="mixed")
+policy = DeepSetsPolicy(env.observation_space, env.action_space, lambda _: 0.0,
+                        **deepsets_kwargs(env, hidden=(64, 64), head=(64,), anchor="heuristic",
+                                          anchor_strength=0.5))
+PPOPolicy(policy, env.spec_dict()).save(sys.argv[1])
+PY
+A="$R/generalist-anchored/policy.zip"
+python -m benchmarks.select_generalist --suite mixed --eval-tasks 16 --seeds 900004-900011 \
+  --candidates "pretrained,ppo:$A,sampled:ppo:$A" \
+  --controls "heuristic,sampled:ppo:$R/anchored-untrained.zip" --out "$R/anchored_select.json"
+python -m benchmarks.generalization --generalist "$A" --policies uniform,heuristic,generalist \
+  --out "$R/anchored_generalization.json" --resume
 python -m benchmarks.make_results --update --results "$R" --out docs/RESULTS.md
