@@ -66,25 +66,6 @@ def test_suite_run_anchored_on_dus_h_end_to_end(tmp_path):
     assert HeuristicPolicy.for_env(env)  # the rule it is anchored on runs on this env too
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--anchor", "heuristic"], "applies to the DeepSets policy of --suite runs only"),
-    (["--suite", "tiny", "--anchor", "dush"], "--anchor='dush' is not valid; valid choices: "
-                                              "['none', 'heuristic']"),
-    (["--suite", "tiny", "--anchor", "heuristic", "--imitate-episodes", "2"],
-     "both start PPO from DUS-H"),
-    (["--suite", "tiny", "--anchor", "heuristic", "--anchor-strength", "0"],
-     "--anchor-strength=0.0 must be a finite number > 0"),
-])
-def test_bad_anchor_flags_exit_2_in_one_line(flags, message, tmp_path, capsys):
-    out = tmp_path / "out"
-    with pytest.raises(SystemExit) as exc:
-        train_agent.main([*flags, "--out-dir", str(out)])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1, err
-    assert not out.exists()
-
-
 @pytest.mark.parametrize("agent", ["ppo", "reinforce"])
 def test_end_to_end_tiny(agent, tmp_path):
     proc = run("--agent", agent, *TINY, "--total-timesteps", "48", "--checkpoint-freq", "24",
@@ -202,6 +183,13 @@ def test_unknown_agent_in_a_subprocess(tmp_path):
     (["--set", "trainer.lr=Infinity"], "trainer.lr=inf must be a finite number"),
     (["--preset", "tiny", "--set", "sampler.max_batch_size=600"],
      "sampler.max_batch_size=600 exceeds the train split's 512 samples"),
+    (["--anchor", "heuristic"], "applies to the DeepSets policy of --suite runs only"),
+    (["--suite", "tiny", "--anchor", "dush"], "--anchor='dush' is not valid; valid choices: "
+                                              "['none', 'heuristic']"),
+    (["--suite", "tiny", "--anchor", "heuristic", "--imitate-episodes", "2"],
+     "both start PPO from DUS-H"),
+    (["--suite", "tiny", "--anchor", "heuristic", "--anchor-strength", "0"],
+     "--anchor-strength=0.0 must be a finite number > 0"),
 ])
 def test_bad_input_exits_2_without_a_run_dir(flags, message, tmp_path, capsys):
     out = tmp_path / "out"
