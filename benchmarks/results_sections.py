@@ -159,7 +159,8 @@ def selection_lines(sel: dict[str, Any]) -> list[str]:
     return [f"Which generalist ships: `{command_line(sel['command'])}`: each candidate on the "
             f"validation slice of `{sel['suite']}` ({len(sel['slice'])} pairs of a training "
             f"task and a validation seed, seeds {_seed_text(sel.get('seeds', []))}; no held-out "
-            "task, no test data), mean paired return in points [95% CI]"
+            "task, no test data), mean paired return in points over the uniform run from the "
+            "same seeds [95% CI]"
             + ("; controls run beside them, never chosen" if controls else "") + ":", "",
             *_table(["candidate", "mean paired return", f"vs {names[0]}",
                      *(f"vs {c}" for c in controls)], rows), "",
@@ -205,14 +206,19 @@ def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
         lines += [f"Trained with `{_train_command(train)}`{card}: "
                   f"{train.get('timesteps')} timesteps ({train.get('episodes')} training "
                   f"episodes) in {train.get('wall_time_s', 0) / 60:.1f} minutes on 2 CPU cores "
-                  "(target <= 60). Kept: the checkpoint with the best mean paired return on "
-                  f"the validation slice (training tasks x validation seeds): "
+                  "(target <= 60). Kept: the checkpoint with the best mean paired return"
+                  + (" (against DUS-H)" if train.get("reference_policy") == "heuristic" else "")
+                  + " on the validation slice (training tasks x validation seeds): "
                   f"{_f(sel.get('mean_return'), sign=True)} points at "
-                  f"{sel.get('timesteps')} timesteps.", ""]
+                  f"{sel.get('timesteps')} timesteps"
+                  + (f" (every evaluation: {_curve_text(train)})"
+                     if train.get("reference_policy") == "heuristic" else "") + ".", ""]
     lines += [f"`{command_line(g['command'])}`. Test accuracy of the model selected on validation, "
               "seed-paired difference in points, mean [95% CI]; DUS-v1 envs (17-point grid), "
-              "modality i in slot i. `ppo-default`: PPO trained on the `default` preset "
-              "(DUS-v0), runnable only where its layout fits (2 modalities).", ""]
+              "modality i in slot i."
+              + (" `ppo-default`: PPO trained on the `default` preset (DUS-v0), runnable only "
+                 "where its layout fits (2 modalities)." if "ppo-default" in g["policies"]
+                 else ""), ""]
     policies = [p for p in g["policies"] if p != "uniform"]
     rows = []
     for task, e in g["tasks"].items():
@@ -227,6 +233,11 @@ def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
         rows.append(row)
     lines += _table(["task", "seeds", "uniform acc", *[f"{p} vs uniform" for p in policies],
                      "generalist vs DUS-H"], rows) + [""]
+    same = [t for t, e in g["tasks"].items() if _acts_as_heuristic(e["policies"])]
+    if same:
+        lines += [f"On {len(same)} of {len(g['tasks'])} tasks the generalist's runs are DUS-H's "
+                  "(the same test accuracy on every seed and the same samples per modality): "
+                  + ", ".join(same) + ".", ""]
     across = g.get("across_tasks", {})
     rows = []
     for p in policies:
@@ -259,6 +270,17 @@ def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
         lines += candidate_lines(name, other)
     lines += [f"![{figure}](results/{figure}.png)", ""]
     return lines
+
+
+def _acts_as_heuristic(policies: dict[str, Any]) -> bool:
+    """The generalist's runs of a task equal DUS-H's: a paired difference of 0 on every seed
+    and the same mean samples per modality."""
+    gen, heur = policies.get("generalist"), policies.get("heuristic")
+    if not gen or not heur or "vs_heuristic" not in gen:
+        return False
+    diff = gen["vs_heuristic"]
+    return (diff.get("mean") == 0 and diff.get("std") == 0
+            and gen.get("mean_samples") == heur.get("mean_samples"))
 
 
 def _oracle_share_lines(share: dict[str, Any]) -> list[str]:
@@ -390,11 +412,19 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 
 def _train_run(folder: Path) -> dict[str, Any] | None:
-    """A dus-train run's summary.json with the command its config.json recorded."""
+    """A dus-train run's summary.json with the command and the paired reward's reference
+    policy its config.json recorded."""
     train = _load(folder / "summary.json")
     if train is None:
         return None
-    return {**train, "argv": (_load(folder / "config.json") or {}).get("command")}
+    config = _load(folder / "config.json") or {}
+    reward = (config.get("env_config") or {}).get("reward") or {}
+    return {**train, "argv": config.get("command"),
+            "reference_policy": reward.get("reference_policy", "uniform")}
+
+
+def _curve_text(train: dict[str, Any]) -> str:
+    return ", ".join(f"{t}: {r:+.2f}" for t, r in (train.get("selection") or {}).get("curve", []))
 
 
 ANCHORED_HEADING = "## A generalist that starts as DUS-H, on held-out tasks (DUS-v1)"
