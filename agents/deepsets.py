@@ -134,23 +134,22 @@ class DeepSetsPolicy(ActorCriticPolicy):
         return glob, h, context, present
 
     def heuristic_indices(self, obs: torch.Tensor) -> torch.Tensor:
-        """The grid index DUS-H (the anchor's settings) picks for each slot, ``(B, N)``, as
-        ``dus_agents.heuristic.HeuristicPolicy`` computes it (float64; the slot sum in sorted
-        order, so it does not depend on the slot order)."""
+        """The grid index DUS-H (the anchor's settings) picks for each slot, ``(B, N)``: the
+        rule of ``dus_agents.heuristic.HeuristicPolicy`` itself
+        (:func:`dus_env.sampler.inverse_score_multipliers`), uniform during the warm-up and
+        for absent slots. A fixed prior: no gradient flows through it."""
+        from dus_env.sampler import inverse_score_multipliers, nearest_grid_indices
+
         if self.anchor is None:
             raise ValueError("this policy has no anchor")
         a = self.anchor
-        glob, rows, present = self._split(obs)
-        scores = rows[..., self.history_length - 1].double().clamp_min(1e-6)
-        inv = torch.where(present, scores ** (-float(a["gamma"])), torch.zeros_like(scores))
-        total = torch.sort(inv, dim=1).values.sum(dim=1, keepdim=True)
-        m = present.double().sum(dim=1, keepdim=True)
-        requested = (m * inv / total).clamp(float(a["min_multiplier"]),
-                                            float(a["max_multiplier"]))
-        grid = torch.log(torch.as_tensor(a["multipliers"], dtype=torch.float64))
-        index = torch.argmin((torch.log(requested)[..., None] - grid).abs(), dim=-1)
-        warm = (glob[:, 0].double() < float(a["warmup"]))[:, None]
-        return torch.where(warm | ~present, torch.full_like(index, self.uniform_index), index)
+        glob, rows, present = (t.detach().cpu().numpy() for t in self._split(obs))
+        requested = inverse_score_multipliers(
+            rows[..., self.history_length - 1], present, gamma=a["gamma"],
+            min_multiplier=a["min_multiplier"], max_multiplier=a["max_multiplier"])
+        index = nearest_grid_indices(requested, a["multipliers"])
+        index[(glob[:, 0] < a["warmup"])[:, None] | ~present] = self.uniform_index
+        return torch.as_tensor(index, device=obs.device)
 
     def _anchored(self, offset_logits: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """Per-index logits from the learned per-offset ones ``(B, N, 2K - 1)``: the prior
