@@ -382,7 +382,7 @@ def pretrained_card(train: dict[str, Any], g: dict[str, Any] | None,
                      f"episodes ({imitation['observations']} observations, "
                      f"{imitation['seconds']:.0f} s; cross-entropy {imitation['loss_first_epoch']:.2f} "
                      f"-> {imitation['loss_last_epoch']:.2f});")
-    curve = ", ".join(f"{t}: {r:+.2f}" for t, r in sel.get("curve", []))
+    curve = _curve_text(train)
     lines += [f"- model selection: every evaluation's mean paired return on the validation "
               f"slice ({curve}); kept: {best.get('timesteps')} timesteps "
               f"({_f(best.get('mean_return'), sign=True)} points).", ""]
