@@ -53,12 +53,19 @@ def test_the_fitted_policy_replays_its_rule_exactly(env):
     assert {k: policy.anchor[k] for k in SETTINGS} == SETTINGS
 
 
-def test_fit_smoke_writes_a_search_whose_first_trial_is_dus_h_and_a_loadable_policy(
-        env, tmp_path):
-    out, artefact = tmp_path / "fit.json", tmp_path / "fitted.zip"
+@pytest.fixture(scope="module")
+def smoke_fit(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fit")
+    out, artefact = folder / "fit_heuristic.json", folder / "fitted.zip"
     proc = run_module("benchmarks.fit_heuristic", "--smoke", "--out", str(out),
                       "--policy-out", str(artefact))
     assert "smoke ok" in proc.stdout
+    return out, artefact
+
+
+def test_fit_smoke_writes_a_search_whose_first_trial_is_dus_h_and_a_loadable_policy(
+        env, smoke_fit):
+    out, artefact = smoke_fit
     fit = json.loads(out.read_text())
     trials = fit["trials"]
     assert len(trials) == 3 and fit["pairs"] == len(trials[0]["returns"]) > 0
@@ -93,3 +100,31 @@ def test_fit_bad_flags_exit_2_naming_the_flag_and_write_nothing(tmp_path, flags,
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr
     assert not out.exists() and not artefact.exists()
+
+
+def test_the_fitted_rule_gets_its_own_results_section(smoke_fit):
+    from benchmarks.generalization import across_tasks
+    from benchmarks.results_sections import FITTED_HEADING, update
+
+    out, _ = smoke_fit
+    folder = out.parent
+    iv = lambda m: {"mean": m, "low": m - 0.5, "high": m + 0.5, "half_width": 0.5}  # noqa: E731
+    tasks = {name: {"kind": "synthetic", "seeds": [0, 1], "modalities": ["a", "b"], "policies": {
+        "uniform": {"accuracy": iv(0.9)},
+        "heuristic": {"accuracy": iv(0.9), "vs_uniform": iv(0.3)},
+        "generalist": {"accuracy": iv(0.9), "vs_uniform": iv(0.5), "vs_heuristic": iv(0.2)}}}
+        for name in ("s1", "s2")}
+    g = {"command": ["/a/benchmarks/generalization.py", "--generalist", "f.zip"],
+         "policies": ["uniform", "heuristic", "generalist"], "generalist": "f.zip",
+         "tasks": tasks, "across_tasks": across_tasks(tasks)}
+    (folder / "fitted_generalization.json").write_text(json.dumps(g))
+    page, done = update("# page\n", folder)
+    assert done == ["fitted"]
+    fit = json.loads(out.read_text())
+    section = page.split(FITTED_HEADING)[1]
+    assert "python -m benchmarks.fit_heuristic --smoke" in section
+    assert f"3 trials on {fit['pairs']} pairs" in section
+    assert "| 0 (DUS-H) |" in section or "| 0 | 1 | 0.1 | 0.5 | 2 |" in section
+    assert f"Written: trial {fit['best']['number']}" in section
+    assert "| s1 | 2 | 90.00 |" in section
+    assert "![fitted_generalization](results/fitted_generalization.png)" in section
