@@ -1,9 +1,11 @@
-"""Behaviour held fixed across restructurings: recorded DUS-v0 episodes replay bit for bit.
+"""Behaviour held fixed across restructurings: recorded DUS-v0 episodes replay unchanged.
 
 ``tests/data/traces_v0.json.gz`` was recorded with ``tools/record_traces.py --write`` before the
 decision-step refactor: 11 episodes (tiny, default and mfeat3 presets; joint, MLA and OGM-GE
 hosts; random and heuristic actions; the hybrid reward with the ratio discrepancy and EMA
-scores). Each step's observation, reward, flags and info must come back the same.
+scores). Each step's observation, reward, flags and info must come back the same: bit for bit on the
+machine the traces were recorded on (torch build, CPU path and model, thread count), to a
+relative 1e-4 elsewhere (another CPU's kernels round differently).
 """
 
 from __future__ import annotations
