@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -72,6 +73,9 @@ class Args(common.BenchArgs):
     """Keep the tasks already in --out that were run with the same settings (policies,
     generalist, ppo-default, oracle, seeds, probe rows) and run only the rest: an interrupted
     run loses no finished task."""
+    jobs: int = 1
+    """Worker processes the tasks are spread over (each task's runs stay in one process; the
+    numbers do not depend on it). Each finished task is written to --out at once."""
 
     SMOKE: ClassVar[dict[str, Any]] = {"tasks": "tiny:heldout", "synthetic_seeds": 2,
                                         "generalist": ""}
@@ -218,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = common.parse(Args, argv)
     check_at_least("--synthetic-seeds", args.synthetic_seeds, 2)
     check_at_least("--real-seeds", args.real_seeds, 2)
+    check_at_least("--jobs", args.jobs, 1)
     common.setup(args)
     wanted = comma_list("--policies", args.policies)
     if "ppo-default" in wanted and not args.ppo_default:
@@ -267,14 +272,30 @@ def _run(args: Args, wanted: list[str]) -> dict[str, Any]:
     if finished:
         result["resumed_tasks"] = sorted(finished)
     start = time.perf_counter()
-    for _, task in resolve_tasks(args.tasks):
+    order = [task for _, task in resolve_tasks(args.tasks)]
+    done: dict[str, Any] = {}
+    for task in order:
         if task.name in finished:
-            result["tasks"][task.name] = finished[task.name]
+            done[task.name] = finished[task.name]
             log.info("%s kept from %s (--resume)", task.name, args.out)
-            continue
-        result["tasks"][task.name] = evaluate_task(args, task, wanted)
-        log.info("%s done (%.0f s so far)", task.name, time.perf_counter() - start)
+    todo = [task for task in order if task.name not in done]
+
+    def finish(name: str, entry: dict[str, Any]) -> None:
+        done[name] = entry
+        result["tasks"] = {t.name: done[t.name] for t in order if t.name in done}
+        log.info("%s done (%.0f s so far)", name, time.perf_counter() - start)
         common.write_json(args.out, result)
+
+    if args.jobs == 1 or len(todo) < 2:
+        for task in todo:
+            finish(task.name, evaluate_task(args, task, wanted))
+    else:
+        with ProcessPoolExecutor(min(args.jobs, len(todo))) as pool:
+            futures = {pool.submit(evaluate_task, args, task, wanted): task.name
+                       for task in todo}
+            for future in as_completed(futures):
+                finish(futures[future], future.result())
+    result["tasks"] = {t.name: done[t.name] for t in order}
     result["across_tasks"] = across_tasks(result["tasks"])
     result["seconds"] = time.perf_counter() - start
     for name, entry in result["across_tasks"].items():

@@ -113,12 +113,12 @@ python -m benchmarks.generalization --generalist "$A" --policies uniform,heurist
   --out "$R/anchored_generalization.json" --resume
 # DUS-H's own four settings fit on the training tasks (seeded TPE, the paired reward against
 # DUS-H on training seeds), written as a policy; the same validation rule, then the held-out run
-python -m benchmarks.fit_heuristic --suite mixed --trials 40 --seeds-per-task 8 \
+python -m benchmarks.fit_heuristic --suite mixed --trials 24 --seeds-per-task 8 \
   --reference-cache "$R/reference_cache_fit" --out "$R/fit_heuristic.json" \
   --policy-out "$R/fitted-heuristic.zip"
 python -m benchmarks.select_generalist --suite mixed --eval-tasks 16 --seeds 900004-900011 \
   --candidates "pretrained,ppo:$R/fitted-heuristic.zip" --controls heuristic \
   --out "$R/fitted_select.json"
 python -m benchmarks.generalization --generalist "$R/fitted-heuristic.zip" \
-  --policies uniform,heuristic,generalist --out "$R/fitted_generalization.json" --resume
+  --policies uniform,heuristic,generalist --jobs 2 --out "$R/fitted_generalization.json" --resume
 python -m benchmarks.make_results --update --results "$R" --out docs/RESULTS.md

@@ -184,6 +184,21 @@ def test_generalization_resume_keeps_finished_tasks_and_refuses_other_settings(
     assert out.read_text() == before
 
 
+def test_generalization_jobs_spread_tasks_and_give_the_same_numbers(tmp_path: Path) -> None:
+    base = ("--tasks", "tiny:tiny-2,tiny:tiny-3b", "--synthetic-seeds", "2", "--policies",
+            "uniform,heuristic")
+    _run("generalization", *base, "--out", str(tmp_path / "one.json"))
+    _run("generalization", *base, "--jobs", "2", "--out", str(tmp_path / "two.json"))
+    one = json.loads((tmp_path / "one.json").read_text())
+    two = json.loads((tmp_path / "two.json").read_text())
+    assert list(two["tasks"]) == list(one["tasks"]) == ["tiny-2", "tiny-3b"]  # suite order
+    assert two["tasks"] == one["tasks"] and two["across_tasks"] == one["across_tasks"]
+    bad = run_module("benchmarks.generalization", *base, "--jobs", "0", "--out",
+                     str(tmp_path / "bad.json"), check=False)
+    assert bad.returncode == 2 and "--jobs" in bad.stderr
+    assert not (tmp_path / "bad.json").exists()
+
+
 def test_make_results_writes_the_pretrained_card_from_the_run_it_describes(
         v1_results: Path, tmp_path: Path) -> None:
     """docs/PRETRAINED.md quotes the training run's own recorded command and suite."""
