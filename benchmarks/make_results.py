@@ -41,8 +41,10 @@ SECTIONS = ("## Targets on the synthetic", "## Headline", "## Why: validation-on
 CARDS: dict[str, tuple[str, str, str]] = {
     "generalist": ("generalist", "generalization.json", "select_generalist.json"),
     "anchored": ("generalist-anchored", "anchored_generalization.json", "anchored_select.json"),
+    "fitted": ("fit_heuristic.json", "fitted_generalization.json", "fitted_select.json"),
 }
-"""--card NAME: (training run folder, held-out JSON, validation-choice JSON) under --results."""
+"""--card NAME: (training run folder, or for ``fitted`` benchmarks.fit_heuristic's JSON;
+held-out JSON; validation-choice JSON) under --results."""
 
 
 @dataclasses.dataclass
@@ -63,7 +65,9 @@ class Args(common.BenchArgs):
     card: str = "generalist"
     """With --update: the generalist docs/PRETRAINED.md describes, by its files under --results:
     generalist (generalist/, generalization.json, select_generalist.json) or anchored
-    (generalist-anchored/, anchored_generalization.json, anchored_select.json)."""
+    (generalist-anchored/, anchored_generalization.json, anchored_select.json) or fitted
+    (DUS-H's settings fit by benchmarks.fit_heuristic: fit_heuristic.json,
+    fitted_generalization.json, fitted_select.json)."""
 
 
 # --------------------------------------------------------------------------- formatting
@@ -461,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     common.setup(args)
     out = Path(args.out)
     if args.update:
-        from benchmarks.results_sections import _load, pretrained_card, update
+        from benchmarks.results_sections import _load, fitted_card, pretrained_card, update
 
         results = Path(args.results)
         text, done = update(out.read_text() if out.is_file() else "", results)
@@ -472,7 +476,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         run, held_out, choice = CARDS[args.card]
-        train = _load(results / run / "summary.json")
+        fit = _load(results / run) if args.card == "fitted" else None
+        train = None if args.card == "fitted" else _load(results / run / "summary.json")
+        if fit is not None:
+            card = out.parent / "PRETRAINED.md"
+            atomic_write(card, fitted_card(fit, _load(results / held_out),
+                                           _load(results / choice)))
+            done.append(str(card))
         if train is not None:
             run_config = _load(results / run / "config.json") or {}
             card = out.parent / "PRETRAINED.md"

@@ -128,3 +128,34 @@ def test_the_fitted_rule_gets_its_own_results_section(smoke_fit):
     assert f"Written: trial {fit['best']['number']}" in section
     assert "| s1 | 2 | 90.00 |" in section
     assert "![fitted_generalization](results/fitted_generalization.png)" in section
+
+
+def test_make_results_card_fitted_describes_the_fit_it_ships(smoke_fit, tmp_path):
+    """--card fitted: docs/PRETRAINED.md from the fit's JSON, its validation choice and its
+    held-out run; the DUS-v1 sections beside it as usual."""
+    out, _ = smoke_fit
+    results = tmp_path / "results"
+    results.mkdir()
+    fit = json.loads(out.read_text())
+    (results / "fit_heuristic.json").write_text(json.dumps(fit))
+    iv = {"mean": 0.4, "half_width": 0.2, "low": 0.2, "high": 0.6, "std": 0.3, "n": 4,
+          "confidence": 0.95}
+    (results / "fitted_select.json").write_text(json.dumps({
+        "command": ["/x/benchmarks/select_generalist.py", "--suite", "tiny"], "suite": "tiny",
+        "seeds": [100, 101], "slice": [["tiny-2", 100], ["tiny-2", 101]],
+        "chosen": "ppo:fitted.zip",
+        "candidates": {"pretrained": {"mean_paired_return": {**iv, "mean": 0.1}},
+                       "ppo:fitted.zip": {"mean_paired_return": iv, "vs_pretrained": iv}}}))
+    page = tmp_path / "docs" / "RESULTS.md"
+    page.parent.mkdir()
+    run_module("benchmarks.make_results", "--update", "--card", "fitted", "--out", str(page),
+               "--results", str(results))
+    card = (tmp_path / "docs" / "PRETRAINED.md").read_text()
+    assert "\npython -m benchmarks.fit_heuristic --smoke" in card  # the code block
+    assert f"{len(fit['trials'])} trials" in card and f"same {fit['pairs']} pairs" in card
+    assert f"kept: trial {fit['best']['number']}" in card
+    assert "Chosen: `ppo:fitted.zip`" in card
+    assert "## On tasks it never saw" not in card  # no held-out run given: none claimed
+    bad = run_module("benchmarks.make_results", "--update", "--card", "nope", "--out",
+                     str(page), "--results", str(results), check=False)
+    assert bad.returncode == 2 and "fitted" in bad.stderr
