@@ -113,6 +113,17 @@ class _StderrHandler(logging.StreamHandler):
 _limits: Any = None  # the threadpoolctl limit of this process, kept alive
 
 
+def check_option(flag: str, value: str, choices: Iterable[str]) -> None:
+    """``value`` is one of ``choices``, or a usage error (exit 2) naming the flag, the value
+    and the valid choices."""
+    from dus_env.errors import UsageError, check_choice
+
+    try:
+        check_choice(flag, value, choices)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def logger(name: str) -> logging.Logger:
     """The logger of benchmark ``name`` (``benchmarks.NAME``; :func:`setup` configures it)."""
     return logging.getLogger(f"benchmarks.{name}")

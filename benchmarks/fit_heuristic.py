@@ -159,15 +159,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     import optuna
 
     from dus_agents.evaluation.stats import t_interval
-    from dus_env.errors import check_choice
     from dus_env.sampler import HEURISTIC_DEFAULTS
     from dus_env.suites import SUITES
 
     args = common.parse(Args, argv)
-    try:
-        check_choice("--suite", args.suite, SUITES)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    common.check_option("--suite", args.suite, SUITES)
     check_at_least("--tasks", args.tasks, 0)
     check_at_least("--seeds-per-task", args.seeds_per_task, 1)
     check_at_least("--trials", args.trials, 1)

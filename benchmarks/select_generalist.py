@@ -69,13 +69,10 @@ def choose(candidates: dict[str, dict[str, Any]], names: list[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     import dus_env
     from dus_agents.base import make_dus_env
-    from dus_env.errors import UsageError, check_choice
+    from dus_env.errors import UsageError
 
     args = common.parse(Args, argv)
-    try:
-        check_choice("--suite", args.suite, SUITES)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    common.check_option("--suite", args.suite, SUITES)
     check_at_least("--eval-tasks", args.eval_tasks, 1)
     names = comma_list("--candidates", args.candidates)
     controls = comma_list("--controls", args.controls) if args.controls else []

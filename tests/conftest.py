@@ -43,6 +43,21 @@ def run_module(module: str, *args: str, timeout: float = 300, check: bool = True
     return proc
 
 
+def rollout_observations(env, policy, n_episodes: int = 3):
+    """Every observation of ``n_episodes`` whole episodes (seeds 0..n-1) of ``policy`` acting
+    deterministically in ``env``, stacked."""
+    import numpy as np
+
+    out = []
+    for seed in range(n_episodes):
+        obs, _ = env.reset(seed=seed)
+        done = False
+        while not done:
+            out.append(obs)
+            obs, _, done, _, _ = env.step(policy.predict(obs, deterministic=True)[0])
+    return np.stack(out)
+
+
 @pytest.fixture
 def tiny_config():
     from dus_env.config import get_preset

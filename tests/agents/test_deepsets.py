@@ -14,6 +14,7 @@ from dus_agents.heuristic import HeuristicPolicy
 from dus_agents.ppo import PPOPolicy
 from dus_agents.registry import make_policy
 from dus_env.env_v1 import DUSEnvV1
+from tests.conftest import rollout_observations
 
 torch.set_num_threads(1)
 
@@ -139,14 +140,7 @@ def _anchored(env, **extra):
 
 def _rollout_observations(env, n_episodes=3):
     """Observations of whole DUS-H episodes (warm-up included) on the tiny suite."""
-    heuristic, out = HeuristicPolicy.for_env(env), []
-    for seed in range(n_episodes):
-        obs, _ = env.reset(seed=seed)
-        done = False
-        while not done:
-            out.append(obs)
-            obs, _, done, _, _ = env.step(heuristic.predict(obs, deterministic=True)[0])
-    return np.stack(out)
+    return rollout_observations(env, HeuristicPolicy.for_env(env), n_episodes)
 
 
 def test_a_fresh_anchored_policy_acts_as_dus_h(env):

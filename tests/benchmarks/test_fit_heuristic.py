@@ -13,7 +13,7 @@ from dus_agents.heuristic import HeuristicPolicy
 from dus_agents.registry import make_policy
 from dus_env.env_v1 import DUSEnvV1
 from dus_env.sampler import HEURISTIC_DEFAULTS
-from tests.conftest import run_module
+from tests.conftest import rollout_observations, run_module
 
 SETTINGS = {"gamma": 2.5, "warmup": 0.0, "min_multiplier": 0.6, "max_multiplier": 1.7}
 
@@ -25,20 +25,9 @@ def env():
     env.close()
 
 
-def _observations(env, policy, n_episodes=3):
-    out = []
-    for seed in range(n_episodes):
-        obs, _ = env.reset(seed=seed)
-        done = False
-        while not done:
-            out.append(obs)
-            obs, _, done, _, _ = env.step(policy.predict(obs, deterministic=True)[0])
-    return np.stack(out)
-
-
 def test_the_fitted_policy_replays_its_rule_exactly(env):
     rule = HeuristicPolicy.for_env(env, **SETTINGS)
-    obs = _observations(env, rule)
+    obs = rollout_observations(env, rule)
     present = env.layout.present(obs)
     state = torch.random.get_rng_state()
     policy = fitted_policy(env, SETTINGS, strength=0.5)
@@ -82,7 +71,7 @@ def test_fit_smoke_writes_a_search_whose_first_trial_is_dus_h_and_a_loadable_pol
     best = fit["best"]["settings"]
     loaded = make_policy(f"ppo:{artefact}", env)
     rule = HeuristicPolicy.for_env(env, **best)
-    obs = _observations(env, rule, 2)
+    obs = rollout_observations(env, rule, 2)
     present = env.layout.present(obs)
     np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0][present],
                                   rule.predict(obs, deterministic=True)[0][present])
