@@ -228,20 +228,23 @@ def command_line(argv: Sequence[str]) -> str:
     return " ".join(argv)
 
 
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it ("" where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def machine_info() -> dict[str, Any]:
     """CPU model and count, Python, torch and platform versions, GPU presence."""
     import torch
 
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu_model": model, "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "python": platform.python_version(), "torch": torch.__version__,
         "platform": platform.platform(), "gpu": bool(torch.cuda.is_available()),

@@ -469,21 +469,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         results = Path(args.results)
         text, done = update(out.read_text() if out.is_file() else "", results)
-        from dus_env.errors import check_choice
-
-        try:
-            check_choice("--card", args.card, CARDS)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        common.check_option("--card", args.card, CARDS)
         run, held_out, choice = CARDS[args.card]
         fit = _load(results / run) if args.card == "fitted" else None
-        train = None if args.card == "fitted" else _load(results / run / "summary.json")
+        train = None if fit is not None else _load(results / run / "summary.json")
         if fit is not None:
             card = out.parent / "PRETRAINED.md"
             atomic_write(card, fitted_card(fit, _load(results / held_out),
                                            _load(results / choice)))
             done.append(str(card))
-        if train is not None:
+        elif train is not None:
             run_config = _load(results / run / "config.json") or {}
             card = out.parent / "PRETRAINED.md"
             atomic_write(card, pretrained_card({**train, "args": run_config.get("args", {}),

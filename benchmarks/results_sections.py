@@ -440,8 +440,7 @@ def fitted_card(fit: dict[str, Any], g: dict[str, Any] | None,
         "## How it was made", "",
         "```bash",
         command_line(fit["command"]),
-        f"cp {fit.get('policy', 'results/fitted-heuristic.zip')} "
-        "agents/pretrained/generalist.zip",
+        *([f"cp {fit['policy']} agents/pretrained/generalist.zip"] if "policy" in fit else []),
         "```", "",
         f"- a seeded TPE search (Optuna) of {len(fit['trials'])} trials over DUS-H's settings "
         f"({', '.join(f'`{k}` in [{lo:g}, {hi:g}]' for k, (lo, hi, *_) in fit['space'].items())}"

@@ -109,22 +109,12 @@ def machine() -> dict[str, str]:
 
     import torch
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's benchmarks
+    from benchmarks.common import cpu_model
+
     return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "machine": platform.machine(), "cpu_model": _cpu_model(),
+            "machine": platform.machine(), "cpu_model": cpu_model(),
             "threads": str(torch.get_num_threads())}
-
-
-def _cpu_model() -> str:
-    """The CPU's model name as /proc/cpuinfo gives it (Linux), else what platform reports."""
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def record_all() -> dict[str, Any]:
