@@ -120,9 +120,10 @@ def env_overrides(args: TrainArgs, run_dir: Path | None = None) -> dict[str, Any
     if args.suite:
         reward = overrides.setdefault("reward", {})
         reward.setdefault("name", "paired")
-        if args.anchor == "heuristic" and reward["name"] == "paired":
+        paired = reward["name"] in ("paired", "paired_best")
+        if args.anchor == "heuristic" and paired:
             reward.setdefault("reference_policy", "heuristic")
-        if run_dir is not None and reward["name"] == "paired":
+        if run_dir is not None and paired:
             reward.setdefault("reference_cache", str(run_dir / "reference_cache"))
     return overrides
 

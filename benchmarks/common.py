@@ -9,21 +9,26 @@
   :func:`dus_agents.evaluation.stats.t_interval`, the project's one implementation) and
   :func:`median_spread` (median, quartiles, min, max: timing ratios);
 * :func:`write_json`: NaN to null, strict JSON, written atomically (:mod:`dus_env.files`);
-* :func:`machine_info`: the machine a benchmark ran on (recorded in its JSON).
+* :func:`machine_info`: the machine a benchmark ran on (recorded in its JSON);
+* :func:`worker_pool`: a process pool whose workers end with it, also on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import math
 import os
 import platform
+import signal
 import statistics
 import sys
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -98,7 +103,47 @@ def run(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None 
         result = main(a)
         return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
-    return cli.run(call, argv, prog=f"python -m {_module_name(main.__module__)}")
+    if threading.current_thread() is not threading.main_thread():
+        return cli.run(call, argv, prog=f"python -m {_module_name(main.__module__)}")
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return cli.run(call, argv, prog=f"python -m {_module_name(main.__module__)}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM in a benchmark's main process: unwind like an exception (exit status 143), so
+    its pools end their workers and what it finished stays written."""
+    raise SystemExit(128 + signum)
+
+
+def _start_worker(initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a worker told to end ends
+    if initializer is not None:
+        initializer(*initargs)
+
+
+@contextlib.contextmanager
+def worker_pool(jobs: int, initializer: Callable[..., Any] | None = None,
+                initargs: tuple[Any, ...] = ()) -> Iterator[ProcessPoolExecutor]:
+    """A ``ProcessPoolExecutor`` of ``jobs`` workers (each running ``initializer(*initargs)``
+    first) that ends with the block: on a normal exit it waits for the workers; on an
+    exception, Ctrl-C or SIGTERM (:func:`run` turns it into ``SystemExit(143)``) it drops the
+    tasks not started and terminates the workers at once, so none computes on orphaned."""
+    pool = ProcessPoolExecutor(jobs, initializer=_start_worker,
+                               initargs=(initializer, tuple(initargs)))
+    try:
+        yield pool
+    except BaseException:
+        workers = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.join(timeout=10)
+        raise
+    pool.shutdown()
 
 
 # --------------------------------------------------------------------------- start-up
@@ -111,6 +156,11 @@ class _StderrHandler(logging.StreamHandler):
 
 
 _limits: Any = None  # the threadpoolctl limit of this process, kept alive
+
+
+PAIRED_REWARDS = ("paired", "paired_best")
+"""The rewards a benchmark can score paired episodes by: the final validation accuracy, or the
+best so far (what model selection on validation keeps), minus the reference run's."""
 
 
 def check_option(flag: str, value: str, choices: Iterable[str]) -> None:

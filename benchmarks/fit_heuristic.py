@@ -17,20 +17,20 @@ replay is the fitted rule exactly, for any number of modalities up to the suite'
 it loads through the package's safe loader like any other ``ppo:`` policy (a starting point
 for ``dus-train`` too).
 
-    python -m benchmarks.fit_heuristic --suite mixed --trials 40 \\
+    python -m benchmarks.fit_heuristic --suite mixed --trials 24 \\
         --out results/fit_heuristic.json --policy-out results/fitted-heuristic.zip
     python -m benchmarks.fit_heuristic --smoke
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -56,7 +56,7 @@ class Args(common.BenchArgs):
     """The first N training tasks of the suite (0: all of them)."""
     seeds_per_task: int = 8
     """The first N seeds of each task's training pool: every trial replays the same pairs."""
-    trials: int = 40
+    trials: int = 24
     """Settings tried (the first is DUS-H's defaults, which score exactly 0)."""
     seed: int = 0
     """Seed of the TPE sampler."""
@@ -68,6 +68,9 @@ class Args(common.BenchArgs):
     """Where to write the best settings as a ``ppo:`` policy artefact (empty: not written)."""
     reference_cache: str = ""
     """Folder of the DUS-H reference runs (empty: a temporary one); reusable across fits."""
+    reward: str = "paired"
+    """paired (final validation accuracy minus DUS-H's) or paired_best (best validation
+    accuracy so far minus DUS-H's: what model selection on validation keeps)."""
 
     SMOKE: ClassVar[dict[str, Any]] = {"suite": "tiny", "trials": 3, "seeds_per_task": 1,
                                         "jobs": 1}
@@ -77,13 +80,13 @@ class Args(common.BenchArgs):
 _ENV: Any = None
 
 
-def _init_worker(suite: str, cache: str) -> None:
+def _init_worker(suite: str, cache: str, reward: str) -> None:
     global _ENV
     import dus_env  # noqa: F401  (registers the envs)
     from dus_agents.base import make_dus_env
 
     _ENV = make_dus_env(dus_env.ENV_V1_ID, suite=suite, config={"reward": {
-        "name": "paired", "reference_policy": "heuristic", "reference_cache": cache}})
+        "name": reward, "reference_policy": "heuristic", "reference_cache": cache}})
 
 
 def _returns(settings: dict[str, float], pairs: list[tuple[str, int]]) -> list[float]:
@@ -94,16 +97,24 @@ def _returns(settings: dict[str, float], pairs: list[tuple[str, int]]) -> list[f
 
 
 class Evaluator:
-    """A trial's returns over the pairs, in order, spread over ``jobs`` processes."""
+    """A trial's returns over the pairs, in order, spread over ``jobs`` processes; a context
+    manager (its workers end with the block, also on Ctrl-C or SIGTERM)."""
 
-    def __init__(self, suite: str, cache: str, jobs: int) -> None:
-        self.jobs = jobs
-        if jobs == 1:
-            _init_worker(suite, cache)
-            self.pool = None
+    def __init__(self, suite: str, cache: str, jobs: int, reward: str = "paired") -> None:
+        self.suite, self.cache, self.jobs, self.reward = suite, cache, jobs, reward
+        self.pool: Any = None
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> Evaluator:
+        if self.jobs == 1:
+            _init_worker(self.suite, self.cache, self.reward)
         else:
-            self.pool = ProcessPoolExecutor(jobs, initializer=_init_worker,
-                                            initargs=(suite, cache))
+            self.pool = self._stack.enter_context(common.worker_pool(
+                self.jobs, _init_worker, (self.suite, self.cache, self.reward)))
+        return self
+
+    def __exit__(self, *exc: Any) -> bool:
+        return bool(self._stack.__exit__(*exc))
 
     def __call__(self, settings: dict[str, float], pairs: list[tuple[str, int]]) -> list[float]:
         if self.pool is None:
@@ -114,10 +125,6 @@ class Evaluator:
         for i, part in enumerate(parts):
             out[i::self.jobs * 4] = part
         return out
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
 
 
 # ------------------------------------------------------------------ the artefact
@@ -164,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     args = common.parse(Args, argv)
     common.check_option("--suite", args.suite, SUITES)
+    common.check_option("--reward", args.reward, common.PAIRED_REWARDS)
     check_at_least("--tasks", args.tasks, 0)
     check_at_least("--seeds-per-task", args.seeds_per_task, 1)
     check_at_least("--trials", args.trials, 1)
@@ -188,7 +196,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dus_fit_") as tmp:
-        evaluate = Evaluator(args.suite, args.reference_cache or tmp, args.jobs)
         trials: list[dict[str, Any]] = []
 
         def objective(trial: optuna.Trial) -> float:
@@ -203,17 +210,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                      len(pairs), ", ".join(f"{k}={v:.3g}" for k, v in settings.items()))
             return value
 
-        try:
+        with Evaluator(args.suite, args.reference_cache or tmp, args.jobs,
+                       args.reward) as evaluate:
             study = optuna.create_study(direction="maximize",
                                         sampler=optuna.samplers.TPESampler(seed=args.seed))
             study.enqueue_trial(dict(HEURISTIC_DEFAULTS))
             study.optimize(objective, n_trials=args.trials)
-        finally:
-            evaluate.close()
     best = max(trials, key=lambda t: t["value"])
     result: dict[str, Any] = {
         "machine": common.machine_info(), "command": sys.argv, "suite": args.suite,
-        "tasks": [t.name for t in tasks], "seeds_per_task": args.seeds_per_task,
+        "reward": args.reward, "tasks": [t.name for t in tasks], "seeds_per_task": args.seeds_per_task,
         "pairs": len(pairs), "space": {k: list(v) for k, v in SPACE.items()},
         "defaults": dict(HEURISTIC_DEFAULTS), "trials": trials,
         "best": {k: best[k] for k in ("number", "settings", "value", "interval")},
@@ -222,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"best of {len(trials)} trials (#{best['number']}): "
           + ", ".join(f"{k}={v:.3g}" for k, v in best["settings"].items())
           + f"; mean paired return vs DUS-H on the fit's {len(pairs)} training pairs "
-          f"{common.interval_text(best['interval'])} (optimistic: the maximum of "
+          f"{common.interval_text(best['interval'])} ({args.reward}; optimistic: the maximum of "
           f"{len(trials)} noisy scores)")
     if args.policy_out:
         path = write_policy(args.policy_out, args.suite, best["settings"], args.strength,

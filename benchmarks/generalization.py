@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -290,7 +290,7 @@ def _run(args: Args, wanted: list[str]) -> dict[str, Any]:
         for task in todo:
             finish(task.name, evaluate_task(args, task, wanted))
     else:
-        with ProcessPoolExecutor(min(args.jobs, len(todo))) as pool:
+        with common.worker_pool(min(args.jobs, len(todo))) as pool:
             futures = {pool.submit(evaluate_task, args, task, wanted): task.name
                        for task in todo}
             for future in as_completed(futures):

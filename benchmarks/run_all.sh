@@ -121,4 +121,15 @@ python -m benchmarks.select_generalist --suite mixed --eval-tasks 16 --seeds 900
   --out "$R/fitted_select.json"
 python -m benchmarks.generalization --generalist "$R/fitted-heuristic.zip" \
   --policies uniform,heuristic,generalist --jobs 2 --out "$R/fitted_generalization.json" --resume
+# the same fit scored by the best validation accuracy so far (paired_best: what model
+# selection keeps, blind to collapses after the peak), chosen on validation by it too
+python -m benchmarks.fit_heuristic --suite mixed --trials 24 --seeds-per-task 8 \
+  --reward paired_best --reference-cache "$R/reference_cache_fit" \
+  --out "$R/fit_heuristic_best.json" --policy-out "$R/fitted-heuristic-best.zip"
+python -m benchmarks.select_generalist --suite mixed --eval-tasks 16 --seeds 900004-900011 \
+  --candidates "pretrained,ppo:$R/fitted-heuristic-best.zip" --controls heuristic \
+  --reward paired_best --out "$R/fitbest_select.json"
+python -m benchmarks.generalization --generalist "$R/fitted-heuristic-best.zip" \
+  --policies uniform,heuristic,generalist --jobs 2 --out "$R/fitbest_generalization.json" \
+  --resume
 python -m benchmarks.make_results --update --results "$R" --out docs/RESULTS.md

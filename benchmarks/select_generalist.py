@@ -50,6 +50,10 @@ class Args(common.BenchArgs):
     """Episode seeds of the slice, e.g. 900004-900011 (empty: the suite's validation seeds).
     Seeds no candidate was selected on remove the selection's optimism from the comparison;
     a seed of a training task's pool is refused."""
+    reward: str = "paired"
+    """The score's reward: paired (final validation accuracy minus the uniform run's) or
+    paired_best (best validation accuracy so far minus the uniform run's best: the accuracy
+    of the weights model selection on validation keeps, as the held-out judge reports)."""
 
     SMOKE: ClassVar[dict[str, Any]] = {"candidates": "uniform,heuristic", "suite": "tiny",
                                         "eval_tasks": 2, "controls": "random"}
@@ -73,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     args = common.parse(Args, argv)
     common.check_option("--suite", args.suite, SUITES)
+    common.check_option("--reward", args.reward, common.PAIRED_REWARDS)
     check_at_least("--eval-tasks", args.eval_tasks, 1)
     names = comma_list("--candidates", args.candidates)
     controls = comma_list("--controls", args.controls) if args.controls else []
@@ -92,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     pairs = [(t.name, s) for t in tasks for s in seeds]
     with tempfile.TemporaryDirectory(prefix="dus_select_") as cache:
         env = make_dus_env(dus_env.ENV_V1_ID, suite=args.suite,
-                           config={"reward": {"name": "paired", "reference_cache": cache}})
+                           config={"reward": {"name": args.reward, "reference_cache": cache}})
         try:  # a bad name or file fails before any episode
             policies = {name: make_policy(name, env) for name in names + controls}
         except (ValueError, OSError) as exc:
@@ -106,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     base = names[0]
     result: dict[str, Any] = {
         "machine": common.machine_info(), "command": sys.argv, "suite": args.suite,
-        "seeds": seeds,
+        "reward": args.reward, "seeds": seeds,
         "slice": [list(p) for p in pairs],
         "candidates": {n: {"mean_paired_return": t_interval(r).as_dict(), "returns": r}
                        for n, r in returns.items()}}

@@ -210,13 +210,14 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         self._done = False
         self._last_sizes: tuple[int, ...] | None = None
         self._val_acc: float | None = None
+        self._val_best: float | None = None
         self._reference = None
         if self._reward.needs_reference:
             self._reference = self._reference_curve(model_seed, sampler_seed)
         validation = None
         if self._reward.reads_validation(last_step=False):
             validation = self._validate()
-            self._val_acc = validation.accuracy
+            self._val_acc = self._val_best = validation.accuracy
         return self._decision.observation(), self._info(validation=validation)
 
     def step(
@@ -287,10 +288,11 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         terms = self._reward.terms(self.config.reward, RewardStep(
             previous=previous, current=current, previous_val=self._val_acc, val=val,
             last_step=last, diverged=diverged, step=self._decision.steps,
-            reference=self._reference,
+            reference=self._reference, previous_best=self._val_best,
         ))
         if val is not None:
             self._val_acc = val
+            self._val_best = val if self._val_best is None else max(self._val_best, val)
         return terms
 
     def _info(self, *, sizes: tuple[int, ...] = (), losses: dict[str, float] | None = None,

@@ -140,5 +140,6 @@ REWARDS = Registry("reward", "reward.name", {
     "terminal": "dus_env.rewards:terminal",
     "hybrid": "dus_env.rewards:hybrid",
     "paired": "dus_env.rewards:paired",
+    "paired_best": "dus_env.rewards:paired_best",
 })
 """Rewards: name -> :class:`dus_env.rewards.Reward`."""

@@ -10,6 +10,12 @@
 * ``paired``: ``val_delta`` minus the same of a reference run (uniform sampling, same task and
   episode seeds: :mod:`dus_env.reference`): terms ``val_delta`` and ``reference_delta``; the
   return telescopes to ``scale * (final - reference final)`` validation accuracy.
+* ``paired_best``: ``paired`` on the best validation accuracy so far (reset included) instead
+  of the latest, for the run and for its reference: terms ``best_delta`` and
+  ``reference_best_delta``; the return telescopes to ``scale * (best - reference best)``, the
+  validation accuracy of the weights that model selection on validation keeps. A run whose
+  encoder dies after its peak (a drop of tens of points on some seeds of the synthetic tasks)
+  loses nothing it had, as the selected model does not; ``paired`` pays the whole drop.
 
 On divergence every term is 0 and a ``divergence`` term of ``-divergence_penalty`` is added.
 A reward is an object with :meth:`Reward.reads_validation` and :meth:`Reward.terms`; register
@@ -43,6 +49,8 @@ class RewardStep:
     """Decision steps completed, this one included."""
     reference: tuple[float, ...] | None = None
     """The reference run's validation accuracy at reset and after each step (``paired``)."""
+    previous_best: float | None = None
+    """The best validation accuracy read before this step, reset included (None if never)."""
 
 
 class Reward:
@@ -119,8 +127,22 @@ class Paired(Reward):
                 "reference_delta": -config.scale * (ref[step.step] - ref[step.step - 1])}
 
 
+class PairedBest(Reward):
+    every_step = True
+    needs_reference = True
+
+    def _terms(self, config, step):
+        ref = step.reference
+        assert ref is not None and 1 <= step.step < len(ref)
+        assert step.val is not None and step.previous_best is not None
+        own = max(step.previous_best, step.val) - step.previous_best
+        theirs = max(ref[: step.step + 1]) - max(ref[: step.step])
+        return {"best_delta": config.scale * own,
+                "reference_best_delta": -config.scale * theirs}
+
+
 val_delta, discrepancy, terminal, hybrid = ValDelta(), Discrepancy(), Terminal(), Hybrid()
-paired = Paired()
+paired, paired_best = Paired(), PairedBest()
 
 
 def get_reward(config: RewardConfig) -> Reward:

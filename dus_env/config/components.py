@@ -227,8 +227,9 @@ class RewardConfig:
 
     name: str = "val_delta"
     """val_delta (change of validation accuracy since the last step), discrepancy (reduction of
-    the mean absolute gap), terminal (validation accuracy at the last step only), hybrid, or
-    paired (val_delta minus that of a uniform-sampling reference run with the same seeds)."""
+    the mean absolute gap), terminal (validation accuracy at the last step only), hybrid,
+    paired (val_delta minus that of a uniform-sampling reference run with the same seeds), or
+    paired_best (paired on the best validation accuracy so far: what model selection keeps)."""
     val_subset_size: int = 500
     """Size of the fixed validation subset the reward reads (0: the whole split)."""
     scale: float = 100.0
@@ -238,10 +239,10 @@ class RewardConfig:
     divergence_penalty: float = 100.0
     """Subtracted once when training diverges (non-finite loss or weights)."""
     reference_cache: str | None = None
-    """``paired`` only: a folder keeping the reference runs' curves on disk (None: in memory
+    """``paired`` / ``paired_best`` only: a folder keeping the reference runs' curves on disk (None: in memory
     only); see :mod:`dus_env.reference`."""
     reference_policy: str = "uniform"
-    """``paired`` only: the sampler of the reference run: uniform, or heuristic (DUS-H with its
+    """``paired`` / ``paired_best`` only: the sampler of the reference run: uniform, or heuristic (DUS-H with its
     defaults on this env's grid), so the return is the final validation accuracy minus that of
     DUS-H from the same seeds: what a policy that starts from DUS-H adds to it."""
 

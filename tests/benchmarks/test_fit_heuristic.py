@@ -81,6 +81,7 @@ def test_fit_smoke_writes_a_search_whose_first_trial_is_dus_h_and_a_loadable_pol
     (["--trials", "0"], "--trials"),
     (["--suite", "nope"], "--suite='nope' is not valid"),
     (["--strength", "0"], "--strength=0.0: must be > 0"),
+    (["--reward", "val_delta"], "--reward='val_delta' is not valid"),
 ])
 def test_fit_bad_flags_exit_2_naming_the_flag_and_write_nothing(tmp_path, flags, message):
     out, artefact = tmp_path / "fit.json", tmp_path / "fitted.zip"
@@ -148,3 +149,47 @@ def test_make_results_card_fitted_describes_the_fit_it_ships(smoke_fit, tmp_path
     bad = run_module("benchmarks.make_results", "--update", "--card", "nope", "--out",
                      str(page), "--results", str(results), check=False)
     assert bad.returncode == 2 and "fitted" in bad.stderr
+
+
+def _trial(number, settings, returns):
+    from dus_agents.evaluation.stats import t_interval
+
+    return {"number": number, "settings": settings, "value": float(np.mean(returns)),
+            "interval": t_interval(returns).as_dict(), "returns": returns}
+
+
+def test_a_paired_best_fit_is_shown_beside_the_paired_one_trial_by_trial(tmp_path):
+    """The fitted_best section: the fit on paired_best, and the trials both fits tried with
+    the same settings on the same pairs, with each reward's spread and collapse count."""
+    from benchmarks.results_sections import FITTED_BEST_HEADING, update
+
+    other = {**SETTINGS, "gamma": 3.0}
+    base = {"command": ["/a/benchmarks/fit_heuristic.py", "--suite", "tiny"], "suite": "tiny",
+            "tasks": ["t1"], "seeds_per_task": 4, "pairs": 4, "space": {k: list(v) for k, v
+                                                                        in SPACE.items()},
+            "defaults": dict(HEURISTIC_DEFAULTS), "seconds": 60.0}
+    old = {**base, "trials": [_trial(0, dict(HEURISTIC_DEFAULTS), [0.0] * 4),
+                              _trial(1, SETTINGS, [30.0, -1.0, 1.0, 0.5])]}
+    new = {**base, "reward": "paired_best",
+           "command": base["command"] + ["--reward", "paired_best"],
+           "trials": [_trial(0, dict(HEURISTIC_DEFAULTS), [0.0] * 4),
+                      _trial(1, SETTINGS, [2.0, -1.0, 1.0, 0.5]),
+                      _trial(2, other, [1.0, 1.0, 0.0, 0.5])]}
+    new["best"] = {k: new["trials"][2][k] for k in ("number", "settings", "value", "interval")}
+    old["best"] = {k: old["trials"][1][k] for k in ("number", "settings", "value", "interval")}
+    (tmp_path / "fit_heuristic.json").write_text(json.dumps(old))
+    (tmp_path / "fit_heuristic_best.json").write_text(json.dumps(new))
+    page, done = update("# page\n", tmp_path)
+    assert "fitted_best" in done
+    section = page.split(FITTED_BEST_HEADING)[1].split("section:fitted_best:end")[0]
+    assert "(reward `paired_best`)" in section and "--reward paired_best" in section
+    # trial 1 is in both (same settings): its row shows both rewards; trial 2 only in one
+    rows = [line for line in section.splitlines() if line.startswith("| 1 |")]
+    assert len(rows) == 2  # the side-by-side row and the fit's top-five row
+    side = next(r for r in rows if r.count("|") == 8)
+    cells = [c.strip() for c in side.strip("|").split("|")]
+    assert cells[3] == "1" and cells[6] == "0"  # one pair beyond 10 points under paired only
+    ratio = np.std([30.0, -1.0, 1.0, 0.5], ddof=1) / np.std([2.0, -1.0, 1.0, 0.5], ddof=1)
+    assert f"median {ratio:.2f}" in section
+    # DUS-H (trial 0) scores 0 on every pair under both rewards: no spread to compare
+    assert "The trials both fits tried with the same settings (1)" in section

@@ -271,6 +271,24 @@ def test_select_generalist_scores_candidates_on_the_validation_slice_only(tmp_pa
     pool = run_module("benchmarks.select_generalist", "--suite", "tiny", "--seeds", "1-2",
                       "--candidates", "uniform", check=False)
     assert pool.returncode == 2 and "training seeds" in pool.stderr and "[1, 2]" in pool.stderr
+    reward = run_module("benchmarks.select_generalist", "--suite", "tiny", "--reward", "final",
+                        "--candidates", "uniform", check=False)
+    assert reward.returncode == 2 and "--reward='final' is not valid" in reward.stderr
+    assert "paired_best" in reward.stderr
+
+
+def test_select_generalist_can_score_by_the_best_validation_so_far(tmp_path: Path) -> None:
+    """--reward paired_best: the slice scored by best-so-far minus the uniform run's best;
+    uniform still earns exactly 0, the record and the page say which reward it was."""
+    out = tmp_path / "select.json"
+    run_module("benchmarks.select_generalist", "--suite", "tiny", "--eval-tasks", "1",
+               "--candidates", "uniform,heuristic", "--reward", "paired_best", "--out", str(out))
+    result = json.loads(out.read_text())
+    assert result["reward"] == "paired_best"
+    assert result["candidates"]["uniform"]["returns"] == [0.0, 0.0]
+    from benchmarks.results_sections import selection_lines
+
+    assert "(reward `paired_best`)" in "\n".join(selection_lines(result))
 
 
 @pytest.mark.parametrize("module", ["oracle", "generalization"])

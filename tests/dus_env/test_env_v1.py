@@ -26,7 +26,9 @@ V1 = dus_env.ENV_V1_ID
 
 @pytest.mark.parametrize("kwargs", [{"preset": "tiny"}, {"preset": "default"},
                                     {"suite": "tiny"}, {"suite": "synthetic-mix"},
-                                    {"suite": "tiny", "config": {"reward": {"name": "paired"}}}])
+                                    {"suite": "tiny", "config": {"reward": {"name": "paired"}}},
+                                    {"suite": "tiny",
+                                     "config": {"reward": {"name": "paired_best"}}}])
 def test_both_checkers_as_gym_make_builds_it(kwargs):
     env = gym.make(V1, **kwargs)
     with warnings.catch_warnings(record=True) as records:
@@ -152,6 +154,29 @@ def test_paired_reward_equals_hand_computed_differences():
     assert _episode(paired, [[2, 2]] * 6, seed=3)[0] == [0.0] * 6  # uniform earns exactly 0
 
 
+def test_paired_best_pays_the_best_validation_so_far_minus_the_references_best():
+    """paired_best: each step pays the rise of the run's best validation accuracy so far
+    (reset included) minus the rise of the reference's; the return is best minus reference
+    best, so a drop after the peak costs nothing. Checked on a run whose accuracy falls."""
+    plain = DUSEnv(preset="tiny")
+    best = DUSEnv(preset="tiny", config={"reward": {"name": "paired_best"}})
+    skew = [[0, 4]] * 6
+    _, uniform_acc, _ = _episode(plain, [[2, 2]] * 6, seed=3)
+    _, skew_acc, _ = _episode(plain, skew, seed=3)
+    rewards, accs, terms = _episode(best, skew, seed=3)
+    assert accs == skew_acc
+    run_best = np.maximum.accumulate(skew_acc)
+    ref_best = np.maximum.accumulate(uniform_acc)
+    hand = [100 * ((run_best[t] - run_best[t - 1]) - (ref_best[t] - ref_best[t - 1]))
+            for t in range(1, 7)]
+    np.testing.assert_allclose(rewards, hand, rtol=0, atol=1e-9)
+    assert sum(rewards) == pytest.approx(100 * (max(skew_acc) - max(uniform_acc)), abs=1e-9)
+    assert set(terms[0]) == {"best_delta", "reference_best_delta"}
+    # the test tells the two rewards apart: some run here falls below its best
+    assert (np.diff(skew_acc) < 0).any() or (np.diff(uniform_acc) < 0).any()
+    assert _episode(best, [[2, 2]] * 6, seed=3)[0] == [0.0] * 6  # uniform earns exactly 0
+
+
 def _heuristic_episode(env, seed):
     policy = HeuristicPolicy.for_env(env)
     obs, info = env.reset(seed=seed)
@@ -170,10 +195,11 @@ def test_a_dus_h_reference_pays_dus_h_exactly_zero_and_others_their_difference(k
     step and uniform earns (uniform - DUS-H) validation accuracy."""
     cls = DUSEnvV1 if "suite" in kwargs else DUSEnv
     cfg = {"reward": {"name": "paired", "reference_policy": "heuristic"}}
-    env = cls(**kwargs, config=cfg)
-    for seed in range(3):
-        rewards, _ = _heuristic_episode(env, seed)
-        assert rewards == [0.0] * len(rewards)
+    for name in ("paired", "paired_best"):
+        env = cls(**kwargs, config={"reward": {**cfg["reward"], "name": name}})
+        for seed in range(3):
+            rewards, _ = _heuristic_episode(env, seed)
+            assert rewards == [0.0] * len(rewards)
     plain = DUSEnv(preset="tiny")
     _, dush_acc = _heuristic_episode(plain, seed=3)
     ref = DUSEnv(preset="tiny", config=cfg)
