@@ -117,28 +117,32 @@ class Hybrid(Reward):
 
 
 class Paired(Reward):
+    """``paired``: this step's rise of the run's validation curve minus the reference's."""
+
     every_step = True
     needs_reference = True
+    names = ("val_delta", "reference_delta")
 
     def _terms(self, config, step):
         ref = step.reference
-        assert ref is not None and 1 <= step.step < len(ref)
-        return {"val_delta": _val_delta(config, step),
-                "reference_delta": -config.scale * (ref[step.step] - ref[step.step - 1])}
+        assert ref is not None and 1 <= step.step < len(ref) and step.val is not None
+        own, theirs = self._rises(step, ref)
+        return {self.names[0]: config.scale * own, self.names[1]: -config.scale * theirs}
+
+    def _rises(self, step: RewardStep, ref: tuple[float, ...]) -> tuple[float, float]:
+        assert step.previous_val is not None
+        return step.val - step.previous_val, ref[step.step] - ref[step.step - 1]
 
 
-class PairedBest(Reward):
-    every_step = True
-    needs_reference = True
+class PairedBest(Paired):
+    """``paired_best``: the same on the best validation accuracy so far (reset included)."""
 
-    def _terms(self, config, step):
-        ref = step.reference
-        assert ref is not None and 1 <= step.step < len(ref)
-        assert step.val is not None and step.previous_best is not None
+    names = ("best_delta", "reference_best_delta")
+
+    def _rises(self, step: RewardStep, ref: tuple[float, ...]) -> tuple[float, float]:
+        assert step.previous_best is not None
         own = max(step.previous_best, step.val) - step.previous_best
-        theirs = max(ref[: step.step + 1]) - max(ref[: step.step])
-        return {"best_delta": config.scale * own,
-                "reference_best_delta": -config.scale * theirs}
+        return own, max(ref[: step.step + 1]) - max(ref[: step.step])
 
 
 val_delta, discrepancy, terminal, hybrid = ValDelta(), Discrepancy(), Terminal(), Hybrid()

@@ -144,14 +144,22 @@ def test_paired_reward_equals_hand_computed_differences():
     skew = [[0, 4]] * 6
     _, uniform_acc, _ = _episode(plain, [[2, 2]] * 6, seed=3)
     _, skew_acc, _ = _episode(plain, skew, seed=3)
-    rewards, accs, terms = _episode(paired, skew, seed=3)
-    assert accs == skew_acc
-    hand = [100 * ((skew_acc[t] - skew_acc[t - 1]) - (uniform_acc[t] - uniform_acc[t - 1]))
+    _check_paired(paired, skew, skew_acc, skew_acc, uniform_acc, uniform_acc,
+                  {"val_delta", "reference_delta"})
+    assert sum(_episode(paired, skew, seed=3)[0]) == pytest.approx(
+        100 * (skew_acc[-1] - uniform_acc[-1]))
+
+
+def _check_paired(env, actions, run_acc, run_curve, ref_acc, ref_curve, term_names):
+    """``env``'s paired rewards for ``actions`` (seed 3) are the step rises of ``run_curve``
+    minus those of ``ref_curve``, its accuracies ``run_acc``; uniform earns exactly 0."""
+    rewards, accs, terms = _episode(env, actions, seed=3)
+    assert accs == run_acc
+    hand = [100 * ((run_curve[t] - run_curve[t - 1]) - (ref_curve[t] - ref_curve[t - 1]))
             for t in range(1, 7)]
     np.testing.assert_allclose(rewards, hand, rtol=0, atol=1e-9)
-    assert sum(rewards) == pytest.approx(100 * (skew_acc[-1] - uniform_acc[-1]))
-    assert set(terms[0]) == {"val_delta", "reference_delta"}
-    assert _episode(paired, [[2, 2]] * 6, seed=3)[0] == [0.0] * 6  # uniform earns exactly 0
+    assert set(terms[0]) == term_names
+    assert _episode(env, [[2, 2]] * 6, seed=3)[0] == [0.0] * 6
 
 
 def test_paired_best_pays_the_best_validation_so_far_minus_the_references_best():
@@ -163,18 +171,12 @@ def test_paired_best_pays_the_best_validation_so_far_minus_the_references_best()
     skew = [[0, 4]] * 6
     _, uniform_acc, _ = _episode(plain, [[2, 2]] * 6, seed=3)
     _, skew_acc, _ = _episode(plain, skew, seed=3)
-    rewards, accs, terms = _episode(best, skew, seed=3)
-    assert accs == skew_acc
-    run_best = np.maximum.accumulate(skew_acc)
-    ref_best = np.maximum.accumulate(uniform_acc)
-    hand = [100 * ((run_best[t] - run_best[t - 1]) - (ref_best[t] - ref_best[t - 1]))
-            for t in range(1, 7)]
-    np.testing.assert_allclose(rewards, hand, rtol=0, atol=1e-9)
-    assert sum(rewards) == pytest.approx(100 * (max(skew_acc) - max(uniform_acc)), abs=1e-9)
-    assert set(terms[0]) == {"best_delta", "reference_best_delta"}
+    _check_paired(best, skew, skew_acc, np.maximum.accumulate(skew_acc), uniform_acc,
+                  np.maximum.accumulate(uniform_acc), {"best_delta", "reference_best_delta"})
+    assert sum(_episode(best, skew, seed=3)[0]) == pytest.approx(
+        100 * (max(skew_acc) - max(uniform_acc)), abs=1e-9)
     # the test tells the two rewards apart: some run here falls below its best
     assert (np.diff(skew_acc) < 0).any() or (np.diff(uniform_acc) < 0).any()
-    assert _episode(best, [[2, 2]] * 6, seed=3)[0] == [0.0] * 6  # uniform earns exactly 0
 
 
 def _heuristic_episode(env, seed):
