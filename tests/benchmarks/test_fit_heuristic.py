@@ -92,22 +92,50 @@ def test_fit_bad_flags_exit_2_naming_the_flag_and_write_nothing(tmp_path, flags,
     assert not out.exists() and not artefact.exists()
 
 
-def test_the_fitted_rule_gets_its_own_results_section(smoke_fit):
+def _fake_heldout() -> dict:
+    """A benchmarks.generalization record of two tasks (uniform, DUS-H, a generalist)."""
     from benchmarks.generalization import across_tasks
-    from benchmarks.results_sections import FITTED_HEADING, update
 
-    out, _ = smoke_fit
-    folder = out.parent
     iv = lambda m: {"mean": m, "low": m - 0.5, "high": m + 0.5, "half_width": 0.5}  # noqa: E731
     tasks = {name: {"kind": "synthetic", "seeds": [0, 1], "modalities": ["a", "b"], "policies": {
         "uniform": {"accuracy": iv(0.9)},
         "heuristic": {"accuracy": iv(0.9), "vs_uniform": iv(0.3)},
         "generalist": {"accuracy": iv(0.9), "vs_uniform": iv(0.5), "vs_heuristic": iv(0.2)}}}
         for name in ("s1", "s2")}
-    g = {"command": ["/a/benchmarks/generalization.py", "--generalist", "f.zip"],
-         "policies": ["uniform", "heuristic", "generalist"], "generalist": "f.zip",
-         "tasks": tasks, "across_tasks": across_tasks(tasks)}
-    (folder / "fitted_generalization.json").write_text(json.dumps(g))
+    return {"command": ["/a/benchmarks/generalization.py", "--generalist", "f.zip"],
+            "policies": ["uniform", "heuristic", "generalist"], "generalist": "f.zip",
+            "tasks": tasks, "across_tasks": across_tasks(tasks)}
+
+
+def test_a_ppo_generalist_on_paired_best_gets_its_section_naming_the_reward(tmp_path):
+    from benchmarks.results_sections import PPO_BEST_HEADING, update
+
+    run = tmp_path / "generalist-best"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({
+        "timesteps": 30080, "episodes": 1932, "wall_time_s": 1562.0,
+        "selection": {"best": {"mean_return": 0.48, "timesteps": 24320},
+                      "curve": [[0, 0.0], [24320, 0.48], [30080, 0.08]]}}))
+    (run / "config.json").write_text(json.dumps({
+        "command": ["train_agent.py", "--suite", "synthetic-mix", "--set",
+                    "reward.name=paired_best"],
+        "env_config": {"reward": {"name": "paired_best"}}}))
+    (tmp_path / "ppobest_generalization.json").write_text(json.dumps(_fake_heldout()))
+    page, done = update("# page\n", tmp_path)
+    assert "ppo_best" in done
+    section = page.split(PPO_BEST_HEADING)[1]
+    assert "`python train_agent.py --suite synthetic-mix --set reward.name=paired_best`" in section
+    assert "(reward `paired_best`) on the validation slice" in section
+    assert "+0.48 points at 24320 timesteps (every evaluation: 0: +0.00, 24320: +0.48" in section
+    assert "| s1 | 2 | 90.00 |" in section
+
+
+def test_the_fitted_rule_gets_its_own_results_section(smoke_fit):
+    from benchmarks.results_sections import FITTED_HEADING, update
+
+    out, _ = smoke_fit
+    folder = out.parent
+    (folder / "fitted_generalization.json").write_text(json.dumps(_fake_heldout()))
     page, done = update("# page\n", folder)
     assert done == ["fitted"]
     fit = json.loads(out.read_text())
