@@ -132,4 +132,14 @@ python -m benchmarks.select_generalist --suite mixed --eval-tasks 16 --seeds 900
 python -m benchmarks.generalization --generalist "$R/fitted-heuristic-best.zip" \
   --policies uniform,heuristic,generalist --jobs 2 --out "$R/fitbest_generalization.json" \
   --resume
+# the shipped generalist's recipe trained on paired_best, chosen and judged the same way
+python train_agent.py --suite synthetic-mix --total-timesteps 30000 --eval-freq 6000 \
+  --eval-tasks 8 --run-name generalist-best --out-dir "$R" --no-progress-bar --eval-episodes 0 \
+  --set reward.name=paired_best
+python -m benchmarks.select_generalist --suite mixed --eval-tasks 16 --seeds 900004-900011 \
+  --candidates "pretrained,ppo:$R/generalist-best/policy.zip" --controls heuristic \
+  --reward paired_best --out "$R/ppobest_select.json"
+python -m benchmarks.generalization --generalist "$R/generalist-best/policy.zip" \
+  --policies uniform,heuristic,generalist --jobs 2 --out "$R/ppobest_generalization.json" \
+  --resume
 python -m benchmarks.make_results --update --results "$R" --out docs/RESULTS.md
