@@ -48,6 +48,14 @@ SPACE: dict[str, tuple[float, float, bool]] = {
 bounds outside it change nothing."""
 
 
+def settings_of(params: dict[str, float]) -> dict[str, float]:
+    """A point of :data:`SPACE` as DUS-H's settings (``max_multiplier`` raised to
+    ``min_multiplier`` where the draw put it below)."""
+    s = {k: float(v) for k, v in params.items()}
+    s["max_multiplier"] = max(s["max_multiplier"], s["min_multiplier"])
+    return s
+
+
 @dataclasses.dataclass
 class Args(common.BenchArgs):
     suite: str = "mixed"
@@ -188,11 +196,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     common.setup(args)
     log = common.logger("fit_heuristic")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-    def settings_of(params: dict[str, float]) -> dict[str, float]:
-        s = {k: float(v) for k, v in params.items()}
-        s["max_multiplier"] = max(s["max_multiplier"], s["min_multiplier"])
-        return s
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dus_fit_") as tmp:

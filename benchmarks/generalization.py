@@ -9,7 +9,8 @@ trained on) x policies:
   (``--ppo-default``, a DUS-v0 policy: it runs only on tasks with its layout, 2 modalities and
   the same history length, reading the modalities in their order; elsewhere "n/a");
 * ``generalist``: the DUS-v1 DeepSets policy (``--generalist``, default the pretrained one);
-* ``oracle``: each task's best open-loop schedule from ``benchmarks.oracle`` (``--oracle``).
+* ``oracle``: each task's best rule from ``benchmarks.oracle`` (``--oracle``): an open-loop
+  schedule, or DUS-H with settings tuned for that task.
 
 Each run trains the task's model from fresh with the policy setting the batch sizes; the model
 with the best validation accuracy is tested once (the machinery of ``dus-evaluate``). Per task:
@@ -38,7 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from benchmarks import common
-from benchmarks.oracle import resolve_tasks, schedule_policy
+from benchmarks.oracle import oracle_policy, resolve_tasks
 from dus_agents.evaluation.runs import run_one
 from dus_agents.evaluation.stats import paired_difference, t_interval
 from dus_agents.heuristic import HeuristicPolicy, UniformPolicy
@@ -112,7 +113,7 @@ def _policies(args: Args, task: Task, wanted: list[str]) -> dict[str, tuple[Any,
             for path in comma_list("--oracle", args.oracle):
                 schedules.update(json.loads(Path(path).read_text())["tasks"])
             found = schedules.get(task.name)
-            out[name] = None if found is None else (env, schedule_policy(env, found["schedule"]))
+            out[name] = None if found is None else (env, oracle_policy(env, found))
         elif name == "ppo-default":
             policy = PPOPolicy.load(args.ppo_default)
             v0 = DUSEnv(config=task.config.replace(sampler=dataclasses.replace(

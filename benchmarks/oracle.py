@@ -1,36 +1,53 @@
-"""An upper bound per task: the best open-loop sampling schedule, found on validation seeds.
+"""An upper bound per task: the best sampling rule for that one task, found on validation seeds.
 
-A schedule is piecewise constant: ``--phases`` equal shares of the run, and per phase one grid
-index (of the DUS-v1 grid, 0.5x to 2x) per modality. For each task, Optuna's TPE sampler
-(seeded) searches ``--trials`` schedules, scoring each by its mean paired return (final
-validation accuracy minus that of uniform sampling from the same seeds, in points) over
-``--search-seeds``; the uniform schedule is the first trial, so the best is never worse than
-uniform on validation. Only validation data is read: the schedules are reported on test seeds
-by ``benchmarks.generalization`` (policy ``oracle``), as the headroom any sampling policy has
-on that task.
+Two families of rules (``--family``), each searched per task with Optuna's TPE sampler
+(seeded), scoring a candidate by its mean paired return over ``--search-seeds`` (validation
+only: the rules are reported on test seeds by ``benchmarks.generalization``, policy
+``oracle``, as the headroom any sampling policy has on that task):
+
+* ``schedule`` (open loop): ``--phases`` equal shares of the run, and per phase one grid index
+  (of the DUS-v1 grid, 0.5x to 2x) per modality. Scored against uniform sampling from the same
+  seeds; the uniform schedule is the first trial, so the best is never worse than uniform on
+  validation.
+* ``heuristic`` (closed loop): DUS-H's own four settings (``gamma``, ``warmup``,
+  ``min_multiplier``, ``max_multiplier``; ``benchmarks.fit_heuristic``'s space) tuned for the
+  task. Scored against DUS-H with its defaults from the same seeds
+  (``reward.reference_policy=heuristic``); the defaults are the first trial and score exactly
+  0, so the best is never worse than DUS-H on validation. Where this bound does not beat DUS-H
+  on test seeds, no DUS-H-like policy, however it reads the task, has room to.
+
+``--reward`` scores an episode by the final validation accuracy (``paired``) or by the best
+one so far (``paired_best``: what model selection on validation keeps).
 
     python -m benchmarks.oracle --out results/oracle.json      # held-out tasks (about 40 min)
+    python -m benchmarks.oracle --family heuristic --reward paired_best \
+        --search-seeds 500,501,502,503,504,505,506,507 --jobs 2 --out results/headroom.json
     python -m benchmarks.oracle --smoke
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from benchmarks import common
-from dus_agents.heuristic import SchedulePolicy
+from dus_agents.heuristic import HeuristicPolicy, SchedulePolicy
 from dus_env.cli import check_at_least, comma_list
 from dus_env.errors import UsageError
 from dus_env.slots import V1_MULTIPLIERS
 from dus_env.suites import Task, get_suite
 
 UNIFORM = V1_MULTIPLIERS.index(1.0)
+FAMILIES: tuple[str, ...] = ("schedule", "heuristic")
+"""The rule families an oracle searches (see the module docstring)."""
 
 
 @dataclasses.dataclass
@@ -46,6 +63,20 @@ class Args(common.BenchArgs):
     0-19 of benchmarks.generalization and from every training pool)."""
     seed: int = 0
     """Seed of the TPE sampler."""
+    family: str = "schedule"
+    """schedule (open loop, scored against uniform) or heuristic (DUS-H's settings tuned per
+    task, closed loop, scored against DUS-H)."""
+    reward: str = "paired"
+    """paired (final validation accuracy minus the reference run's) or paired_best (best
+    validation accuracy so far minus the reference run's best)."""
+    jobs: int = 1
+    """Worker processes a candidate's episodes are spread over (``heuristic`` family; the
+    ``schedule`` family runs in this process)."""
+    reference_cache: str = ""
+    """``heuristic`` family: folder of the DUS-H reference runs (empty: a temporary one)."""
+    resume: bool = False
+    """Keep the tasks already in --out that were found with the same settings (family,
+    reward, trials, phases, search seeds, seed) and search only the rest."""
 
     SMOKE: ClassVar[dict[str, Any]] = {"tasks": "tiny:heldout", "trials": 3,
                                         "search_seeds": "500"}
@@ -67,12 +98,12 @@ def resolve_tasks(spec: str) -> list[tuple[str, Task]]:
     return out
 
 
-def task_env(task: Task):
-    """A DUS-v1 env of one task: the paired reward, modality i in slot i."""
+def task_env(task: Task, reward: str = "paired"):
+    """A DUS-v1 env of one task: a paired reward against uniform, modality i in slot i."""
     from dus_env.env_v1 import DUSEnvV1
 
     return DUSEnvV1(config=task.config.replace(reward=dataclasses.replace(
-        task.config.reward, name="paired")), permute_modalities=False)
+        task.config.reward, name=reward)), permute_modalities=False)
 
 
 def paired_return(env, policy, seed: int) -> float:
@@ -92,11 +123,20 @@ def schedule_policy(env, table: Sequence[Sequence[int]]) -> SchedulePolicy:
     return SchedulePolicy.for_env(env, schedule=rows)
 
 
+def oracle_policy(env, found: dict[str, Any]):
+    """One task's entry of an oracle JSON as a policy for ``env``: DUS-H with its tuned
+    ``settings`` (``heuristic`` family), else its ``schedule``."""
+    if "settings" in found:
+        return HeuristicPolicy.for_env(env, **found["settings"])
+    return schedule_policy(env, found["schedule"])
+
+
 def search(task: Task, args: Args, seeds: list[int]) -> dict[str, Any]:
+    """The ``schedule`` family: the best open-loop schedule of one task."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    env = task_env(task)
+    env = task_env(task, args.reward)
     m, k = len(env.modalities), len(V1_MULTIPLIERS)
 
     def table_of(params: dict[str, int]) -> list[list[int]]:
@@ -124,27 +164,112 @@ def search(task: Task, args: Args, seeds: list[int]) -> dict[str, Any]:
     }
 
 
+def search_heuristic(suite: str, task: Task, args: Args, seeds: list[int],
+                     cache: str) -> dict[str, Any]:
+    """The ``heuristic`` family: DUS-H's settings tuned for one task, each candidate scored by
+    its mean paired return against DUS-H (defaults) over ``seeds``; the defaults come first."""
+    import optuna
+
+    from benchmarks.fit_heuristic import SPACE, Evaluator, settings_of
+    from dus_agents.evaluation.stats import t_interval
+    from dus_env.sampler import HEURISTIC_DEFAULTS
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pairs = [(task.name, s) for s in seeds]
+    trials: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    with Evaluator(suite, cache, args.jobs, args.reward) as evaluate:
+        def objective(trial: optuna.Trial) -> float:
+            settings = settings_of({name: trial.suggest_float(name, lo, hi, log=log_scale)
+                                    for name, (lo, hi, log_scale) in SPACE.items()})
+            returns = evaluate(settings, pairs)
+            trials.append({"settings": settings, "value": float(np.mean(returns)),
+                           "interval": t_interval(returns).as_dict(), "returns": returns})
+            return trials[-1]["value"]
+
+        study = optuna.create_study(direction="maximize",
+                                    sampler=optuna.samplers.TPESampler(seed=args.seed))
+        study.enqueue_trial(dict(HEURISTIC_DEFAULTS))
+        study.optimize(objective, n_trials=args.trials)
+    best = max(trials, key=lambda t: t["value"])  # the first of equals: the defaults on a tie
+    return {
+        "modalities": list(task.config.modalities),
+        "settings": best["settings"],
+        "validation_mean_paired_return": best["value"],
+        "validation_interval": best["interval"],
+        "trial_values": [t["value"] for t in trials],
+        "trials": trials,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _settings(args: Args, seeds: list[int]) -> dict[str, Any]:
+    """What decides a task's result (a resumed run keeps only tasks found with the same)."""
+    return {"family": args.family, "reward": args.reward, "trials": args.trials,
+            "phases": args.phases, "search_seeds": seeds, "seed": args.seed}
+
+
+def _finished(args: Args, seeds: list[int]) -> dict[str, Any]:
+    """The tasks of an earlier run in --out with the same settings (--resume)."""
+    if not (args.resume and args.out and Path(args.out).is_file()):
+        return {}
+    try:
+        earlier = json.loads(Path(args.out).read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--resume: cannot read {args.out}: {exc}") from None
+    if earlier.get("settings") != _settings(args, seeds):
+        raise UsageError(f"--resume: {args.out} was run with other settings "
+                         f"({earlier.get('settings')}); this run has {_settings(args, seeds)}")
+    return dict(earlier.get("tasks", {}))
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = common.parse(Args, argv)
+    common.check_option("--family", args.family, FAMILIES)
+    common.check_option("--reward", args.reward, common.PAIRED_REWARDS)
     check_at_least("--trials", args.trials, 1)
     check_at_least("--phases", args.phases, 1)
+    check_at_least("--jobs", args.jobs, 1)
+    seeds = [_seed(s) for s in comma_list("--search-seeds", args.search_seeds)]
+    todo = resolve_tasks(args.tasks)
+    done = _finished(args, seeds)
     common.setup(args)
-    seeds = [int(s) for s in comma_list("--search-seeds", args.search_seeds)]
     log = common.logger("oracle")
     result: dict[str, Any] = {"machine": common.machine_info(), "command": sys.argv,
+                              "family": args.family, "reward": args.reward,
                               "trials": args.trials, "phases": args.phases,
-                              "search_seeds": seeds, "grid": list(V1_MULTIPLIERS), "tasks": {}}
-    for suite, task in resolve_tasks(args.tasks):
-        found = search(task, args, seeds)
-        result["tasks"][task.name] = {"suite": suite, **found}
-        log.info("%s: best validation paired return %.2f (%d trials, %.0f s)", task.name,
-                 found["validation_mean_paired_return"], args.trials, found["seconds"])
-        print(f"{task.name}: schedule {found['multipliers']} -> validation paired return "
-              f"{found['validation_mean_paired_return']:+.2f} points")
-        common.write_json(args.out, result)  # after every task: a kill loses at most one
+                              "search_seeds": seeds, "grid": list(V1_MULTIPLIERS),
+                              "settings": _settings(args, seeds), "tasks": {}}
+    with tempfile.TemporaryDirectory(prefix="dus_oracle_") as tmp:
+        for suite, task in todo:
+            if task.name in done:
+                result["tasks"][task.name] = done[task.name]
+                log.info("%s kept from %s (--resume)", task.name, args.out)
+                continue
+            if args.family == "heuristic":
+                found = search_heuristic(suite, task, args, seeds, args.reference_cache or tmp)
+                what = ", ".join(f"{k}={v:.3g}" for k, v in found["settings"].items())
+                against = "DUS-H"
+            else:
+                found = search(task, args, seeds)
+                what, against = f"schedule {found['multipliers']}", "uniform"
+            result["tasks"][task.name] = {"suite": suite, **found}
+            log.info("%s: best validation paired return %.2f (%d trials, %.0f s)", task.name,
+                     found["validation_mean_paired_return"], args.trials, found["seconds"])
+            print(f"{task.name}: {what} -> validation paired return vs {against} "
+                  f"{found['validation_mean_paired_return']:+.2f} points")
+            common.write_json(args.out, result)  # after every task: a kill loses at most one
+    common.write_json(args.out, result)
     if args.smoke:
         print("smoke ok")
     return result
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"--search-seeds: {text!r} is not an integer") from None
 
 
 if __name__ == "__main__":

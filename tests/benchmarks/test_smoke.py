@@ -184,6 +184,50 @@ def test_generalization_resume_keeps_finished_tasks_and_refuses_other_settings(
     assert out.read_text() == before
 
 
+def test_oracle_heuristic_family_tunes_dus_h_per_task_and_generalization_replays_it(
+        tmp_path: Path) -> None:
+    """--family heuristic: DUS-H's settings searched for one task against DUS-H from the same
+    seeds (the defaults first, earning exactly 0), resumable, replayed as DUS-H with them."""
+    from benchmarks.oracle import oracle_policy
+    from dus_agents.heuristic import HeuristicPolicy
+    from dus_env.env_v1 import DUSEnvV1
+    from dus_env.sampler import HEURISTIC_DEFAULTS
+    from dus_env.suites import get_suite
+
+    out = tmp_path / "headroom.json"
+    base = ("--tasks", "tiny:tiny-3b", "--family", "heuristic", "--reward", "paired_best",
+            "--trials", "3", "--search-seeds", "500,501", "--out", str(out))
+    proc = _run("oracle", *base)
+    result = json.loads(out.read_text())
+    assert (result["family"], result["reward"], result["search_seeds"]) == (
+        "heuristic", "paired_best", [500, 501])
+    task = result["tasks"]["tiny-3b"]
+    first = task["trials"][0]
+    assert first["settings"] == HEURISTIC_DEFAULTS and first["returns"] == [0.0, 0.0]
+    assert len(task["trials"]) == 3 and task["trial_values"][0] == 0.0
+    assert task["validation_mean_paired_return"] == max(task["trial_values"]) >= 0.0
+    assert task["settings"] in [t["settings"] for t in task["trials"]]
+    assert "vs DUS-H" in proc.stdout
+    env = DUSEnvV1(config=get_suite("tiny").task("tiny-3b").config, permute_modalities=False)
+    policy = oracle_policy(env, task)
+    assert isinstance(policy, HeuristicPolicy)
+    assert {k: getattr(policy, k) for k in task["settings"]} == task["settings"]
+    # an interrupted run keeps what it found; other settings are refused, the file untouched
+    kept = dict(result)
+    kept["tasks"] = {"tiny-3b": dict(task, marker="kept")}
+    out.write_text(json.dumps(kept))
+    _run("oracle", *base, "--resume")
+    assert json.loads(out.read_text())["tasks"]["tiny-3b"]["marker"] == "kept"
+    before = out.read_text()
+    bad = run_module("benchmarks.oracle", *base, "--resume", "--trials", "4", check=False)
+    assert bad.returncode == 2 and "--resume" in bad.stderr and "'trials': 3" in bad.stderr
+    assert out.read_text() == before
+    family = run_module("benchmarks.oracle", "--family", "open", "--out",
+                        str(tmp_path / "bad.json"), check=False)
+    assert family.returncode == 2 and "--family='open' is not valid" in family.stderr
+    assert "'heuristic'" in family.stderr and not (tmp_path / "bad.json").exists()
+
+
 def test_generalization_jobs_spread_tasks_and_give_the_same_numbers(tmp_path: Path) -> None:
     base = ("--tasks", "tiny:tiny-2,tiny:tiny-3b", "--synthetic-seeds", "2", "--policies",
             "uniform,heuristic")
