@@ -228,6 +228,52 @@ def test_oracle_heuristic_family_tunes_dus_h_per_task_and_generalization_replays
     assert "'heuristic'" in family.stderr and not (tmp_path / "bad.json").exists()
 
 
+def test_headroom_section_reads_the_oracle_and_the_generalization_run_that_replayed_it(
+        tmp_path: Path) -> None:
+    from benchmarks.generalization import across_tasks
+    from benchmarks.results_sections import HEADROOM_HEADING, sections
+
+    def iv(mean, low, high):
+        return {"mean": mean, "low": low, "high": high, "half_width": high - mean, "std": 1.0,
+                "n": 10, "confidence": 0.95}
+
+    settings = {"gamma": 2.0, "warmup": 0.2, "min_multiplier": 0.6, "max_multiplier": 1.5}
+    oracle = {"command": ["/x/benchmarks/oracle.py", "--family", "heuristic"],
+              "family": "heuristic", "reward": "paired_best", "trials": 24, "phases": 3,
+              "search_seeds": [500, 501, 502, 503],
+              "tasks": {t: {"settings": settings, "validation_interval": iv(0.5, 0.1, 0.9),
+                            "validation_mean_paired_return": 0.5}
+                        for t in ("s1", "s2", "r1", "r2")}}
+    tasks = {t: {"kind": "synthetic" if t.startswith("s") else "mfeat", "seeds": [0, 1],
+                 "policies": {"uniform": {"accuracy": iv(0.9, 0.8, 1.0)},
+                              "heuristic": {"vs_uniform": iv(1.0, 0.5, 1.5)},
+                              "oracle": {"vs_uniform": iv(1.2 + d, 0.6, 1.8),
+                                         "vs_heuristic": iv(0.2 + d, -0.1, 0.5)}}}
+             for t, d in (("s1", 0.0), ("s2", 0.2), ("r1", -0.1), ("r2", 0.1))}
+    general = {"command": ["/x/benchmarks/generalization.py", "--oracle", "r/headroom.json"],
+               "settings": {"oracle": "r/headroom.json"}, "policies": ["uniform", "oracle"],
+               "tasks": tasks, "across_tasks": across_tasks(tasks)}
+    (tmp_path / "headroom.json").write_text(json.dumps(oracle))
+    (tmp_path / "ppobest_generalization.json").write_text(json.dumps(general))
+    text = "\n".join(sections(tmp_path)["headroom"]())
+    assert text.startswith(HEADROOM_HEADING)
+    assert "`python -m benchmarks.oracle --family heuristic`" in text
+    assert "validation seeds 500-503 by mean paired return (reward `paired_best`)" in text
+    assert "| s2 | 2 | 0.2 | 0.6 | 1.5 | +0.50 [+0.10, +0.90] | +0.40 [-0.10, +0.50] |" in text
+    assert "| all | 4 | +1.25" in text and "| synthetic | 2 |" in text
+    assert "| real data | 2 |" in text
+    assert "DUS-H tuned per task beats DUS-H on these tasks" in text and "+0.25 [+0.04" in text
+    # before the test runs exist, the search alone
+    (tmp_path / "ppobest_generalization.json").unlink()
+    assert "Not yet replayed on test seeds." in "\n".join(sections(tmp_path)["headroom"]())
+    # the generalist section of a run that replayed it names how the oracle was searched
+    from benchmarks.results_sections import oracle_line
+
+    assert "DUS-H's four settings tuned per task (24 candidates" in oracle_line(oracle)
+    assert "3 phases of constant multipliers" in oracle_line(
+        {**oracle, "family": "schedule", "reward": "paired"})
+
+
 def test_generalization_jobs_spread_tasks_and_give_the_same_numbers(tmp_path: Path) -> None:
     base = ("--tasks", "tiny:tiny-2,tiny:tiny-3b", "--synthetic-seeds", "2", "--policies",
             "uniform,heuristic")
