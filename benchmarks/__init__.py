@@ -31,6 +31,8 @@ Times are for 2 CPU cores, one thread per process.
 * ``oracle``: per held-out task, the best open-loop schedule (piecewise-constant per-modality
   multipliers) an Optuna search finds on validation seeds, reported on test seeds.
   ``python -m benchmarks.oracle``: about 20 minutes for its 19 default tasks at 24 trials.
+  ``--family heuristic``: DUS-H's settings tuned per task against DUS-H instead (the headroom
+  above DUS-H): about 55 minutes at 24 trials x 8 seeds on one core.
 * ``generalization``: held-out tasks x uniform, DUS-H, PPO trained on ``default``, the
   pretrained generalist and the oracle; paired CIs per task and across tasks. Resumable
   (``--resume``). ``python -m benchmarks.generalization``: about 35 minutes.

@@ -139,7 +139,17 @@ python train_agent.py --suite synthetic-mix --total-timesteps 30000 --eval-freq 
 python -m benchmarks.select_generalist --suite mixed --eval-tasks 16 --seeds 900004-900011 \
   --candidates "pretrained,ppo:$R/generalist-best/policy.zip" --controls heuristic \
   --reward paired_best --out "$R/ppobest_select.json"
+# headroom: DUS-H's settings tuned per held-out task on its own validation seeds (a bound that
+# reads the held-out tasks, never a candidate), replayed on the test seeds beside the above
+python -m benchmarks.oracle --family heuristic --reward paired_best \
+  --tasks synthetic-mix:heldout,mfeat-views:heldout --trials 24 \
+  --search-seeds 500,501,502,503,504,505,506,507 --jobs 2 \
+  --reference-cache "$R/reference_cache_headroom" --out "$R/headroom.json" --resume
+python -m benchmarks.oracle --family heuristic --reward paired_best --tasks real:fashion \
+  --trials 12 --search-seeds 500,501,502,503 --jobs 2 \
+  --reference-cache "$R/reference_cache_headroom" --out "$R/headroom_fashion.json" --resume
 python -m benchmarks.generalization --generalist "$R/generalist-best/policy.zip" \
-  --policies uniform,heuristic,generalist --jobs 2 --out "$R/ppobest_generalization.json" \
-  --resume
+  --oracle "$R/headroom.json,$R/headroom_fashion.json" \
+  --policies uniform,heuristic,generalist,oracle --jobs 2 \
+  --out "$R/ppobest_generalization.json" --resume
 python -m benchmarks.make_results --update --results "$R" --out docs/RESULTS.md
