@@ -255,6 +255,19 @@ def write_json(out: str | os.PathLike | None, payload: Any, indent: int = 1,
     return text
 
 
+def earlier_run(out: str, resume: bool) -> dict[str, Any] | None:
+    """``--resume``: the JSON an earlier run wrote to ``out`` (None when not resuming or there
+    is none yet); an unreadable one is a usage error naming the file."""
+    if not (resume and out and Path(out).is_file()):
+        return None
+    from dus_env.errors import UsageError
+
+    try:
+        return json.loads(Path(out).read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--resume: cannot read {out}: {exc}") from None
+
+
 def interval_text(iv: dict[str, Any] | None, digits: int = 2, scale: float = 1.0) -> str:
     """An interval (``t_interval(...).as_dict()`` shape) as ``+1.23 [+0.10, +2.36]``, each value
     times ``scale`` (100: fractions as points); the mean alone when it has no bounds (n < 2),

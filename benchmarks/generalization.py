@@ -245,12 +245,9 @@ def _settings(args: Args, wanted: list[str]) -> dict[str, Any]:
 
 def _finished(args: Args, wanted: list[str]) -> dict[str, Any]:
     """The tasks of an earlier run in --out with the same settings (--resume)."""
-    if not (args.resume and args.out and Path(args.out).is_file()):
+    earlier = common.earlier_run(args.out, args.resume)
+    if earlier is None:
         return {}
-    try:
-        earlier = json.loads(Path(args.out).read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--resume: cannot read {args.out}: {exc}") from None
     settings = earlier.get("settings")
     if settings is None:  # files written before settings were recorded
         settings = {**_settings(args, wanted), "policies": earlier.get("policies"),

@@ -28,12 +28,10 @@ one so far (``paired_best``: what model selection on validation keeps).
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -211,12 +209,9 @@ def _settings(args: Args, seeds: list[int]) -> dict[str, Any]:
 
 def _finished(args: Args, seeds: list[int]) -> dict[str, Any]:
     """The tasks of an earlier run in --out with the same settings (--resume)."""
-    if not (args.resume and args.out and Path(args.out).is_file()):
+    earlier = common.earlier_run(args.out, args.resume)
+    if earlier is None:
         return {}
-    try:
-        earlier = json.loads(Path(args.out).read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--resume: cannot read {args.out}: {exc}") from None
     if earlier.get("settings") != _settings(args, seeds):
         raise UsageError(f"--resume: {args.out} was run with other settings "
                          f"({earlier.get('settings')}); this run has {_settings(args, seeds)}")
