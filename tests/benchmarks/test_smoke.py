@@ -263,6 +263,7 @@ def test_headroom_section_reads_the_oracle_and_the_generalization_run_that_repla
     assert "| all | 4 | +1.25" in text and "| synthetic | 2 |" in text
     assert "| real data | 2 |" in text
     assert "DUS-H tuned per task beats DUS-H on these tasks" in text and "+0.25 [+0.04" in text
+    assert "half-width, 0.21 points" in text
     # before the test runs exist, the search alone
     (tmp_path / "ppobest_generalization.json").unlink()
     assert "Not yet replayed on test seeds." in "\n".join(sections(tmp_path)["headroom"]())
