@@ -304,7 +304,7 @@ def oracle_line(oracle: dict[str, Any]) -> str:
 
 HEADROOM_HEADING = "## Headroom above DUS-H: DUS-H tuned for each held-out task (DUS-v1)"
 HEADROOM_INTRO = (
-    "Every generalist so far ties DUS-H on the held-out tasks, and the open-loop oracle gains "
+    "No generalist so far beats DUS-H on the held-out tasks, and the open-loop oracle gains "
     "less than DUS-H, so it bounds nothing. This oracle asks the question directly: how much "
     "better than DUS-H can a DUS-H-like rule do on a task if it is tuned for that very task? "
     "`benchmarks.oracle --family heuristic` searches DUS-H's four settings per held-out task "
