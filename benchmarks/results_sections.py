@@ -17,7 +17,8 @@ section           JSON (under --results)                     from
                   ``generalization_*.json`` (tried, not
                   shipped)
 ``ppo_reward``    ``cost_ppo-paired.json``,                  ``benchmarks.cost --parts
-                  ``cost_ppo-valdelta.json``                 ppo_time`` on two dus-train runs
+                  ``cost_ppo-pairedbest.json``,              ppo_time`` on the dus-train runs
+                  ``cost_ppo-valdelta.json``
 ``anchored``      ``anchored_generalization.json``,          ``benchmarks.generalization``,
                   ``anchored_select.json``,                  ``benchmarks.select_generalist``,
                   ``generalist-anchored/summary.json``       ``dus-train --anchor heuristic``
@@ -749,6 +750,7 @@ def sections(results: Path) -> dict[str, Callable[[], list[str]]]:
                                          or {}).get("oracle", "")), None)
         out["headroom"] = lambda: headroom_section(headroom, tested)
     ppo_runs = {reward: run for reward, name in (("paired", "ppo-paired"),
+                                                 ("paired_best", "ppo-pairedbest"),
                                                  ("val_delta", "ppo-valdelta"))
                 if (run := _load(results / f"cost_{name}.json")) and "ppo_time" in run}
     if ppo_runs:
@@ -759,13 +761,18 @@ def sections(results: Path) -> dict[str, Callable[[], list[str]]]:
     return out
 
 
+def _count_text(n: int) -> str:
+    return {1: "One", 2: "Two", 3: "Three", 4: "Four"}.get(n, str(n))
+
+
 def ppo_reward_section(runs: dict[str, dict[str, Any]]) -> list[str]:
     """PPO on ``default`` with each reward, checkpoints every 320 steps, each replayed next to
     uniform on the same validation episodes (``benchmarks.cost``'s ppo_time part)."""
     from benchmarks.make_results import ppo_time_lines
 
     lines = ["## PPO with the paired reward: steps to beat uniform", "",
-             "Two `dus-train --agent ppo --preset default` runs that differ only in "
+             f"{_count_text(len(runs))} `dus-train --agent ppo --preset default` runs that "
+             "differ only in "
              "`--set reward.name=...` (4,800 timesteps, seed 0, checkpoints every 320 steps), "
              "each checkpoint replayed on the same 20 validation episodes next to uniform. "
              "Target: the paired reward first beats uniform in at most a third of the 4,800 "

@@ -58,7 +58,7 @@ python train_agent.py --run-name ppo-default --out-dir "$R" --no-progress-bar
 python train_agent.py --suite synthetic-mix --total-timesteps 30000 --eval-freq 6000 \
   --eval-tasks 8 --run-name generalist --out-dir "$R" --no-progress-bar --eval-episodes 0
 # PPO on default with the paired reward against val_delta: steps to beat uniform, fine checkpoints
-for cell in "ppo-paired paired" "ppo-valdelta val_delta"; do
+for cell in "ppo-paired paired" "ppo-pairedbest paired_best" "ppo-valdelta val_delta"; do
   set -- $cell
   dus-train --agent ppo --preset default --run-name "$1" --set "reward.name=$2" \
     --total-timesteps 4800 --checkpoint-freq 320 --keep-checkpoints 100 --eval-episodes 0 \

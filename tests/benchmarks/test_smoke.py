@@ -465,3 +465,30 @@ def test_the_anchored_generalist_gets_its_own_section_and_leaves_the_others(tmp_
     assert "| s1 | 2 | 90.00 |" in page and "oracle" not in page.split(ANCHORED_HEADING)[1]
     assert "![anchored_generalization](results/anchored_generalization.png)" in page
     assert "On 1 of 3 tasks the generalist's runs are DUS-H's" in page and ": r2." in page
+
+
+def test_ppo_reward_section_lists_every_reward_run_it_finds(tmp_path: Path) -> None:
+    """The steps-to-beat-uniform section: one row per `cost_ppo-NAME.json` present (paired,
+    paired_best, val_delta), the count in its first sentence."""
+    from benchmarks.results_sections import sections
+
+    def run(first_steps):
+        check = {"checkpoint": "rl_model_320_steps.zip", "timesteps": 320, "elapsed_s": 10.0,
+                 "mean_val_acc": 0.85, "beats_uniform": first_steps is not None,
+                 "diff_to_uniform": {"mean": 0.5, "low": 0.1, "high": 0.9, "n": 20}}
+        first = dict(check) if first_steps is not None else None
+        return {"ppo_time": {"preset": "default", "n_envs": 2, "total_timesteps": 4800,
+                             "training_wall_time_s": 300.0, "val_episode_seeds": [1, 2],
+                             "criterion": "CI above 0", "checkpoints": [check],
+                             "first_beating_checkpoint": first,
+                             "first_checkpoint_with_positive_mean": check}}
+
+    for name, first in (("ppo-paired", None), ("ppo-pairedbest", 320)):
+        (tmp_path / f"cost_{name}.json").write_text(json.dumps(run(first)))
+    text = "\n".join(sections(tmp_path)["ppo_reward"]())
+    assert "Two `dus-train --agent ppo --preset default` runs" in text
+    assert "| `paired` | 4800 | 300 | none | 320 | 0 / 1 |" in text
+    assert "| `paired_best` | 4800 | 300 | 320 | 320 | 1 / 1 |" in text
+    assert "### `paired_best`" in text and "| `val_delta` |" not in text
+    (tmp_path / "cost_ppo-valdelta.json").write_text(json.dumps(run(None)))
+    assert "Three `dus-train" in "\n".join(sections(tmp_path)["ppo_reward"]())
