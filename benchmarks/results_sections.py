@@ -786,9 +786,11 @@ def ppo_reward_section(runs: dict[str, dict[str, Any]]) -> list[str]:
                      str(first["timesteps"]) if first else "none",
                      str(positive["timesteps"]) if positive else "none",
                      str(sum(c["beats_uniform"] for c in p["checkpoints"]))
-                     + f" / {len(p['checkpoints'])}"])
+                     + f" / {len(p['checkpoints'])}",
+                     "met" if first and first["timesteps"] <= 1600 else "**missed**"])
     lines += _table(["reward", "timesteps", "train s", "first checkpoint beating uniform",
-                     "first with mean > 0", "checkpoints beating"], rows) + [""]
+                     "first with mean > 0", "checkpoints beating", "≤ 1,600 steps"],
+                    rows) + [""]
     for reward, run in runs.items():
         lines += [f"### `{reward}`", "", *ppo_time_lines(run["ppo_time"], "target ≤ 1,600 steps")]
     return lines

@@ -487,8 +487,8 @@ def test_ppo_reward_section_lists_every_reward_run_it_finds(tmp_path: Path) -> N
         (tmp_path / f"cost_{name}.json").write_text(json.dumps(run(first)))
     text = "\n".join(sections(tmp_path)["ppo_reward"]())
     assert "Two `dus-train --agent ppo --preset default` runs" in text
-    assert "| `paired` | 4800 | 300 | none | 320 | 0 / 1 |" in text
-    assert "| `paired_best` | 4800 | 300 | 320 | 320 | 1 / 1 |" in text
+    assert "| `paired` | 4800 | 300 | none | 320 | 0 / 1 | **missed** |" in text
+    assert "| `paired_best` | 4800 | 300 | 320 | 320 | 1 / 1 | met |" in text
     assert "### `paired_best`" in text and "| `val_delta` |" not in text
     (tmp_path / "cost_ppo-valdelta.json").write_text(json.dumps(run(None)))
     assert "Three `dus-train" in "\n".join(sections(tmp_path)["ppo_reward"]())
