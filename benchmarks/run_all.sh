@@ -152,4 +152,10 @@ python -m benchmarks.generalization --generalist "$R/generalist-best/policy.zip"
   --oracle "$R/headroom.json,$R/headroom_fashion.json" \
   --policies uniform,heuristic,generalist,oracle --jobs 2 \
   --out "$R/ppobest_generalization.json" --resume
+# the same bound with half the selection noise (16 validation seeds) on the synthetic tasks
+python -m benchmarks.oracle --family heuristic --reward paired_best --tasks synthetic-mix:heldout \
+  --trials 16 --search-seeds 500,501,502,503,504,505,506,507,508,509,510,511,512,513,514,515 \
+  --jobs 2 --reference-cache "$R/reference_cache_headroom" --out "$R/bound16.json" --resume
+python -m benchmarks.generalization --tasks synthetic-mix:heldout --oracle "$R/bound16.json" \
+  --policies uniform,heuristic,oracle --jobs 2 --out "$R/bound16_generalization.json" --resume
 python -m benchmarks.make_results --update --results "$R" --out docs/RESULTS.md

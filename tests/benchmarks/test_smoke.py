@@ -264,6 +264,14 @@ def test_headroom_section_reads_the_oracle_and_the_generalization_run_that_repla
     assert "| real data | 2 |" in text
     assert "DUS-H tuned per task beats DUS-H on these tasks" in text and "+0.25 [+0.04" in text
     assert "half-width, 0.21 points" in text
+    # the wider search renders as its own section from its own pair of files
+    from benchmarks.results_sections import HEADROOM_WIDE_HEADING
+
+    (tmp_path / "bound16.json").write_text(json.dumps(oracle))
+    (tmp_path / "bound16_generalization.json").write_text(json.dumps(
+        {**general, "settings": {"oracle": "r/bound16.json"}}))
+    wide = "\n".join(sections(tmp_path)["headroom_wide"]())
+    assert wide.startswith(HEADROOM_WIDE_HEADING) and "| all | 4 | +1.25" in wide
     # before the test runs exist, the search alone
     (tmp_path / "ppobest_generalization.json").unlink()
     assert "Not yet replayed on test seeds." in "\n".join(sections(tmp_path)["headroom"]())
