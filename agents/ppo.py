@@ -16,9 +16,10 @@ them through :mod:`dus_agents.sb3_files` without executing their pickled entries
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from dus_agents.artifact import (
     tensors_from_bytes,
     write_artifact,
 )
-from dus_env.errors import check_range
+from dus_env.errors import check_range, did_you_mean
 
 ARTIFACT_KIND = "ppo"
 POLICY_ENTRY, WEIGHTS_ENTRY = "policy.json", "policy.pt"
@@ -54,7 +55,8 @@ class PPOConfig:
     """Env steps per env per rollout (None: from ``episodes_per_rollout``). SB3's default 2,048
     would mean hundreds of training runs before the first update."""
     batch_size: int | None = None
-    """Minibatch size (None: a quarter of the rollout, ``n_steps * n_envs // 4``, at least 1)."""
+    """Minibatch size (None: a quarter of the rollout, ``n_steps * n_envs // 4``, at least 2:
+    SB3 normalises advantages per minibatch, so it refuses minibatches of one)."""
     n_epochs: int = 4
     """Passes over each rollout; few, as the rollout is small and re-used data goes stale."""
     learning_rate: float = 3e-4
@@ -85,7 +87,7 @@ class PPOConfig:
         if self.n_steps is not None:
             check_range("ppo.n_steps", self.n_steps, 1)
         if self.batch_size is not None:
-            check_range("ppo.batch_size", self.batch_size, 1)
+            check_range("ppo.batch_size", self.batch_size, 2)
         check_range("ppo.n_epochs", self.n_epochs, 1)
         check_range("ppo.learning_rate", self.learning_rate, 0.0, low_inclusive=False)
         check_range("ppo.gamma", self.gamma, 0.0, 1.0)
@@ -104,6 +106,30 @@ class PPOConfig:
         points, so they are scaled to tenths (not hundredths) of a point."""
         return cls(reward_scale=0.1)
 
+    def with_overrides(self, pairs: Sequence[str], flag: str = "--ppo") -> PPOConfig:
+        """These settings with ``KEY=VALUE`` overrides (``learning_rate=1e-3``,
+        ``episodes_per_rollout=2``, ``net_arch=[32,32]``; values read as JSON). Raises
+        ``ValueError`` naming the flag, the key or value and the valid keys or type."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        changes: dict[str, Any] = {}
+        for pair in pairs:
+            key, sep, text = pair.partition("=")
+            if not sep or not key:
+                raise ValueError(f"{flag}={pair!r}: expected KEY=VALUE, e.g. {flag} "
+                                 f"learning_rate=1e-3")
+            if key not in fields:
+                raise ValueError(f"{flag}={pair!r}: {key!r} is not a PPO setting; valid keys: "
+                                 f"{sorted(fields)}.{did_you_mean(key, fields)}")
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                value = text
+            changes[key] = _setting(flag, key, value, fields[key])
+        try:
+            return dataclasses.replace(self, **changes)
+        except ValueError as exc:
+            raise ValueError(f"{flag}: {exc}") from None
+
     def rollout_steps(self, episode_length: int) -> int:
         """``n_steps`` per env for episodes of ``episode_length`` env steps."""
         if self.n_steps is not None:
@@ -113,7 +139,11 @@ class PPOConfig:
     def sb3_kwargs(self, episode_length: int, n_envs: int) -> dict[str, Any]:
         """Keyword arguments for ``stable_baselines3.PPO``."""
         n_steps = self.rollout_steps(episode_length)
-        batch_size = self.batch_size or max(1, n_steps * n_envs // 4)
+        if n_steps * n_envs < 2:
+            raise ValueError(f"ppo.n_steps={n_steps} with {n_envs} env gives a rollout of "
+                             f"{n_steps * n_envs} step; PPO needs at least 2 (raise "
+                             "ppo.n_steps or the env count)")
+        batch_size = self.batch_size or max(2, n_steps * n_envs // 4)
         return {
             "n_steps": n_steps,
             "batch_size": batch_size,
@@ -131,6 +161,29 @@ class PPOConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _setting(flag: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` checked against the type of the setting whose default is ``default``."""
+    def is_int(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    if key in ("n_steps", "batch_size"):
+        ok, want = value is None or is_int(value), "an integer or null"
+    elif key == "net_arch":
+        ok, want = (isinstance(value, list) and bool(value) and all(map(is_int, value)),
+                    "a non-empty JSON list of integers, e.g. [64,64]")
+        value = tuple(value) if ok else value
+    elif isinstance(default, str):
+        ok, want = isinstance(value, str), "a string"
+    elif is_int(default):
+        ok, want = is_int(value), "an integer"
+    else:
+        ok, want = is_int(value) or isinstance(value, float), "a number"
+        value = float(value) if ok else value
+    if not ok:
+        raise ValueError(f"{flag} {key}={value!r} has type {type(value).__name__}; expected {want}")
+    return value
 
 
 class ScaleReward(gym.RewardWrapper):

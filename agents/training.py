@@ -46,6 +46,10 @@ class TrainArgs:
     """Env config override KEY=VALUE over the preset, repeatable, e.g. --set
     reward.name=discrepancy --set sampler.multipliers=[0.5,1,2] (values read as JSON when
     they parse)."""
+    ppo: list[str] = dataclasses.field(default_factory=list, metadata={"metavar": "KEY=VALUE"})
+    """PPO setting override KEY=VALUE (a dus_agents.ppo.PPOConfig field), repeatable, e.g.
+    --ppo learning_rate=1e-3 --ppo episodes_per_rollout=2 (values read as JSON); --agent ppo
+    only. The settings used are recorded in config.json."""
     total_timesteps: int = 8000
     """Env steps to train for (all envs together); default-preset episodes are 20 steps. The
     default is where PPO's checkpoints beat uniform on validation in docs/RESULTS.md (Cost)."""
@@ -225,6 +229,14 @@ def build_vec_env(args: TrainArgs, run_dir: Path, reward_scale: float,
 
 
 # --------------------------------------------------------------------------- agents
+def ppo_config(args: TrainArgs):
+    """The PPO settings of a run: the suite's or the preset's defaults, then ``--ppo``."""
+    from dus_agents.ppo import PPOConfig
+
+    base = PPOConfig.for_suite() if args.suite else PPOConfig()
+    return base.with_overrides(args.ppo)
+
+
 def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
               crash_at_step: dict[int, int] | None = None) -> tuple[Any, dict]:
     from stable_baselines3.common.utils import set_random_seed
@@ -245,7 +257,7 @@ def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
     )
     from dus_env.errors import ArtifactError
 
-    config = PPOConfig.for_suite() if args.suite else PPOConfig()
+    config = ppo_config(args)
     spec = probe_env.unwrapped.spec_dict()
     episode_length = (max(t.config.steps_per_episode for t in probe_env.unwrapped._pool)
                       if args.suite else probe_env.unwrapped.config.steps_per_episode)

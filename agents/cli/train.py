@@ -34,7 +34,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dus_agents.training import AGENTS, RAY_FLAGS, VEC_ENVS, TrainArgs, env_overrides, train
+from dus_agents.training import (
+    AGENTS,
+    RAY_FLAGS,
+    VEC_ENVS,
+    TrainArgs,
+    env_overrides,
+    ppo_config,
+    train,
+)
 from dus_env import cli
 from dus_env.config import overrides_from_pairs as cli_overrides
 from dus_env.config.fields import check_fields
@@ -59,7 +67,7 @@ def check_choice(name: str, value: Any, choices: Any) -> None:
                          f"{choices}.{did_you_mean(value, choices)}")
 
 
-RESUME_FIXED = ("agent", "preset", "suite", "host", "set", "seed", "n_envs", "out_dir",
+RESUME_FIXED = ("agent", "preset", "suite", "host", "set", "ppo", "seed", "n_envs", "out_dir",
                 "run_name", "anchor", "anchor_strength")
 MAX_RUN_NAME_BYTES = 200
 """Longest --run-name (file systems allow 255 bytes per name; suffixes are added)."""
@@ -147,8 +155,21 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainArgs, Path | Non
         if args.host is not None and "host" in pairs.get("trainer", {}):
             raise UsageError(f"--host={args.host!r} and --set trainer.host="
                              f"{pairs['trainer']['host']!r} conflict; give one of them")
+    if args.ppo:
+        if args.agent != "ppo":
+            raise UsageError(f"--ppo applies to --agent ppo only, not --agent={args.agent!r}; "
+                             "drop --ppo")
+        try:
+            ppo_config(args)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if args.n_envs == 0:
         args = dataclasses.replace(args, n_envs=2 if args.agent == "ppo" else 1)
+    if args.ppo and ppo_config(args).n_steps is not None and args.n_envs >= 1:
+        try:  # a fixed rollout length is checked now; one from episodes once the env exists
+            ppo_config(args).sb3_kwargs(episode_length=1, n_envs=args.n_envs)
+        except ValueError as exc:
+            raise UsageError(f"--ppo: {exc}") from None
     for name, low in (("total_timesteps", 1), ("n_envs", 1), ("checkpoint_freq", 1),
                       ("keep_checkpoints", 1), ("eval_episodes", 0), ("torch_threads", 1)):
         if getattr(args, name) < low:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 
 import gymnasium as gym
 import numpy as np
@@ -60,13 +61,34 @@ def test_config_defaults_suit_an_expensive_env():
     assert kwargs["n_epochs"] == 4
     assert kwargs["device"] == "cpu"
     assert PPOConfig(n_steps=12).sb3_kwargs(20, 2)["batch_size"] == 6
+    assert PPOConfig(n_steps=6).sb3_kwargs(20, 1)["batch_size"] == 2  # SB3 refuses 1
+    with pytest.raises(ValueError, match="a rollout of 1 step; PPO needs at least 2"):
+        PPOConfig(n_steps=1).sb3_kwargs(20, 1)
 
 
 @pytest.mark.parametrize("field, value", [("n_epochs", 0), ("gamma", 1.5), ("reward_scale", 0.0),
-                                          ("learning_rate", -1.0), ("net_arch", (0,))])
+                                          ("learning_rate", -1.0), ("net_arch", (0,)),
+                                          ("batch_size", 1)])
 def test_config_rejects_bad_values_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"ppo.{field}="):
         PPOConfig(**{field: value})
+
+
+def test_overrides_replace_settings_and_name_bad_ones():
+    config = PPOConfig().with_overrides(
+        ["learning_rate=1e-3", "n_epochs=8", "n_steps=40", "net_arch=[32,16]", "gamma=1"])
+    assert (config.learning_rate, config.n_epochs, config.n_steps) == (1e-3, 8, 40)
+    assert config.net_arch == (32, 16) and config.gamma == 1.0 and isinstance(config.gamma, float)
+    assert PPOConfig.for_suite().with_overrides([]).reward_scale == 0.1
+    assert PPOConfig(n_steps=12).with_overrides(["n_steps=null"]).n_steps is None
+    for pair, message in [("n_epochs=2.5", "n_epochs=2.5 has type float; expected an integer"),
+                          ("n_epochs=true", "has type bool; expected an integer"),
+                          ("net_arch=[]", "expected a non-empty JSON list of integers"),
+                          ("device=3", "device=3 has type int; expected a string"),
+                          ("gamma=1.5", "--ppo: ppo.gamma=1.5 is out of range"),
+                          ("clip=0.1", "'clip' is not a PPO setting")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            PPOConfig().with_overrides([pair])
 
 
 def test_scale_reward_wrapper():

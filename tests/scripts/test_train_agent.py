@@ -190,6 +190,13 @@ def test_unknown_agent_in_a_subprocess(tmp_path):
      "both start PPO from DUS-H"),
     (["--suite", "tiny", "--anchor", "heuristic", "--anchor-strength", "0"],
      "--anchor-strength=0.0 must be a finite number > 0"),
+    (["--ppo", "lerning_rate=1e-3"], "'lerning_rate' is not a PPO setting; valid keys: "
+                                     "['batch_size', 'clip_range'"),
+    (["--ppo", "learning_rate=fast"], "--ppo learning_rate='fast' has type str; expected a number"),
+    (["--ppo", "n_epochs=0"], "ppo.n_epochs=0 is out of range"),
+    (["--ppo", "n_epochs"], "expected KEY=VALUE"),
+    (["--agent", "reinforce", "--ppo", "n_epochs=2"], "--ppo applies to --agent ppo only"),
+    (["--ppo", "n_steps=1", "--n-envs", "1"], "a rollout of 1 step; PPO needs at least 2"),
 ])
 def test_bad_input_exits_2_without_a_run_dir(flags, message, tmp_path, capsys):
     out = tmp_path / "out"
@@ -248,6 +255,22 @@ def test_set_overrides_reach_the_env_and_the_run_config(tmp_path):
     assert config["args"]["set"] == ["reward.name=discrepancy", "monitor.history_length=3"]
     assert config["env_config"]["reward"]["name"] == "discrepancy"
     assert config["env_spec"]["history_length"] == 3
+
+
+def test_ppo_overrides_reach_sb3_and_the_run_files(tmp_path):
+    proc = run("--agent", "ppo", *TINY, "--total-timesteps", "24", "--eval-episodes", "0",
+               "--ppo", "episodes_per_rollout=1", "--ppo", "learning_rate=1e-3",
+               "--out-dir", str(tmp_path), "--run-name", "r")
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["args"]["ppo"] == ["episodes_per_rollout=1", "learning_rate=1e-3"]
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["ppo_config"]["learning_rate"] == 1e-3
+    episode = gym.make(dus_env.ENV_ID, preset="tiny").unwrapped.config.steps_per_episode
+    assert summary["sb3_kwargs"]["n_steps"] == episode  # one whole episode per env
+    assert summary["sb3_kwargs"]["batch_size"] == max(2, episode // 4)  # SB3 refuses 1
+    with pytest.raises(SystemExit):  # a resumed run keeps its PPO settings
+        train_agent.main(["--resume", str(tmp_path / "r"), "--ppo", "learning_rate=1e-2"])
 
 
 # ----------------------------------------------------------------------------- resume (issue 12)
