@@ -158,4 +158,20 @@ python -m benchmarks.oracle --family heuristic --reward paired_best --tasks synt
   --jobs 2 --reference-cache "$R/reference_cache_headroom" --out "$R/bound16.json" --resume
 python -m benchmarks.generalization --tasks synthetic-mix:heldout --oracle "$R/bound16.json" \
   --policies uniform,heuristic,oracle --jobs 2 --out "$R/bound16_generalization.json" --resume
+# PPO's own settings for the paired reward (dus-train --ppo): three tried on training seed 0,
+# the earliest to beat uniform there (learning_rate=1e-3) rerun on seeds 1-3 beside the defaults
+pb() {  # NAME SEED [--ppo KEY=VALUE ...]: one paired_best PPO run on default, then its checkpoints
+  local run="ppo-pb-$1-s$2"; shift 2
+  dus-train --agent ppo --preset default --run-name "$run" --set reward.name=paired_best "$@" \
+    --total-timesteps 4800 --checkpoint-freq 320 --keep-checkpoints 100 --eval-episodes 0 \
+    --out-dir "$R/runs" --no-progress-bar
+  python -m benchmarks.cost --parts ppo_time --ppo-run "$R/runs/$run" --out "$R/cost_$run.json"
+}
+pb epr2 0 --seed 0 --ppo episodes_per_rollout=2
+pb lr1e-3 0 --seed 0 --ppo learning_rate=1e-3
+pb epr1 0 --seed 0 --ppo episodes_per_rollout=1
+for seed in 1 2 3; do
+  pb base "$seed" --seed "$seed"
+  pb lr1e-3 "$seed" --seed "$seed" --ppo learning_rate=1e-3
+done
 python -m benchmarks.make_results --update --results "$R" --out docs/RESULTS.md

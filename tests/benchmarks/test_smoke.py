@@ -500,3 +500,41 @@ def test_ppo_reward_section_lists_every_reward_run_it_finds(tmp_path: Path) -> N
     assert "### `paired_best`" in text and "| `val_delta` |" not in text
     (tmp_path / "cost_ppo-valdelta.json").write_text(json.dumps(run(None)))
     assert "Three `dus-train" in "\n".join(sections(tmp_path)["ppo_reward"]())
+
+
+def test_ppo_settings_section_groups_runs_by_their_ppo_flags_and_seeds(tmp_path: Path) -> None:
+    """The PPO-settings section: paired_best runs grouped by `--ppo` settings (read from each
+    run's config.json), one row per run, the median first beating checkpoint and the count of
+    runs within 1,600 steps per setting, with seed 0 (the one that chose) counted apart."""
+    from benchmarks.results_sections import sections
+
+    def write(name, seed, ppo, first_steps, reward="paired_best"):
+        run_dir = tmp_path / "runs" / name
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.json").write_text(json.dumps({"args": {
+            "seed": seed, "ppo": ppo, "set": [f"reward.name={reward}"]}}))
+        checks = [{"checkpoint": f"rl_model_{t}_steps.zip", "timesteps": t, "elapsed_s": t / 30,
+                   "mean_val_acc": 0.86, "beats_uniform": first_steps is not None
+                   and t >= first_steps,
+                   "diff_to_uniform": {"mean": 0.01 * t / 1600, "low": 0.001, "high": 0.02,
+                                       "n": 20}} for t in (320, 1600, 4800)]
+        first = next((c for c in checks if c["beats_uniform"]), None)
+        (tmp_path / f"cost_{name}.json").write_text(json.dumps({"ppo_time": {
+            "run_dir": str(tmp_path / "elsewhere" / name), "checkpoints": checks,
+            "first_beating_checkpoint": first, "first_checkpoint_with_positive_mean": checks[0],
+            "total_timesteps": 4800, "training_wall_time_s": 100.0}}))
+
+    write("ppo-pairedbest", 0, [], 4800)
+    write("ppo-paired", 0, [], None, reward="paired")  # another reward: not in this section
+    write("ppo-pb-lr-s0", 0, ["learning_rate=1e-3"], 320)
+    assert "ppo_settings" not in sections(tmp_path)  # one seed per setting: nothing to show yet
+    write("ppo-pb-base-s1", 1, [], None)
+    write("ppo-pb-base-s2", 2, [], 1600)
+    write("ppo-pb-lr-s1", 1, ["learning_rate=1e-3"], 1600)
+    write("ppo-pb-lr-s2", 2, ["learning_rate=1e-3"], 4800)
+    text = "\n".join(sections(tmp_path)["ppo_settings"]())
+    assert "| defaults | 1 | none | 320 | 0 / 3 | +1.00 [+0.10, +2.00] | **missed** |" in text
+    assert "| `--ppo learning_rate=1e-3` | 0 | 320 | 320 | 3 / 3 |" in text
+    assert "| defaults | 0, 1, 2 | 4,800 | 1 of 3 | 1 of 2 |" in text
+    assert "| `--ppo learning_rate=1e-3` | 0, 1, 2 | 1,600 | 2 of 3 | 1 of 2 |" in text
+    assert "reward.name=paired`" not in text and "| `paired` |" not in text
