@@ -34,7 +34,9 @@ section           JSON (under --results)                     from
                                                              reward.name=paired_best``
 ``headroom``      ``headroom*.json``, the                    ``benchmarks.oracle --family
                   ``*generalization*.json`` run with them    heuristic``,
-                  as ``--oracle``                            ``benchmarks.generalization``
+                  as ``--oracle`` (one of them with          ``benchmarks.generalization``
+                  ``--generalist pretrained``: the shipped
+                  policy against the bound)
 ``headroom_wide`` ``bound16.json``,                          as ``headroom``, 16 validation
                   ``bound16_generalization.json``            seeds, synthetic tasks
 ``ppo_settings``  ``cost_ppo-*.json`` of runs with             ``dus-train --ppo KEY=VALUE``,
@@ -335,10 +337,12 @@ HEADROOM_WIDE_INTRO = (
 
 def headroom_section(oracles: list[dict[str, Any]], g: dict[str, Any] | None, *,
                      heading: str = HEADROOM_HEADING,
-                     intro: tuple[str, ...] = HEADROOM_INTRO) -> list[str]:
+                     intro: tuple[str, ...] = HEADROOM_INTRO,
+                     shipped: dict[str, Any] | None = None) -> list[str]:
     """The heuristic-family oracle: per task its tuned settings and validation gain over
     DUS-H, and (from ``g``, a benchmarks.generalization run with it as ``oracle``) its test
-    gain; the across-task summary."""
+    gain; the across-task summary; with ``shipped`` (such a run of the shipped generalist),
+    the shipped policy measured against this bound."""
     found = {t: e for o in oracles for t, e in o["tasks"].items()}
     lines = [heading, ""]
     for paragraph in intro:
@@ -376,6 +380,23 @@ def headroom_section(oracles: list[dict[str, Any]], g: dict[str, Any] | None, *,
                   f"{_f(vs_h['half_width'])} points, is the mean gain over DUS-H that a policy "
                   "with the same spread of per-task gains would need on these tasks and seeds "
                   "for its interval to clear 0.", ""]
+    if shipped:
+        lines += shipped_against_bound_lines(shipped)
+    return lines
+
+
+def shipped_against_bound_lines(g: dict[str, Any]) -> list[str]:
+    """The shipped generalist in a generalization run whose oracle is the headroom bound."""
+    a = (g.get("across_tasks") or {}).get("generalist")
+    if not a:
+        return []
+    lines = [f"**The shipped generalist against this bound** (`{command_line(g['command'])}`, "
+             "the same tasks and test seeds):", "",
+             *_table(["tasks", "n", "gain vs uniform", "gain vs DUS-H", "W/T/L vs DUS-H"],
+                     [["all", *_summary_row(a)]]), ""]
+    share = (g.get("across_tasks") or {}).get("oracle_share")
+    if share:
+        lines += _oracle_share_lines(share)
     return lines
 
 
@@ -763,10 +784,13 @@ def sections(results: Path) -> dict[str, Callable[[], list[str]]]:
     headroom = [json.loads(p.read_text()) for p in sorted(results.glob("headroom*.json"))
                 if not p.stem.endswith("generalization")]
     if headroom:
-        tested = next((run for p in sorted(results.glob("*generalization*.json"))
-                       if "headroom" in ((run := json.loads(p.read_text())).get("settings")
-                                         or {}).get("oracle", "")), None)
-        out["headroom"] = lambda: headroom_section(headroom, tested)
+        runs = [run for p in sorted(results.glob("*generalization*.json"))
+                if "headroom" in ((run := json.loads(p.read_text())).get("settings")
+                                  or {}).get("oracle", "")]
+        shipped = next((r for r in runs if r["settings"].get("generalist") == "pretrained"),
+                       None)
+        tested = next((r for r in runs if r is not shipped), shipped)
+        out["headroom"] = lambda: headroom_section(headroom, tested, shipped=shipped)
     wide = _load(results / "bound16.json")
     if wide:
         out["headroom_wide"] = lambda: headroom_section(

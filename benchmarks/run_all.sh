@@ -158,6 +158,11 @@ python -m benchmarks.oracle --family heuristic --reward paired_best --tasks synt
   --jobs 2 --reference-cache "$R/reference_cache_headroom" --out "$R/bound16.json" --resume
 python -m benchmarks.generalization --tasks synthetic-mix:heldout --oracle "$R/bound16.json" \
   --policies uniform,heuristic,oracle --jobs 2 --out "$R/bound16_generalization.json" --resume
+# the shipped generalist against the headroom bound (its share of the bound's gain)
+python -m benchmarks.generalization --generalist pretrained \
+  --oracle "$R/headroom.json,$R/headroom_fashion.json" \
+  --policies uniform,heuristic,generalist,oracle --jobs 2 \
+  --out "$R/shipped_generalization.json" --resume
 # PPO's own settings for the paired reward (dus-train --ppo): three tried on training seed 0,
 # the earliest to beat uniform there (learning_rate=1e-3) rerun on seeds 1-3 beside the defaults
 pb() {  # NAME SEED [--ppo KEY=VALUE ...]: one paired_best PPO run on default, then its checkpoints
