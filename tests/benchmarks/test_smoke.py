@@ -558,3 +558,5 @@ def test_ppo_settings_section_groups_runs_by_their_ppo_flags_and_seeds(tmp_path:
     assert "| defaults | 0, 1, 2 | 4,800 | 1 of 3 | 1 of 2 |" in text
     assert "| `--ppo learning_rate=1e-3` | 0, 1, 2 | 1,600 | 2 of 3 | 1 of 2 |" in text
     assert "reward.name=paired`" not in text and "| `paired` |" not in text
+    assert ("defaults: median 4,800 steps, missed in the median, 2 of 3 runs missing it; "
+            "`--ppo learning_rate=1e-3`: median 1,600 steps, met in the median, 1 of 3") in text
