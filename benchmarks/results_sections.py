@@ -419,7 +419,9 @@ def _oracle_share_lines(share: dict[str, Any]) -> list[str]:
             f"oracle's gain is significant ({len(tasks)} task(s)): "
             + (", ".join(f"{t} {100 * per[t]:.0f}%" for t in tasks) or "none")
             + f"; mean {_f(100 * mean, 0) + '%' if mean is not None else 'n/a'} "
-            "(target >= 70% on each).", ""]
+            "(target >= 70% on each"
+            + (f": reached on {sum(per[t] >= 0.7 for t in tasks)} of {len(tasks)}"
+               if tasks else "") + ").", ""]
 
 
 def _by_kind(tasks: dict[str, Any]) -> list[str]:
