@@ -36,6 +36,7 @@ from dus_agents.artifact import (
     tensors_from_bytes,
     write_artifact,
 )
+from dus_env.config.io import value_of
 from dus_env.errors import check_range, did_you_mean
 
 ARTIFACT_KIND = "ppo"
@@ -120,11 +121,7 @@ class PPOConfig:
             if key not in fields:
                 raise ValueError(f"{flag}={pair!r}: {key!r} is not a PPO setting; valid keys: "
                                  f"{sorted(fields)}.{did_you_mean(key, fields)}")
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
-                value = text
-            changes[key] = _setting(flag, key, value, fields[key])
+            changes[key] = _setting(flag, key, value_of(text), fields[key])
         try:
             return dataclasses.replace(self, **changes)
         except ValueError as exc:

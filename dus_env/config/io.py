@@ -61,6 +61,15 @@ def config_from_dict(data: Mapping[str, Any], base: EnvConfig | None = None) -> 
     return _from_dict(EnvConfig, merged, "")
 
 
+def value_of(text: str) -> Any:
+    """A command-line value: read as JSON when it parses (``3``, ``1e-3``, ``[0.5,1]``,
+    ``null``), else the text itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def overrides_from_pairs(pairs: Sequence[str], flag: str = "--set") -> dict[str, Any]:
     """Nested overrides from command-line ``KEY=VALUE`` pairs (``reward.name=discrepancy``,
     ``sampler.multipliers=[0.5,1,2]``). Values are read as JSON when they parse, else kept as
@@ -71,10 +80,7 @@ def overrides_from_pairs(pairs: Sequence[str], flag: str = "--set") -> dict[str,
         if not sep or not key or any(not part for part in key.split(".")):
             raise ValueError(f"{flag}={pair!r}: expected KEY=VALUE with a dotted key, e.g. "
                              f"{flag} reward.name=discrepancy")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
+        parsed = value_of(value)
         node = nested
         *parents, leaf = key.split(".")
         for part in parents:

@@ -246,23 +246,16 @@ def test_default_env_count_depends_on_the_agent(agent, expected):
     assert args.n_envs == expected
 
 
-def test_set_overrides_reach_the_env_and_the_run_config(tmp_path):
+def test_set_and_ppo_overrides_reach_the_env_sb3_and_the_run_files(tmp_path):
     proc = run("--agent", "ppo", *TINY, "--total-timesteps", "24", "--eval-episodes", "0",
                "--set", "reward.name=discrepancy", "--set", "monitor.history_length=3",
+               "--ppo", "episodes_per_rollout=1", "--ppo", "learning_rate=1e-3",
                "--out-dir", str(tmp_path), "--run-name", "r")
     assert proc.returncode == 0, proc.stderr
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["args"]["set"] == ["reward.name=discrepancy", "monitor.history_length=3"]
     assert config["env_config"]["reward"]["name"] == "discrepancy"
     assert config["env_spec"]["history_length"] == 3
-
-
-def test_ppo_overrides_reach_sb3_and_the_run_files(tmp_path):
-    proc = run("--agent", "ppo", *TINY, "--total-timesteps", "24", "--eval-episodes", "0",
-               "--ppo", "episodes_per_rollout=1", "--ppo", "learning_rate=1e-3",
-               "--out-dir", str(tmp_path), "--run-name", "r")
-    assert proc.returncode == 0, proc.stderr
-    config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["args"]["ppo"] == ["episodes_per_rollout=1", "learning_rate=1e-3"]
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["ppo_config"]["learning_rate"] == 1e-3
