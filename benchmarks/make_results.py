@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -486,9 +487,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                _load(results / held_out),
                                                _load(results / choice)))
             done.append(str(card))
-        for png in results.glob("*.png"):  # the sections' figures
-            (out.parent / "results").mkdir(parents=True, exist_ok=True)
-            atomic_write(out.parent / "results" / png.name, png.read_bytes())
+        for name in sorted(set(re.findall(r"\]\(results/([^)/]+\.png)\)", text))):
+            if (png := results / name).is_file():  # the figures the page shows, no others
+                (out.parent / "results").mkdir(parents=True, exist_ok=True)
+                atomic_write(out.parent / "results" / name, png.read_bytes())
         atomic_write(out, text)
         print(f"updated {out}: sections {done}")
         return 0

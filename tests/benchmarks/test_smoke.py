@@ -9,6 +9,7 @@ RESULTS page from those outputs. Nothing here asserts a wall-clock time.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -154,6 +155,19 @@ def test_make_results_update_writes_the_v1_sections_and_keeps_the_rest(v1_result
     assert "`python -m benchmarks.generalization --smoke" in text  # not the file's path
     _run("make_results", "--update", "--out", str(page), "--results", str(v1_results))
     assert page.read_text() == text  # idempotent: each section replaced in place
+
+
+def test_make_results_update_copies_only_the_figures_the_page_shows(v1_results: Path,
+                                                                   tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    shutil.copytree(v1_results, results)
+    (results / "stray.png").write_bytes((results / "generalization.png").read_bytes())
+    page = tmp_path / "docs" / "RESULTS.md"
+    page.parent.mkdir()
+    _run("make_results", "--update", "--out", str(page), "--results", str(results))
+    text, figures = page.read_text(), sorted(p.name for p in (page.parent / "results").glob("*"))
+    assert "generalization.png" in figures and "stray.png" not in figures
+    assert all(f"](results/{name})" in text for name in figures)
 
 
 def test_generalization_resume_keeps_finished_tasks_and_refuses_other_settings(
