@@ -949,7 +949,31 @@ def ppo_settings_section(groups: dict[tuple[str, ...], list[dict[str, Any]]]) ->
               "it at one checkpoint and fall back at the next (the *checkpoints beating* "
               "column), so the first beating checkpoint of one run is a noisy measure; the "
               "spread across seeds above is the honest size of that noise."]
+    if () in confirmed:
+        lines += ["", *_settings_rank_test(groups, [k for k in confirmed if k != ()])]
     return lines
+
+
+def _settings_rank_test(groups: dict[tuple[str, ...], list[dict[str, Any]]],
+                        others: list[tuple[str, ...]]) -> list[str]:
+    """Whether a setting's first beating checkpoints differ from the defaults' beyond the spread
+    across training seeds: a two-sided Mann-Whitney U test (scipy; runs that never beat uniform
+    rank last, tied)."""
+    from scipy.stats import mannwhitneyu
+
+    never = float(10 ** 9)  # later than any checkpoint: ranks last, ties with the other nevers
+    base = [min(_first_steps(r["ppo_time"]), never) for r in groups[()]]
+    out = []
+    for key in others:
+        steps = [min(_first_steps(r["ppo_time"]), never) for r in groups[key]]
+        p = float(mannwhitneyu(steps, base, alternative="two-sided").pvalue)
+        out.append(f"{_settings_name(key)} against the defaults ({len(steps)} and {len(base)} "
+                   f"runs): two-sided Mann-Whitney U p = {p:.2f}, "
+                   + ("a difference in steps to beat uniform beyond the spread across seeds."
+                      if p < 0.05 else "no difference in steps to beat uniform beyond the "
+                      "spread across seeds (p ≥ 0.05): the medians above differ by chance as "
+                      "far as these runs can tell."))
+    return ["Is the difference real? " + " ".join(out)]
 
 
 def overhead_section(overhead: dict[str, Any]) -> list[str]:

@@ -175,7 +175,7 @@ pb() {  # NAME SEED [--ppo KEY=VALUE ...]: one paired_best PPO run on default, t
 pb epr2 0 --seed 0 --ppo episodes_per_rollout=2
 pb lr1e-3 0 --seed 0 --ppo learning_rate=1e-3
 pb epr1 0 --seed 0 --ppo episodes_per_rollout=1
-for seed in 1 2 3; do
+for seed in 1 2 3 4 5 6; do
   pb base "$seed" --seed "$seed"
   pb lr1e-3 "$seed" --seed "$seed" --ppo learning_rate=1e-3
 done

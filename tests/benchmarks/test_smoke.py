@@ -575,3 +575,5 @@ def test_ppo_settings_section_groups_runs_by_their_ppo_flags_and_seeds(tmp_path:
     assert "reward.name=paired`" not in text and "| `paired` |" not in text
     assert ("defaults: median 4,800 steps, missed in the median, 2 of 3 runs missing it; "
             "`--ppo learning_rate=1e-3`: median 1,600 steps, met in the median, 1 of 3") in text
+    assert ("`--ppo learning_rate=1e-3` against the defaults (3 and 3 runs): two-sided "
+            "Mann-Whitney U p = 0.37, no difference") in text  # ranks 1, 2.5, 4.5 against 2.5, 4.5, 6
