@@ -891,6 +891,7 @@ def ppo_settings_section(groups: dict[tuple[str, ...], list[dict[str, Any]]]) ->
     seeds_of = {key: [r["seed"] for r in runs] for key, runs in groups.items()}
     explored = [key for key, seeds in seeds_of.items() if seeds == [0]]
     confirmed = [key for key, seeds in seeds_of.items() if len(seeds) > 1]
+    steps_of = {key: [_first_steps(r["ppo_time"]) for r in runs] for key, runs in groups.items()}
     lines = ["## PPO settings for the paired reward: steps to beat uniform over training seeds",
              "",
              "The `paired_best` run above is one training seed. Here PPO's own settings vary "
@@ -922,7 +923,7 @@ def ppo_settings_section(groups: dict[tuple[str, ...], list[dict[str, Any]]]) ->
                      f"≤ {PPO_TARGET_STEPS:,} steps"], rows) + [""]
     summary = []
     for key, runs in groups.items():
-        steps = [_first_steps(r["ppo_time"]) for r in runs]
+        steps = steps_of[key]
         later = [s for r, s in zip(runs, steps) if r["seed"] != 0]
         median = statistics.median(steps)
         summary.append([_settings_name(key), ", ".join(str(r["seed"]) for r in runs),
@@ -937,7 +938,7 @@ def ppo_settings_section(groups: dict[tuple[str, ...], list[dict[str, Any]]]) ->
                     summary) + [""]
     verdicts = []
     for key in confirmed:
-        steps = [_first_steps(r["ppo_time"]) for r in groups[key]]
+        steps = steps_of[key]
         median = statistics.median(steps)
         verdicts.append(f"{_settings_name(key)}: median "
                         + (f"{median:,.0f} steps" if median != float("inf") else "never")
@@ -950,22 +951,21 @@ def ppo_settings_section(groups: dict[tuple[str, ...], list[dict[str, Any]]]) ->
               "column), so the first beating checkpoint of one run is a noisy measure; the "
               "spread across seeds above is the honest size of that noise."]
     if () in confirmed:
-        lines += ["", *_settings_rank_test(groups, [k for k in confirmed if k != ()])]
+        lines += ["", *_settings_rank_test(steps_of, [k for k in confirmed if k != ()])]
     return lines
 
 
-def _settings_rank_test(groups: dict[tuple[str, ...], list[dict[str, Any]]],
+def _settings_rank_test(steps_of: dict[tuple[str, ...], list[float]],
                         others: list[tuple[str, ...]]) -> list[str]:
     """Whether a setting's first beating checkpoints differ from the defaults' beyond the spread
     across training seeds: a two-sided Mann-Whitney U test (scipy; runs that never beat uniform
-    rank last, tied)."""
+    rank last, tied: their steps are infinite)."""
     from scipy.stats import mannwhitneyu
 
-    never = float(10 ** 9)  # later than any checkpoint: ranks last, ties with the other nevers
-    base = [min(_first_steps(r["ppo_time"]), never) for r in groups[()]]
+    base = steps_of[()]
     out = []
     for key in others:
-        steps = [min(_first_steps(r["ppo_time"]), never) for r in groups[key]]
+        steps = steps_of[key]
         p = float(mannwhitneyu(steps, base, alternative="two-sided").pvalue)
         out.append(f"{_settings_name(key)} against the defaults ({len(steps)} and {len(base)} "
                    f"runs): two-sided Mann-Whitney U p = {p:.2f}, "
