@@ -1,7 +1,7 @@
 """What every benchmark shares: its flags, its start-up, its statistics and its JSON.
 
 * :class:`BenchArgs`: the base of each benchmark's dataclass of flags (``--out``, ``--smoke``,
-  ``--threads``); :func:`parse` turns ``argv`` into one with :mod:`dus_env.cli` and applies the
+  ``--threads``); :func:`parse` turns ``argv`` into one with :mod:`dus_agents.cli.common` and applies the
   class's ``SMOKE`` settings under ``--smoke``; :func:`run` is the ``python -m`` entry point;
 * :func:`setup`: threads (torch, the BLAS/OpenMP pools of this process and of the processes it
   starts) and logging to stderr in one format; :func:`logger` names a benchmark's logger;
@@ -32,7 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from dus_env import cli
+from dus_agents.cli import common as cli
 from dus_env.files import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]

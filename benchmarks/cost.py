@@ -45,7 +45,7 @@ import numpy as np
 
 from benchmarks import common
 from benchmarks.common import ROOT
-from dus_env.cli import check_at_least, comma_list
+from dus_agents.cli.common import check_at_least, comma_list
 from dus_env.errors import UsageError
 
 PARTS = ("ppo_time", "steps", "memory", "env_scaling")

@@ -34,7 +34,7 @@ from benchmarks import common
 from dus_agents.evaluation.runs import run_one
 from dus_agents.evaluation.stats import paired_difference, t_interval
 from dus_agents.heuristic import HeuristicPolicy, UniformPolicy
-from dus_env.cli import comma_list
+from dus_agents.cli.common import comma_list
 from dus_env.config import config_from_dict, get_preset
 
 

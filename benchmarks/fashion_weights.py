@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from benchmarks import common
 from benchmarks.fashion import _config, _env, _run, finish, smoke_setup
 from dus_agents.heuristic import UniformPolicy
-from dus_env.cli import comma_list
+from dus_agents.cli.common import comma_list
 from dus_env.errors import UsageError
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from benchmarks import common
-from dus_env.cli import check_at_least
+from dus_agents.cli.common import check_at_least
 from dus_env.errors import UsageError
 
 SPACE: dict[str, tuple[float, float, bool]] = {

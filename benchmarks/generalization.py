@@ -43,7 +43,7 @@ from benchmarks.oracle import oracle_policy, resolve_tasks
 from dus_agents.evaluation.runs import run_one
 from dus_agents.evaluation.stats import paired_difference, t_interval
 from dus_agents.heuristic import HeuristicPolicy, UniformPolicy
-from dus_env.cli import check_at_least, comma_list
+from dus_agents.cli.common import check_at_least, comma_list
 from dus_env.errors import UsageError
 from dus_env.suites import Task
 

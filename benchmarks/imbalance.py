@@ -44,7 +44,7 @@ import numpy as np
 
 from benchmarks import common
 from benchmarks.common import mean_ci
-from dus_env.cli import check_at_least, comma_list
+from dus_agents.cli.common import check_at_least, comma_list
 from dus_env.config import EnvConfig, config_to_dict, get_preset
 from dus_env.data import make_dataset
 from dus_env.errors import UsageError

@@ -43,7 +43,7 @@ from dus_agents.evaluation.runs import run_selected
 from dus_agents.evaluation.stats import paired_difference, t_interval
 from dus_agents.evaluation.sweep import parse_seeds
 from dus_agents.heuristic import HeuristicPolicy, UniformPolicy
-from dus_env.cli import check_at_least, comma_list
+from dus_agents.cli.common import check_at_least, comma_list
 from dus_env.env import DUSEnv
 from dus_env.errors import UsageError
 

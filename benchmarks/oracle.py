@@ -38,7 +38,7 @@ import numpy as np
 
 from benchmarks import common
 from dus_agents.heuristic import HeuristicPolicy, SchedulePolicy
-from dus_env.cli import check_at_least, comma_list
+from dus_agents.cli.common import check_at_least, comma_list
 from dus_env.errors import UsageError
 from dus_env.slots import V1_MULTIPLIERS
 from dus_env.suites import Task, get_suite

@@ -34,7 +34,7 @@ import numpy as np
 from gymnasium.utils import seeding
 
 from benchmarks import common
-from dus_env.cli import check_at_least
+from dus_agents.cli.common import check_at_least
 from dus_env.config import RewardConfig, get_preset
 from dus_env.data import make_dataset
 from dus_env.env import DUSEnv

@@ -31,7 +31,7 @@ import numpy as np
 
 from benchmarks import common
 from dus_agents.heuristic import HeuristicPolicy
-from dus_env.cli import check_at_least, comma_list
+from dus_agents.cli.common import check_at_least, comma_list
 from dus_env.env import DUSEnv
 
 POLICIES: tuple[str, ...] = ("uniform", "heuristic", "skew")

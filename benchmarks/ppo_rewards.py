@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks import common
-from dus_env.cli import check_at_least, comma_list
+from dus_agents.cli.common import check_at_least, comma_list
 
 LOG = common.logger("ppo_rewards")
 

@@ -64,7 +64,7 @@ from dus_agents.artifact import ARTIFACT_ENTRY, read_artifact, spec_differences
 from dus_agents.evaluation.results import load_rows
 from dus_agents.evaluation.stats import paired_difference, t_interval
 from dus_agents.evaluation.sweep import EvaluateArgs, Plan, parse_seeds, sweep, write_reports
-from dus_env.cli import check_at_least, comma_list
+from dus_agents.cli.common import check_at_least, comma_list
 from dus_env.config import MFEAT_VIEWS
 from dus_env.env import DUSEnv
 from dus_env.errors import UsageError

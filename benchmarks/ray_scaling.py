@@ -35,7 +35,7 @@ from benchmarks import common
 from dus_agents.evaluation.sweep import EvaluateArgs, sweep, validate
 from dus_agents.ppo import make_env_fn
 from dus_agents.ray_backend import connect
-from dus_env.cli import check_at_least
+from dus_agents.cli.common import check_at_least
 from dus_env.errors import RayConnectionError, RayNotInstalledError, UsageError
 
 

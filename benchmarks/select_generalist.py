@@ -30,7 +30,7 @@ from dus_agents.callbacks import slice_returns
 from dus_agents.evaluation.sweep import parse_seeds
 from dus_agents.evaluation.stats import paired_difference, t_interval
 from dus_agents.registry import make_policy
-from dus_env.cli import check_at_least, comma_list
+from dus_agents.cli.common import check_at_least, comma_list
 from dus_env.suites import SUITES
 
 

@@ -42,7 +42,7 @@ from typing import Any
 
 from dus_agents.evaluation.results import load_rows
 from dus_agents.evaluation.sweep import EvaluateArgs, Plan, sweep, validate, write_reports
-from dus_env import cli
+from dus_agents.cli import common as cli
 from dus_env.config import preset_help
 
 PROG = "dus-evaluate"

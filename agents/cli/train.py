@@ -43,7 +43,7 @@ from dus_agents.training import (
     ppo_config,
     train,
 )
-from dus_env import cli
+from dus_agents.cli import common as cli
 from dus_env.config import overrides_from_pairs as cli_overrides
 from dus_env.config.fields import check_fields
 from dus_env.config import preset_help

@@ -19,8 +19,8 @@ from dus_agents.evaluation import stats
 from dus_agents.evaluation.results import ResultsStore, load_rows, run_key
 from dus_agents.evaluation.runs import MAIN_METRICS, header_for, make_env, run_one
 from dus_agents.registry import ARTIFACT_KINDS, POLICY_NAMES, env_layout, make_policy
-from dus_env import cli
-from dus_env.cli import check_at_least, comma_list
+from dus_agents.cli import common as cli
+from dus_agents.cli.common import check_at_least, comma_list
 from dus_env.config import HOSTS, PRESETS, config_to_dict, overrides_from_pairs
 from dus_env.env import DUSEnv
 from dus_env.errors import UsageError, check_choice

@@ -162,7 +162,7 @@ register_preset("fashion", _fashion, "two-view Fashion-MNIST (rotated + noisy), 
 # iters_per_step = ceil(n_train / batch) with n_train the train split after the 10% validation
 # carve (CREMA-D 6,028; Kinetics-Sounds 13,319 of OGM-GE's 14,799; NVGesture 945) or the
 # published train split (Twitter2015 3,179; Sarcasm 19,816). "<name>_features" trains MLPs on
-# features from `python -m dus_env.data.prepare features --preset <name>` (set data.path).
+# features from `dus-prepare features --preset <name>` (set data.path).
 PAPER_EPOCHS: int = 100
 
 _SGD = dict(optimizer="sgd", lr=1e-2, momentum=0.9, weight_decay=1e-4)

@@ -1,6 +1,6 @@
 """One reader for the audio-visual benchmarks: CREMA-D and Kinetics-Sounds.
 
-Both use the layout ``python -m dus_env.data.prepare {cremad,kinetics_sounds}`` writes
+Both use the layout ``dus-prepare {cremad,kinetics_sounds}`` writes
 (docs/datasets.md has the full tree and file counts)::
 
     <root>/train.csv, test.csv, [val.csv]   rows "clip,label" (no header; OGM-GE's

@@ -1,6 +1,6 @@
 """Features mode: frozen-encoder features of any dataset in one compact ``.npz`` file.
 
-``python -m dus_env.data.prepare features --preset cremad --out cremad_features.npz`` runs each
+``dus-prepare features --preset cremad --out cremad_features.npz`` runs each
 modality's encoder (the preset's :class:`ModelConfig`, local pretrained weights from
 ``model.weights`` when given, else a seeded random initialisation) once over every split and
 stores the pooled features as float16. :func:`load_features` (data kind ``features``) reads
@@ -93,7 +93,7 @@ def load_features(config: FeaturesConfig) -> TensorDataset:
     if not raw:
         raise FileNotFoundError(
             "no features file: set data.path or DUS_FEATURES_PATH; create one with "
-            "`python -m dus_env.data.prepare features --preset NAME --out FILE.npz`"
+            "`dus-prepare features --preset NAME --out FILE.npz`"
         )
     path = Path(raw).expanduser()
     if not path.is_file():

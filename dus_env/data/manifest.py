@@ -42,12 +42,12 @@ def resolve_root(configured: str | None, dataset: str, env_var: str) -> Path:
         raise FileNotFoundError(
             f"no data folder for {dataset!r}: set data.root, or the environment variable "
             f"{env_var}, or DUS_DATA_ROOT (which must contain {dataset}/). Create it with "
-            f"`python -m dus_env.data.prepare {dataset} --raw RAW --out DIR` ({DOCS})."
+            f"`dus-prepare {dataset} --raw RAW --out DIR` ({DOCS})."
         )
     if not root.is_dir():
         raise FileNotFoundError(
             f"{dataset} data folder {root} (from {origin}) does not exist. Create it with "
-            f"`python -m dus_env.data.prepare {dataset} --raw RAW --out {root}` ({DOCS})."
+            f"`dus-prepare {dataset} --raw RAW --out {root}` ({DOCS})."
         )
     return root
 

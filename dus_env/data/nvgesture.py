@@ -1,6 +1,6 @@
 """NVGesture (RGB + depth + optical flow, 25 gestures) from the official ``.lst`` split files.
 
-Layout written by ``python -m dus_env.data.prepare nvgesture`` (docs/datasets.md)::
+Layout written by ``dus-prepare nvgesture`` (docs/datasets.md)::
 
     <root>/nvgesture_train_correct_cvpr2016_v2.lst    official lists (1,050 / 482 lines)
     <root>/nvgesture_test_correct_cvpr2016_v2.lst

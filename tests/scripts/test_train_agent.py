@@ -18,7 +18,7 @@ from dus_agents import run_episode
 from dus_agents.cli import train as train_agent
 from dus_agents.registry import make_policy
 from dus_agents.training import TrainArgs
-from dus_env.cli import field_docs
+from dus_agents.cli.common import field_docs
 from tests.conftest import ROOT
 
 # one env: the step arithmetic below (rollouts, checkpoints) assumes it

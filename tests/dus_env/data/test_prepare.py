@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from tests.support import fixtures_real as fx
-from dus_env import cli
+from dus_agents.cli import common as cli
 from dus_env.config import (
     CremadConfig, KineticsSoundsConfig, NVGestureConfig, SarcasmConfig, Twitter2015Config,
 )
@@ -25,10 +25,12 @@ from dus_env.data.flow import horn_schunck
 from dus_env.data.manifest import DatasetError
 from dus_env.data.media import MediaError, log_spectrogram
 from dus_env.data.prepare import (
+    audio_features, check_prepared, prepare, prepare_cremad, prepare_kinetics_sounds,
+    prepare_nvgesture, prepare_sarcasm, prepare_twitter2015, staging_folder,
+)
+from dus_agents.cli.prepare import (
     COMMANDS, AudioVisualArgs, CremadArgs, FeaturesArgs, KineticsSoundsArgs, NVGestureArgs,
-    PrepareArgs, SarcasmArgs, Twitter2015Args, audio_features, build_parser, check_prepared, main,
-    prepare, prepare_cremad, prepare_kinetics_sounds, prepare_nvgesture, prepare_sarcasm,
-    prepare_twitter2015, staging_folder,
+    PrepareArgs, SarcasmArgs, Twitter2015Args, build_parser, main,
 )
 
 
@@ -216,7 +218,7 @@ def _one_line(err: str) -> str:
     """The single stderr line of a failed run (and that there is exactly one, no traceback)."""
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert "Traceback" not in err and lines[0].startswith("python -m dus_env.data.prepare: error: ")
+    assert "Traceback" not in err and lines[0].startswith("python -m dus_agents.cli.prepare: error: ")
     return lines[0]
 
 
@@ -565,7 +567,7 @@ def test_cli_end_to_end_subprocess_errors_are_one_line(tmp_path: Path) -> None:
     fx.garble(raw / "AudioWAV" / "10train_NEU_0.wav")
     for argv, status in ((["--hop", "0"], 2), ([], 1)):
         proc = subprocess.run(
-            [sys.executable, "-m", "dus_env.data.prepare", *_cremad(raw, tmp_path / "out"), *argv],
+            [sys.executable, "-m", "dus_agents.cli.prepare", *_cremad(raw, tmp_path / "out"), *argv],
             capture_output=True, text=True, timeout=300, check=False)
         assert proc.returncode == status, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
@@ -588,7 +590,7 @@ def test_cli_interrupted_run_leaves_no_out(tmp_path: Path, capsys: pytest.Captur
 
     monkeypatch.setattr(prep, "audio_features", interrupted)
     code, _, err = _run(_cremad(raw, out), capsys)
-    assert code == 130 and err.strip() == "python -m dus_env.data.prepare: interrupted"
+    assert code == 130 and err.strip() == "python -m dus_agents.cli.prepare: interrupted"
     assert not out.exists() and len(list((staging_folder(out) / "audio").iterdir())) == 4
     monkeypatch.setattr(prep, "audio_features", real)
     code, text, err = _run(_cremad(raw, out), capsys)  # resumes from the 4 staged clips

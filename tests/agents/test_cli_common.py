@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from dus_env import cli
+from dus_agents.cli import common as cli
 from dus_env.errors import UsageError
 
 
