@@ -723,3 +723,8 @@ def prepare(dataset: str, raw: Path, out: Path, *, check: bool = True,
         raise
     _publish(stage, out)
     return counts, summary
+
+
+if __name__ == "__main__":  # run as a script: the command line lives in the scripts' layer
+    raise SystemExit("python -m dus_env.data.prepare is the quiet library; its command line is "
+                     "`dus-prepare` (or `python -m dus_agents.cli.prepare`)")

@@ -574,6 +574,17 @@ def test_cli_end_to_end_subprocess_errors_are_one_line(tmp_path: Path) -> None:
         assert not (tmp_path / "out").exists()
 
 
+def test_library_module_run_as_a_script_names_the_command(tmp_path: Path) -> None:
+    """The command line moved to dus_agents.cli.prepare: the old spelling says where, writes
+    nothing and fails."""
+    proc = subprocess.run([sys.executable, "-m", "dus_env.data.prepare", "cremad", "--raw",
+                           str(tmp_path / "raw"), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "`dus-prepare`" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_interrupted_run_leaves_no_out(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     import dus_env.data.prepare as prep
