@@ -1,13 +1,7 @@
 """Preprocessing: raw downloads -> the layouts the readers expect (docs/datasets.md).
 
-The command line is ``dus-prepare`` (:mod:`dus_agents.cli.prepare`)::
-
-    dus-prepare cremad          --raw RAW --out OUT [--make-split SEED]
-    dus-prepare kinetics_sounds --raw RAW --out OUT
-    dus-prepare twitter2015     --raw RAW --out OUT
-    dus-prepare sarcasm         --raw RAW --out OUT
-    dus-prepare nvgesture       --raw RAW --out OUT [--frames 16 --size 112]
-    dus-prepare features --preset cremad --set data.root=OUT --out F.npz
+Its command line is ``dus-prepare`` (:mod:`dus_agents.cli.prepare`; one sub-command per
+dataset, and ``features``).
 
 Every step is deterministic (seeded where anything is drawn) and resumable: an output that
 exists is kept, and each file is written to a temporary name and renamed. :func:`prepare` works
