@@ -72,6 +72,8 @@ class Artifact:
     format_version: int = FORMAT_VERSION
     names: tuple[str, ...] = ()
     """Every member the archive lists."""
+    versions: dict[str, Any] = field(default_factory=dict)
+    """What it was written with (the header's ``versions``; :func:`_versions`)."""
 
 
 def tensor_bytes(obj: Any) -> bytes:
@@ -134,6 +136,9 @@ def check_compatible(trained: Mapping[str, Any], current: Mapping[str, Any],
 
 
 def _versions() -> dict[str, str]:
+    """The versions a file was written with, and torch's CPU kernel path
+    (``torch_cpu_capability``, e.g. AVX2, AVX512): training is bit for bit repeatable only on
+    the same path (``ATEN_CPU_CAPABILITY`` chooses it on a CPU that has several)."""
     out = {"python": platform.python_version()}
     for name in ("torch", "gymnasium", "stable_baselines3", "dus_env"):
         try:
@@ -141,6 +146,10 @@ def _versions() -> dict[str, str]:
             out[name] = str(getattr(module, "__version__", "unknown"))
         except ImportError:
             continue
+    if "torch" in out:
+        import torch
+
+        out["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     return out
 
 
@@ -268,10 +277,11 @@ def read_artifact(path: str | Path, kind: str | None = None,
             f"policy file {str(path)!r} is corrupt or not a dus-env policy artefact "
             f"({type(exc).__name__}: {exc})"
         ) from exc
-    metadata = header.get("metadata", {})
+    metadata, versions = header.get("metadata", {}), header.get("versions", {})
     return Artifact(path=path, kind=header["kind"], env_spec=header["env_spec"],
                     metadata=metadata if isinstance(metadata, dict) else {}, entries=entries,
-                    format_version=version, names=tuple(names))
+                    format_version=version, names=tuple(names),
+                    versions=versions if isinstance(versions, dict) else {})
 
 
 def read_header(path: str | Path) -> dict[str, Any]:

@@ -455,6 +455,8 @@ def train(args: TrainArgs, resume_dir: Path | None,
         "env_spec": probe_env.unwrapped.spec_dict(),
         "segments": segment + 1,
         "command": [sys.executable, *sys.argv],
+        # training repeats bit for bit only on the same kernel path (ATEN_CPU_CAPABILITY)
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
     atomic_write(run_dir / "config.json", json.dumps(config, indent=2, default=str))
     print(f"run directory: {run_dir}")

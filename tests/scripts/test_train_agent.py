@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import gymnasium as gym
@@ -16,9 +17,9 @@ import pytest
 import dus_env
 from dus_agents import run_episode
 from dus_agents.cli import train as train_agent
+from dus_agents.cli.common import field_docs
 from dus_agents.registry import make_policy
 from dus_agents.training import TrainArgs
-from dus_agents.cli.common import field_docs
 from tests.conftest import ROOT
 
 # one env: the step arithmetic below (rollouts, checkpoints) assumes it
@@ -75,6 +76,14 @@ def test_end_to_end_tiny(agent, tmp_path):
     assert run_dir.name.startswith(f"DUS-v0-tiny__{agent}__3__")
     config = json.loads((run_dir / "config.json").read_text())
     assert config["args"]["agent"] == agent and config["env_spec"]["n_modalities"] == 2
+    # the kernel path the run used, which bit-for-bit repetition needs, in the run and the file
+    import torch
+
+    capability = torch.backends.cpu.get_cpu_capability()  # same environment as the run
+    assert config["torch_cpu_capability"] == capability
+    with zipfile.ZipFile(run_dir / "policy.zip") as archive:
+        header = json.loads(archive.read("dus_artifact.json"))
+    assert header["versions"]["torch_cpu_capability"] == capability
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["timesteps"] == 48 and summary["episodes"] == 8
     assert isinstance(summary["final_mean_episode_return"], float)
