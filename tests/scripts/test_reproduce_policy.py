@@ -22,6 +22,15 @@ def tool(*argv: str) -> subprocess.CompletedProcess:
                           timeout=600, check=False)
 
 
+def rewritten(src: Path, dst: Path, member: str, change) -> Path:
+    """A copy of the artefact ``src`` with ``member``'s bytes passed through ``change``."""
+    with zipfile.ZipFile(src) as old, zipfile.ZipFile(dst, "w") as new:
+        for name in old.namelist():
+            data = old.read(name)
+            new.writestr(name, change(data) if name == member else data)
+    return dst
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
@@ -51,17 +60,12 @@ def test_a_run_reproduces_bit_for_bit_from_its_recorded_flags(trained: Path,
 
 
 def test_a_changed_tensor_is_found_and_named(trained: Path, tmp_path: Path) -> None:
-    changed = tmp_path / "changed.zip"
-    with zipfile.ZipFile(trained) as src, zipfile.ZipFile(changed, "w") as dst:
-        for name in src.namelist():
-            data = src.read(name)
-            if name == "policy.pt":
-                state = tensors_from_bytes(data, trained, name)
-                key = next(k for k, v in state.items() if torch.is_tensor(v)
-                           and v.is_floating_point())
-                state[key] = state[key] + 0.25
-                data = tensor_bytes(state)
-            dst.writestr(name, data)
+    with zipfile.ZipFile(trained) as archive:
+        state = tensors_from_bytes(archive.read("policy.pt"), trained, "policy.pt")
+    key = next(k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point())
+    state[key] = state[key] + 0.25
+    changed = rewritten(trained, tmp_path / "changed.zip", "policy.pt",
+                        lambda _: tensor_bytes(state))
     proc = tool("--policy", str(changed), "--out", str(tmp_path / "report.json"))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"policy.pt:{key}" in proc.stdout and "NOT identical" in proc.stdout
@@ -81,14 +85,7 @@ def test_bad_input_is_one_line(argv: list[str], words: list[str], tmp_path: Path
 
 
 def test_an_artefact_without_recorded_flags_is_refused(trained: Path, tmp_path: Path) -> None:
-    bare = tmp_path / "bare.zip"
-    with zipfile.ZipFile(trained) as src, zipfile.ZipFile(bare, "w") as dst:
-        for name in src.namelist():
-            data = src.read(name)
-            if name == "dus_artifact.json":
-                header = json.loads(data)
-                header["metadata"] = {}
-                data = json.dumps(header).encode()
-            dst.writestr(name, data)
+    bare = rewritten(trained, tmp_path / "bare.zip", "dus_artifact.json",
+                     lambda data: json.dumps({**json.loads(data), "metadata": {}}).encode())
     proc = tool("--policy", str(bare))
     assert proc.returncode == 2 and "records no training flags" in proc.stderr, proc.stderr
