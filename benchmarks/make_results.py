@@ -483,7 +483,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_config = _load(results / run / "config.json") or {}
             card = out.parent / "PRETRAINED.md"
             atomic_write(card, pretrained_card({**train, "args": run_config.get("args", {}),
-                                                "argv": run_config.get("command")},
+                                                "argv": run_config.get("command"),
+                                                "torch_cpu_capability":
+                                                    run_config.get("torch_cpu_capability")},
                                                _load(results / held_out),
                                                _load(results / choice)))
             done.append(str(card))

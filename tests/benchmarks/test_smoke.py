@@ -348,7 +348,7 @@ def test_make_results_writes_the_pretrained_card_from_the_run_it_describes(
     run.mkdir()
     argv = ["/some/python", "train_agent.py", "--suite", "tiny", "--total-timesteps", "40",
             "--run-name", "generalist"]
-    (run / "config.json").write_text(json.dumps({"command": argv,
+    (run / "config.json").write_text(json.dumps({"command": argv, "torch_cpu_capability": "AVX2",
                                                  "args": {"suite": "tiny", "eval_freq": 20}}))
     (run / "summary.json").write_text(json.dumps({
         "timesteps": 40, "episodes": 6, "wall_time_s": 12.0, "requested_timesteps": 40,
@@ -369,7 +369,8 @@ def test_make_results_writes_the_pretrained_card_from_the_run_it_describes(
     assert "## Why this one" in card and "Chosen: `ppo:new`" in card
     assert "`python -m benchmarks.select_generalist --suite tiny`" in card
     assert "training tasks of the `tiny` suite" in card
-    assert "python train_agent.py --suite tiny --total-timesteps 40 --run-name generalist" in card
+    assert ("ATEN_CPU_CAPABILITY=avx2 python train_agent.py --suite tiny --total-timesteps 40 "
+            "--run-name generalist") in card and "torch CPU kernels: AVX2" in card
     assert "/some/python" not in card and "suite `tiny`" in card
     assert "kept: 20 timesteps (+0.50 points)" in card
     assert "does **not** beat DUS-H on these tasks" in card and "-0.10 [-0.30, +0.10]" in card
