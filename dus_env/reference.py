@@ -8,7 +8,8 @@ return telescopes to the final validation accuracy minus the reference's, so wha
 learns anyway and most of the seed noise cancel out.
 
 A reference curve depends on the task's config (all of it but the reward's name and scales),
-the two episode seeds and the code that trains; :func:`reference_key` is all of that, as JSON.
+the two episode seeds, the code that trains and the CPU kernels torch runs it on;
+:func:`reference_key` is all of that, as JSON.
 Curves are computed once and kept in memory (:data:`MEMORY_CURVES` of them, shared by every env
 of a process) and, with ``reward.reference_cache=FOLDER``, on disk: one JSON file per curve,
 named by the hash of its key and holding the key itself. A folder written by another env
@@ -58,8 +59,18 @@ def reference_key(config: EnvConfig, model_seed: int, sampler_seed: int) -> dict
     cfg.pop("info_wall_time", None)
     if policy == "uniform":
         cfg["sampler"].pop("multipliers", None)  # uniform sampling never reads the grid
-    key = {"config": cfg, "seeds": [int(model_seed), int(sampler_seed)], **code_versions()}
+    key = {"config": cfg, "seeds": [int(model_seed), int(sampler_seed)], **code_versions(),
+           "cpu_kernels": _cpu_kernels()}
     return json.loads(json.dumps(key))  # tuples as lists, as a cache file holds them
+
+
+def _cpu_kernels() -> str:
+    """torch's CPU kernel path (AVX2, AVX512, ...). Kernels of different widths round
+    differently, and a training run compounds that into another curve, so each path has its
+    own entries: a cache folder shared by unlike CPUs (a Ray cluster) never mixes them."""
+    import torch
+
+    return str(torch.backends.cpu.get_cpu_capability())
 
 
 def _digest(key: Mapping[str, Any]) -> str:

@@ -225,6 +225,23 @@ def test_the_reference_policy_is_part_of_the_cache_key_and_checked():
         DUSEnv(preset="tiny", config={"reward": {"name": "paired", "reference_policy": "dush"}})
 
 
+def test_each_cpu_kernel_path_has_its_own_cache_entries(monkeypatch):
+    """AVX2 and AVX-512 kernels round differently (a retrained policy was seen to part after
+    6,080 steps): a curve from one is never served to the other, it is a miss, not an error."""
+    import torch
+
+    from dus_env.reference import reference_key
+
+    here = reference_key(get_preset("tiny"), 1, 2)
+    assert here["cpu_kernels"] == torch.backends.cpu.get_cpu_capability()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "OTHER")
+    there = reference_key(get_preset("tiny"), 1, 2)
+    assert there["cpu_kernels"] == "OTHER"
+    assert reference._digest(here) != reference._digest(there)
+    assert {k: v for k, v in here.items() if k != "cpu_kernels"} == \
+        {k: v for k, v in there.items() if k != "cpu_kernels"}
+
+
 def test_a_cache_hit_gives_the_rewards_recomputation_gives(tmp_path):
     cfg = {"reward": {"name": "paired", "reference_cache": str(tmp_path / "cache")}}
     skew = [[3, 13, 8, 8]] * 6
