@@ -147,9 +147,9 @@ def _versions() -> dict[str, str]:
         except ImportError:
             continue
     if "torch" in out:
-        import torch
+        from dus_env.seeding import cpu_capability
 
-        out["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        out["torch_cpu_capability"] = cpu_capability()
     return out
 
 

@@ -424,6 +424,7 @@ def train(args: TrainArgs, resume_dir: Path | None,
     import torch
 
     import dus_env
+    from dus_env.seeding import cpu_capability
 
     torch.set_num_threads(args.torch_threads)
     try:
@@ -455,8 +456,7 @@ def train(args: TrainArgs, resume_dir: Path | None,
         "env_spec": probe_env.unwrapped.spec_dict(),
         "segments": segment + 1,
         "command": [sys.executable, *sys.argv],
-        # training repeats bit for bit only on the same kernel path (ATEN_CPU_CAPABILITY)
-        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_cpu_capability": cpu_capability(),  # bit-for-bit repetition needs the same
     }
     atomic_write(run_dir / "config.json", json.dumps(config, indent=2, default=str))
     print(f"run directory: {run_dir}")

@@ -163,15 +163,7 @@ PAIRED_REWARDS = ("paired", "paired_best")
 best so far (what model selection on validation keeps), minus the reference run's."""
 
 
-def check_option(flag: str, value: str, choices: Iterable[str]) -> None:
-    """``value`` is one of ``choices``, or a usage error (exit 2) naming the flag, the value
-    and the valid choices."""
-    from dus_env.errors import UsageError, check_choice
-
-    try:
-        check_choice(flag, value, choices)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+check_option = cli.check_option  # the benchmarks' choice flags, as every script's
 
 
 def logger(name: str) -> logging.Logger:

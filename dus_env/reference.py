@@ -51,6 +51,8 @@ def code_versions() -> dict[str, Any]:
 
 def reference_key(config: EnvConfig, model_seed: int, sampler_seed: int) -> dict[str, Any]:
     """Everything the reference run's validation curve depends on, as JSON-ready values."""
+    from dus_env.seeding import cpu_capability  # torch, loaded when a curve is asked for
+
     cfg = config_to_dict(config)
     policy = cfg["reward"].get("reference_policy", "uniform")
     cfg["reward"] = {"val_subset_size": cfg["reward"]["val_subset_size"]}
@@ -59,18 +61,11 @@ def reference_key(config: EnvConfig, model_seed: int, sampler_seed: int) -> dict
     cfg.pop("info_wall_time", None)
     if policy == "uniform":
         cfg["sampler"].pop("multipliers", None)  # uniform sampling never reads the grid
+    # each CPU kernel path has its own entries: a folder shared by unlike CPUs (a Ray
+    # cluster) never serves one path's curve to the other
     key = {"config": cfg, "seeds": [int(model_seed), int(sampler_seed)], **code_versions(),
-           "cpu_kernels": _cpu_kernels()}
+           "torch_cpu_capability": cpu_capability()}
     return json.loads(json.dumps(key))  # tuples as lists, as a cache file holds them
-
-
-def _cpu_kernels() -> str:
-    """torch's CPU kernel path (AVX2, AVX512, ...). Kernels of different widths round
-    differently, and a training run compounds that into another curve, so each path has its
-    own entries: a cache folder shared by unlike CPUs (a Ray cluster) never mixes them."""
-    import torch
-
-    return str(torch.backends.cpu.get_cpu_capability())
 
 
 def _digest(key: Mapping[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Seeding without touching global random state."""
+"""Seeding without touching global random state, and what else repetition depends on."""
 
 from __future__ import annotations
 
@@ -33,3 +33,10 @@ def torch_generator(seed: int, device: str | torch.device = "cpu") -> torch.Gene
     g = torch.Generator(device=device)
     g.manual_seed(seed)
     return g
+
+
+def cpu_capability() -> str:
+    """torch's CPU kernel path (AVX2, AVX512, ...). Kernels of different widths round
+    differently and training compounds that, so a run repeats bit for bit only on the same
+    path; ``ATEN_CPU_CAPABILITY`` chooses it on a CPU that has several."""
+    return str(torch.backends.cpu.get_cpu_capability())

@@ -116,7 +116,9 @@ def machine() -> dict[str, str]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's benchmarks
     from benchmarks.common import cpu_model
 
-    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    from dus_env.seeding import cpu_capability
+
+    return {"torch": torch.__version__, "cpu_capability": cpu_capability(),
             "machine": platform.machine(), "cpu_model": cpu_model(),
             "threads": str(torch.get_num_threads())}
 

@@ -76,11 +76,10 @@ def retrain_argv(recorded: dict[str, Any], out_dir: Path) -> list[str]:
     defaults."""
     from dus_agents.training import TrainArgs
 
-    fields = {f.name: f for f in dataclasses.fields(TrainArgs)}
-    unknown = sorted(set(recorded) - set(fields))
+    defaults = dataclasses.asdict(TrainArgs())
+    unknown = sorted(set(recorded) - set(defaults))
     if unknown:
         raise UsageError(f"the artefact records flags this dus-train does not know: {unknown}")
-    defaults = dataclasses.asdict(TrainArgs())
     argv: list[str] = []
     for name, value in recorded.items():  # the defaults are left implicit, as typed
         if name in NOT_TRAINING or value is None or value == defaults[name]:
@@ -144,9 +143,7 @@ def compare(a: Path, b: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args, _ = cli.parse(Args, argv, cli.build_parser(Args, prog="tools/reproduce_policy.py",
                                                        description=__doc__.splitlines()[0]))
-    if args.cpu_capability not in ("recorded", *CAPABILITIES):
-        raise UsageError(f"--cpu-capability={args.cpu_capability!r}; valid: "
-                         f"{', '.join(('recorded', *CAPABILITIES))}")
+    cli.check_option("--cpu-capability", args.cpu_capability, ("recorded", *CAPABILITIES))
     path = artefact_path(args.policy)
     try:
         art = read_artifact(path, members=())

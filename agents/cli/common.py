@@ -25,10 +25,10 @@ import sys
 import textwrap
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from dus_env.errors import UsageError
+from dus_env.errors import UsageError, check_choice
 
 T = TypeVar("T")
 
@@ -133,6 +133,15 @@ def check_at_least(flag: str, value: float, low: float, high: float | None = Non
     if value < low or (high is not None and value > high):
         top = "inf" if high is None else f"{high}"
         raise UsageError(f"{flag}={value} is out of range; valid range: [{low}, {top}]")
+
+
+def check_option(flag: str, value: str, choices: Iterable[str]) -> None:
+    """``value`` is one of ``choices``, or a usage error (exit 2) naming the flag, the value
+    and the valid choices."""
+    try:
+        check_choice(flag, value, choices)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def require(module: str, extra: str, what: str) -> Any:

@@ -233,13 +233,13 @@ def test_each_cpu_kernel_path_has_its_own_cache_entries(monkeypatch):
     from dus_env.reference import reference_key
 
     here = reference_key(get_preset("tiny"), 1, 2)
-    assert here["cpu_kernels"] == torch.backends.cpu.get_cpu_capability()
+    assert here["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "OTHER")
     there = reference_key(get_preset("tiny"), 1, 2)
-    assert there["cpu_kernels"] == "OTHER"
+    assert there["torch_cpu_capability"] == "OTHER"
     assert reference._digest(here) != reference._digest(there)
-    assert {k: v for k, v in here.items() if k != "cpu_kernels"} == \
-        {k: v for k, v in there.items() if k != "cpu_kernels"}
+    assert {k: v for k, v in here.items() if k != "torch_cpu_capability"} == \
+        {k: v for k, v in there.items() if k != "torch_cpu_capability"}
 
 
 def test_a_cache_hit_gives_the_rewards_recomputation_gives(tmp_path):
