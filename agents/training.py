@@ -249,7 +249,6 @@ def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
         truncate_monitors,
     )
     from dus_agents.ppo import (
-        PPOConfig,
         PPOPolicy,
         build_ppo,
         read_checkpoint,

@@ -29,6 +29,15 @@ from typing import Any
 
 from benchmarks import common
 from benchmarks.common import ROOT
+from benchmarks.results_sections import (
+    fitted_card,
+    load,
+    overhead_lines,
+    ppo_time_lines,
+    pretrained_card,
+    table,
+    update,
+)
 from dus_env.errors import UsageError
 from dus_env.files import atomic_write
 
@@ -94,11 +103,6 @@ def excludes_zero(iv: dict[str, Any] | None) -> bool:
 
 def pct(x: float | None) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.1f}%"
-
-
-def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *["| " + " | ".join(r) + " |" for r in rows]]
 
 
 def ordered(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -346,43 +350,6 @@ def cost_section(cost: dict[str, Any] | None, overhead: dict[str, Any] | None) -
     return lines or ["No cost benchmark output found."]
 
 
-def ppo_time_lines(p: dict[str, Any], target: str = "target ≤ 15 min") -> list[str]:
-    """The checkpoint table of ``benchmarks.cost``'s ``ppo_time`` part."""
-    first = p["first_beating_checkpoint"]
-    lines = [f"**PPO time to beat uniform** (`{p['preset']}` preset, n_envs {p['n_envs']}, "
-             f"{p['total_timesteps']} timesteps in {p['training_wall_time_s']:.0f} s; each "
-             f"checkpoint replayed on {len(p['val_episode_seeds'])} validation episodes "
-             f"next to uniform; criterion: {p['criterion']}):", ""]
-    rows = [[c["checkpoint"], str(c["timesteps"]), f"{c['elapsed_s']:.0f}",
-             f"{100 * c['mean_val_acc']:.2f}", ci(c["diff_to_uniform"]),
-             "yes" if c["beats_uniform"] else "no"] for c in p["checkpoints"]]
-    lines += table(["checkpoint", "timesteps", "elapsed s", "val acc", "Δ vs uniform",
-                    "beats"], rows)
-    lines += ["", ("First checkpoint that beats uniform: "
-                   + (f"`{first['checkpoint']}` after {first['elapsed_s']:.0f} s "
-                      f"({first['elapsed_s'] / 60:.1f} min; {target})" if first
-                      else f"**none** within the run ({target} missed)")), ""]
-    return lines
-
-
-def overhead_lines(overhead: dict[str, Any]) -> list[str]:
-    """``benchmarks.overhead``'s ratios in one paragraph."""
-    def ratio_text(part: dict[str, Any]) -> str:
-        o, v = part["overhead_ratio"], part["validation_reward_share"]
-        return (f"DUSEnv.step / bare loop median **{o['median']:.3f}** (IQR {o['q1']:.3f}-"
-                f"{o['q3']:.3f}); validation reward {100 * v['median']:.1f}% of episode time "
-                f"(IQR {100 * v['q1']:.1f}-{100 * v['q3']:.1f}%)")
-
-    lines = [f"**Env overhead** (`benchmarks/overhead.py`, `{overhead['preset']}` preset, "
-             f"{overhead['repeats']} rounds; targets: ratio <= 1.02, validation reward "
-             f"<= 10%; bare loop {overhead['bare_seconds']['median']:.3f} s per episode): "
-             f"whole episodes alternated, {ratio_text(overhead)}."]
-    if "interleaved" in overhead:
-        lines[-1] += (" Episodes advanced together a step at a time (all arms under the "
-                      f"same machine conditions): {ratio_text(overhead['interleaved'])}.")
-    return lines + [""]
-
-
 def copy_plots(q: dict[str, Any], docs: Path) -> list[tuple[str, str]]:
     """Copy the headline PNGs into docs/results/; returns (caption, relative path)."""
     out_dir = docs / "results"
@@ -403,10 +370,6 @@ def copy_plots(q: dict[str, Any], docs: Path) -> list[tuple[str, str]]:
 
 
 # --------------------------------------------------------------------------- main
-def load(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def render(results: Path, docs: Path, notes: Path | None) -> str:
     q = load(results / "quality" / "quality.json")
     cost = load(results / "cost" / "cost.json")
@@ -466,28 +429,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     common.setup(args)
     out = Path(args.out)
     if args.update:
-        from benchmarks.results_sections import _load, fitted_card, pretrained_card, update
-
         results = Path(args.results)
         text, done = update(out.read_text() if out.is_file() else "", results)
         common.check_option("--card", args.card, CARDS)
         run, held_out, choice = CARDS[args.card]
-        fit = _load(results / run) if args.card == "fitted" else None
-        train = None if fit is not None else _load(results / run / "summary.json")
+        fit = load(results / run) if args.card == "fitted" else None
+        train = None if fit is not None else load(results / run / "summary.json")
         if fit is not None:
             card = out.parent / "PRETRAINED.md"
-            atomic_write(card, fitted_card(fit, _load(results / held_out),
-                                           _load(results / choice)))
+            atomic_write(card, fitted_card(fit, load(results / held_out),
+                                           load(results / choice)))
             done.append(str(card))
         elif train is not None:
-            run_config = _load(results / run / "config.json") or {}
+            run_config = load(results / run / "config.json") or {}
             card = out.parent / "PRETRAINED.md"
             atomic_write(card, pretrained_card({**train, "args": run_config.get("args", {}),
                                                 "argv": run_config.get("command"),
                                                 "torch_cpu_capability":
                                                     run_config.get("torch_cpu_capability")},
-                                               _load(results / held_out),
-                                               _load(results / choice)))
+                                               load(results / held_out),
+                                               load(results / choice)))
             done.append(str(card))
         for name in sorted(set(re.findall(r"\]\(results/([^)/]+\.png)\)", text))):
             if (png := results / name).is_file():  # the figures the page shows, no others

@@ -74,9 +74,46 @@ def _mean_ci(d: dict[str, Any] | None) -> str:
     return f"{d['mean']:.2f} [{_f(d.get('ci_low'))}, {_f(d.get('ci_high'))}]"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
             *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def ppo_time_lines(p: dict[str, Any], target: str = "target ≤ 15 min") -> list[str]:
+    """The checkpoint table of ``benchmarks.cost``'s ``ppo_time`` part."""
+    first = p["first_beating_checkpoint"]
+    lines = [f"**PPO time to beat uniform** (`{p['preset']}` preset, n_envs {p['n_envs']}, "
+             f"{p['total_timesteps']} timesteps in {p['training_wall_time_s']:.0f} s; each "
+             f"checkpoint replayed on {len(p['val_episode_seeds'])} validation episodes "
+             f"next to uniform; criterion: {p['criterion']}):", ""]
+    rows = [[c["checkpoint"], str(c["timesteps"]), f"{c['elapsed_s']:.0f}",
+             f"{100 * c['mean_val_acc']:.2f}", interval_text(c["diff_to_uniform"], scale=100.0),
+             "yes" if c["beats_uniform"] else "no"] for c in p["checkpoints"]]
+    lines += table(["checkpoint", "timesteps", "elapsed s", "val acc", "Δ vs uniform",
+                    "beats"], rows)
+    lines += ["", ("First checkpoint that beats uniform: "
+                   + (f"`{first['checkpoint']}` after {first['elapsed_s']:.0f} s "
+                      f"({first['elapsed_s'] / 60:.1f} min; {target})" if first
+                      else f"**none** within the run ({target} missed)")), ""]
+    return lines
+
+
+def overhead_lines(overhead: dict[str, Any]) -> list[str]:
+    """``benchmarks.overhead``'s ratios in one paragraph."""
+    def ratio_text(part: dict[str, Any]) -> str:
+        o, v = part["overhead_ratio"], part["validation_reward_share"]
+        return (f"DUSEnv.step / bare loop median **{o['median']:.3f}** (IQR {o['q1']:.3f}-"
+                f"{o['q3']:.3f}); validation reward {100 * v['median']:.1f}% of episode time "
+                f"(IQR {100 * v['q1']:.1f}-{100 * v['q3']:.1f}%)")
+
+    lines = [f"**Env overhead** (`benchmarks/overhead.py`, `{overhead['preset']}` preset, "
+             f"{overhead['repeats']} rounds; targets: ratio <= 1.02, validation reward "
+             f"<= 10%; bare loop {overhead['bare_seconds']['median']:.3f} s per episode): "
+             f"whole episodes alternated, {ratio_text(overhead)}."]
+    if "interleaved" in overhead:
+        lines[-1] += (" Episodes advanced together a step at a time (all arms under the "
+                      f"same machine conditions): {ratio_text(overhead['interleaved'])}.")
+    return lines + [""]
 
 
 # --------------------------------------------------------------------------- paired reward
@@ -97,8 +134,8 @@ def paired_section(p: dict[str, Any]) -> list[str]:
                          "n/a" if ratio is None else f"{ratio:.2f}"])
         lines += [f"Validation rows the rewards read: {entry['validation_rows']} "
                   f"(`reward.val_subset_size={entry['val_subset_size']}`)", "",
-                  *_table(["policy", "val_delta return", "std", "paired return", "std",
-                           "std ratio"], rows), ""]
+                  *table(["policy", "val_delta return", "std", "paired return", "std",
+                          "std ratio"], rows), ""]
     cost = p["rewards"]["cost"]
     warm = cost["warm_ratio_paired_over_val_delta"]
     lines += [f"Cost per episode with the reference curves in memory: paired / val_delta "
@@ -110,7 +147,7 @@ def paired_section(p: dict[str, Any]) -> list[str]:
              f"{e['speedup_cold_over_warm']['median']:.1f}x"]
             for suite, e in p["reset"].items()]
     lines += ["DUS-v1 reset cost per suite (median ms; cold: the dataset cache cleared before "
-              "the reset):", "", *_table(["suite", "cold", "warm", "cold / warm"], rows), ""]
+              "the reset):", "", *table(["suite", "cold", "warm", "cold / warm"], rows), ""]
     return lines
 
 
@@ -134,8 +171,8 @@ def resolution_section(summaries: dict[str, dict[str, Any]]) -> list[str]:
                          f"{100 * g['metrics']['accuracy']['mean']:.2f}",
                          "" if not d else f"{100 * d['mean']:+.2f} ± {100 * (d['half_width'] or 0):.2f}",
                          same])
-    return [*lines, *_table(["preset", "host", "policy", "accuracy", "Δ vs uniform",
-                             "uniform's decisions in every run"], rows), ""]
+    return [*lines, *table(["preset", "host", "policy", "accuracy", "Δ vs uniform",
+                            "uniform's decisions in every run"], rows), ""]
 
 
 # --------------------------------------------------------------------------- fashion
@@ -186,8 +223,8 @@ def selection_lines(sel: dict[str, Any]) -> list[str]:
             + (f" (reward `{sel['reward']}`)" if sel.get("reward", "paired") != "paired"
                else "")
             + ("; controls run beside them, never chosen" if controls else "") + ":", "",
-            *_table(["candidate", "mean paired return", f"vs {names[0]}",
-                     *(f"vs {c}" for c in controls)], rows), "",
+            *table(["candidate", "mean paired return", f"vs {names[0]}",
+                    *(f"vs {c}" for c in controls)], rows), "",
             f"Chosen: `{sel['chosen']}` (the first candidate, the incumbent, stays unless "
             "another's paired gain over it has its 95% interval above 0).", ""]
 
@@ -206,7 +243,7 @@ def candidate_lines(name: str, g: dict[str, Any]) -> list[str]:
     return [f"Tried, not shipped: `{name}` (`{g.get('generalist')}`), the same held-out run "
             f"(`{command_line(g['command'])}`); its generalist column, measured after the "
             "choice above was made on validation:", "",
-            *_table(["tasks", "n", "gain vs uniform", "gain vs DUS-H", "W/T/L vs DUS-H"], rows),
+            *table(["tasks", "n", "gain vs uniform", "gain vs DUS-H", "W/T/L vs DUS-H"], rows),
             "", f"![generalization_{name}](results/generalization_{name}.png)", ""]
 
 
@@ -258,8 +295,8 @@ def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
         gen = e["policies"].get("generalist")
         row.append(_ci(gen.get("vs_heuristic")) if gen else "n/a")
         rows.append(row)
-    lines += _table(["task", "seeds", "uniform acc", *[f"{p} vs uniform" for p in policies],
-                     "generalist vs DUS-H"], rows) + [""]
+    lines += table(["task", "seeds", "uniform acc", *[f"{p} vs uniform" for p in policies],
+                    "generalist vs DUS-H"], rows) + [""]
     same = [t for t, e in g["tasks"].items() if _acts_as_heuristic(e["policies"])]
     if same:
         lines += [f"On {len(same)} of {len(g['tasks'])} tasks the generalist's runs are DUS-H's "
@@ -274,8 +311,8 @@ def generalist_section(g: dict[str, Any], oracles: list[dict[str, Any]],
         rows.append([p, *_summary_row(a)])
     lines += ["Across tasks (mean of the per-task paired gains, 95% CI over tasks; W/T/L: tasks "
               "where the CI against DUS-H is above 0 / includes 0 / is below 0):", "",
-              *_table(["policy", "tasks", "gain vs uniform", "gain vs DUS-H", "W/T/L vs DUS-H"],
-                      rows), ""]
+              *table(["policy", "tasks", "gain vs uniform", "gain vs DUS-H", "W/T/L vs DUS-H"],
+                     rows), ""]
     lines += _by_kind(g["tasks"])
     vs_h = (across.get("generalist") or {}).get("mean_gain_vs_heuristic") or {}
     if vs_h.get("low") is not None:
@@ -359,7 +396,7 @@ def headroom_section(oracles: list[dict[str, Any]], g: dict[str, Any] | None, *,
     lines += ["Per task: the tuned settings, their mean paired return against DUS-H on the "
               "validation seeds (the best of the candidates, so optimistic) and, on the test "
               "seeds, the seed-paired test-accuracy difference to DUS-H, points [95% CI]:", "",
-              *_table(["task", *names, "vs DUS-H (validation)", "vs DUS-H (test)"], rows), ""]
+              *table(["task", *names, "vs DUS-H (validation)", "vs DUS-H (test)"], rows), ""]
     if not g:
         return lines + ["Not yet replayed on test seeds.", ""]
     lines += [f"Test runs: `{command_line(g['command'])}`.", ""]
@@ -372,8 +409,8 @@ def headroom_section(oracles: list[dict[str, Any]], g: dict[str, Any] | None, *,
             rows.append([kind, *_summary_row(a)])
     lines += ["Across tasks (mean of the per-task paired gains, 95% CI over tasks; W/T/L "
               "against DUS-H as above):", "",
-              *_table(["tasks", "n", "gain vs uniform", "gain vs DUS-H", "W/T/L vs DUS-H"],
-                      rows), ""]
+              *table(["tasks", "n", "gain vs uniform", "gain vs DUS-H", "W/T/L vs DUS-H"],
+                     rows), ""]
     vs_h = ((g.get("across_tasks") or {}).get("oracle") or {}).get("mean_gain_vs_heuristic")
     if vs_h and vs_h.get("low") is not None:
         lines += [f"DUS-H tuned per task {_verdict(vs_h)}. The interval's half-width, "
@@ -392,8 +429,8 @@ def shipped_against_bound_lines(g: dict[str, Any]) -> list[str]:
         return []
     lines = [f"**The shipped generalist against this bound** (`{command_line(g['command'])}`, "
              "the same tasks and test seeds):", "",
-             *_table(["tasks", "n", "gain vs uniform", "gain vs DUS-H", "W/T/L vs DUS-H"],
-                     [["all", *_summary_row(a)]]), ""]
+             *table(["tasks", "n", "gain vs uniform", "gain vs DUS-H", "W/T/L vs DUS-H"],
+                    [["all", *_summary_row(a)]]), ""]
     share = (g.get("across_tasks") or {}).get("oracle_share")
     if share:
         lines += _oracle_share_lines(share)
@@ -440,8 +477,8 @@ def _by_kind(tasks: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     return ["By kind of task (the same summary over each group):", "",
-            *_table(["tasks", "policy", "n", "gain vs uniform", "gain vs DUS-H",
-                     "W/T/L vs DUS-H"], rows), ""]
+            *table(["tasks", "policy", "n", "gain vs uniform", "gain vs DUS-H",
+                    "W/T/L vs DUS-H"], rows), ""]
 
 
 def _verdict(vs_h: dict[str, Any]) -> str:
@@ -542,8 +579,8 @@ def _card_tail(g: dict[str, Any] | None, selection: dict[str, Any] | None,
             a = across.get(p)
             if a:
                 rows.append([p, *_summary_row(a)])
-        lines += _table(["policy", "tasks", "gain vs uniform (points)", "gain vs DUS-H",
-                         "W/T/L vs DUS-H"], rows) + [""]
+        lines += table(["policy", "tasks", "gain vs uniform (points)", "gain vs DUS-H",
+                        "W/T/L vs DUS-H"], rows) + [""]
         vs_h = (across.get("generalist") or {}).get("mean_gain_vs_heuristic") or {}
         if vs_h.get("low") is not None:
             lines += [f"The generalist {_verdict(vs_h)} (target: above 0).", ""]
@@ -590,17 +627,17 @@ def fitted_card(fit: dict[str, Any], g: dict[str, Any] | None,
 
 
 # --------------------------------------------------------------------------- update
-def _load(path: Path) -> dict[str, Any] | None:
+def load(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _train_run(folder: Path) -> dict[str, Any] | None:
     """A dus-train run's summary.json with the command and the paired reward's reference
     policy its config.json recorded."""
-    train = _load(folder / "summary.json")
+    train = load(folder / "summary.json")
     if train is None:
         return None
-    config = _load(folder / "config.json") or {}
+    config = load(folder / "config.json") or {}
     reward = (config.get("env_config") or {}).get("reward") or {}
     return {**train, "argv": config.get("command"), "reward": reward.get("name", "paired"),
             "reference_policy": reward.get("reference_policy", "uniform")}
@@ -610,7 +647,7 @@ def _oracles_of(g: dict[str, Any], results: Path) -> list[dict[str, Any]]:
     """The oracle JSONs a benchmarks.generalization run replayed (its ``--oracle`` files, found
     by name in ``results``)."""
     named = ((g.get("settings") or {}).get("oracle") or "").split(",")
-    return [o for name in named if name and (o := _load(results / Path(name).name))]
+    return [o for name in named if name and (o := load(results / Path(name).name))]
 
 
 def _curve_text(train: dict[str, Any]) -> str:
@@ -662,7 +699,7 @@ def fit_lines(fit: dict[str, Any]) -> list[str]:
             "paired return against DUS-H in validation-accuracy points [95% CI over pairs]"
             + (f" (reward `{fit['reward']}`)" if fit.get("reward", "paired") != "paired"
                else "") + ":", "",
-            *_table(["trial", *names, "vs DUS-H (fit pairs)"], rows), "",
+            *table(["trial", *names, "vs DUS-H (fit pairs)"], rows), "",
             f"Written: trial {best['number']}, {_settings_text(best['settings'])} (DUS-H: "
             f"{_settings_text(fit['defaults'])}). Its score on the fit's own pairs is the "
             f"maximum of {len(fit['trials'])} noisy ones, so optimistic; the validation choice "
@@ -720,8 +757,8 @@ def reward_noise_lines(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"The trials both fits tried with the same settings ({len(rows)}), on the same "
             f"{new['pairs']} pairs: mean paired return against DUS-H [95% CI], the std over "
             "pairs, and the pairs beyond 10 points either way, under each reward:", "",
-            *_table(["trial", "paired", "std", "> 10 pts", "paired_best", "std", "> 10 pts"],
-                    rows), "",
+            *table(["trial", "paired", "std", "> 10 pts", "paired_best", "std", "> 10 pts"],
+                   rows), "",
             f"Std ratio paired / paired_best: median {statistics.median(ratios):.2f} "
             f"(IQR {q[0]:.2f}-{q[2]:.2f}, range {min(ratios):.2f}-{max(ratios):.2f}).", ""]
 
@@ -729,46 +766,46 @@ def reward_noise_lines(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def sections(results: Path) -> dict[str, Callable[[], list[str]]]:
     """Section name -> renderer, for every section whose JSON is in ``results``."""
     out: dict[str, Callable[[], list[str]]] = {}
-    paired = _load(results / "paired_reward.json")
+    paired = load(results / "paired_reward.json")
     if paired:
         out["paired"] = lambda: paired_section(paired)
     resolution = {p.parent.name: json.loads(p.read_text())
                   for p in sorted((results / "heuristic_resolution").glob("*/summary.json"))}
     if resolution:
         out["resolution"] = lambda: resolution_section(resolution)
-    fashion = _load(results / "fashion.json")
+    fashion = load(results / "fashion.json")
     if fashion:
-        weights = _load(results / "fashion_weights.json")
+        weights = load(results / "fashion_weights.json")
         out["fashion"] = lambda: fashion_section(fashion, weights)
-    general = _load(results / "generalization.json")
+    general = load(results / "generalization.json")
     if general:
         oracles = [json.loads(p.read_text()) for p in sorted(results.glob("oracle*.json"))]
         train = _train_run(results / "generalist")
-        selection = _load(results / "select_generalist.json")
+        selection = load(results / "select_generalist.json")
         tried = {p.stem.removeprefix("generalization_"): json.loads(p.read_text())
                  for p in sorted(results.glob("generalization_*.json"))}
         out["generalist"] = lambda: generalist_section(general, oracles, train, selection,
                                                        tried)
-    anchored = _load(results / "anchored_generalization.json")
+    anchored = load(results / "anchored_generalization.json")
     if anchored:
         train = _train_run(results / "generalist-anchored")
-        selection = _load(results / "anchored_select.json")
+        selection = load(results / "anchored_select.json")
         out["anchored"] = lambda: generalist_section(
             anchored, [], train, selection, heading=ANCHORED_HEADING, intro=ANCHORED_INTRO,
             figure="anchored_generalization", card="")
-    fitted = _load(results / "fitted_generalization.json")
+    fitted = load(results / "fitted_generalization.json")
     if fitted:
-        fit = _load(results / "fit_heuristic.json")
-        selection = _load(results / "fitted_select.json")
+        fit = load(results / "fit_heuristic.json")
+        selection = load(results / "fitted_select.json")
         out["fitted"] = lambda: generalist_section(
             fitted, [], None, selection, heading=FITTED_HEADING,
             intro=FITTED_INTRO + (("\n".join(fit_lines(fit)).rstrip(),) if fit else ()),
             figure="fitted_generalization", card="")
-    fit_best = _load(results / "fit_heuristic_best.json")
+    fit_best = load(results / "fit_heuristic_best.json")
     if fit_best:
-        fit_old = _load(results / "fit_heuristic.json")
-        held_best = _load(results / "fitbest_generalization.json")
-        selection_best = _load(results / "fitbest_select.json")
+        fit_old = load(results / "fit_heuristic.json")
+        held_best = load(results / "fitbest_generalization.json")
+        selection_best = load(results / "fitbest_select.json")
         intro = (*FITTED_BEST_INTRO,
                  *(("\n".join(reward_noise_lines(fit_old, fit_best)).rstrip(),)
                    if fit_old else ()), "\n".join(fit_lines(fit_best)).rstrip())
@@ -780,10 +817,10 @@ def sections(results: Path) -> dict[str, Callable[[], list[str]]]:
             out["fitted_best"] = lambda: [FITTED_BEST_HEADING, "", *(
                 line for p in intro for line in (p, "")),
                 *(selection_lines(selection_best) if selection_best else [])]
-    ppo_best = _load(results / "ppobest_generalization.json")
+    ppo_best = load(results / "ppobest_generalization.json")
     if ppo_best:
         train = _train_run(results / "generalist-best")
-        selection = _load(results / "ppobest_select.json")
+        selection = load(results / "ppobest_select.json")
         out["ppo_best"] = lambda: generalist_section(
             ppo_best, _oracles_of(ppo_best, results), train, selection,
             heading=PPO_BEST_HEADING, intro=PPO_BEST_INTRO, figure="ppobest_generalization",
@@ -798,21 +835,21 @@ def sections(results: Path) -> dict[str, Callable[[], list[str]]]:
                        None)
         tested = next((r for r in runs if r is not shipped), shipped)
         out["headroom"] = lambda: headroom_section(headroom, tested, shipped=shipped)
-    wide = _load(results / "bound16.json")
+    wide = load(results / "bound16.json")
     if wide:
         out["headroom_wide"] = lambda: headroom_section(
-            [wide], _load(results / "bound16_generalization.json"),
+            [wide], load(results / "bound16_generalization.json"),
             heading=HEADROOM_WIDE_HEADING, intro=HEADROOM_WIDE_INTRO)
     ppo_runs = {reward: run for reward, name in (("paired", "ppo-paired"),
                                                  ("paired_best", "ppo-pairedbest"),
                                                  ("val_delta", "ppo-valdelta"))
-                if (run := _load(results / f"cost_{name}.json")) and "ppo_time" in run}
+                if (run := load(results / f"cost_{name}.json")) and "ppo_time" in run}
     if ppo_runs:
         out["ppo_reward"] = lambda: ppo_reward_section(ppo_runs)
     settings = ppo_runs_by_settings(results)
     if settings:
         out["ppo_settings"] = lambda: ppo_settings_section(settings)
-    overhead = _load(results / "overhead.json")
+    overhead = load(results / "overhead.json")
     if overhead:
         out["overhead"] = lambda: overhead_section(overhead)
     return out
@@ -825,7 +862,6 @@ def _count_text(n: int) -> str:
 def ppo_reward_section(runs: dict[str, dict[str, Any]]) -> list[str]:
     """PPO on ``default`` with each reward, checkpoints every 320 steps, each replayed next to
     uniform on the same validation episodes (``benchmarks.cost``'s ppo_time part)."""
-    from benchmarks.make_results import ppo_time_lines
 
     lines = ["## PPO with the paired reward: steps to beat uniform", "",
              f"{_count_text(len(runs))} `dus-train --agent ppo --preset default` runs that "
@@ -845,9 +881,9 @@ def ppo_reward_section(runs: dict[str, dict[str, Any]]) -> list[str]:
                      str(sum(c["beats_uniform"] for c in p["checkpoints"]))
                      + f" / {len(p['checkpoints'])}",
                      "met" if first and first["timesteps"] <= 1600 else "**missed**"])
-    lines += _table(["reward", "timesteps", "train s", "first checkpoint beating uniform",
-                     "first with mean > 0", "checkpoints beating", "≤ 1,600 steps"],
-                    rows) + [""]
+    lines += table(["reward", "timesteps", "train s", "first checkpoint beating uniform",
+                    "first with mean > 0", "checkpoints beating", "≤ 1,600 steps"],
+                   rows) + [""]
     for reward, run in runs.items():
         lines += [f"### `{reward}`", "", *ppo_time_lines(run["ppo_time"], "target ≤ 1,600 steps")]
     return lines
@@ -863,13 +899,13 @@ def ppo_runs_by_settings(results: Path) -> dict[tuple[str, ...], list[dict[str, 
     empty unless some setting was run with two or more seeds."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for path in sorted(results.glob("cost_ppo-*.json")):
-        run = _load(path)
+        run = load(path)
         if not run or "run_dir" not in run.get("ppo_time", {}):
             continue
         p = run["ppo_time"]
         run_dir = Path(p["run_dir"])
-        config = _load(run_dir / "config.json") or _load(results / "runs" / run_dir.name
-                                                         / "config.json")
+        config = load(run_dir / "config.json") or load(results / "runs" / run_dir.name
+                                                       / "config.json")
         if not config or "reward.name=paired_best" not in config["args"].get("set", []):
             continue
         key = tuple(config["args"].get("ppo") or [])
@@ -922,10 +958,10 @@ def ppo_settings_section(groups: dict[tuple[str, ...], list[dict[str, Any]]]) ->
                          f"{len(p['checkpoints'])}",
                          interval_text(at["diff_to_uniform"], 2, 100.0) if at else "n/a",
                          "met" if _first_steps(p) <= PPO_TARGET_STEPS else "**missed**"])
-    lines += _table(["settings", "seed", "first checkpoint beating uniform",
-                     "first with mean > 0", "checkpoints beating",
-                     f"Δ vs uniform at {PPO_TARGET_STEPS:,} steps, points",
-                     f"≤ {PPO_TARGET_STEPS:,} steps"], rows) + [""]
+    lines += table(["settings", "seed", "first checkpoint beating uniform",
+                    "first with mean > 0", "checkpoints beating",
+                    f"Δ vs uniform at {PPO_TARGET_STEPS:,} steps, points",
+                    f"≤ {PPO_TARGET_STEPS:,} steps"], rows) + [""]
     summary = []
     for key, runs in groups.items():
         steps = steps_of[key]
@@ -938,9 +974,9 @@ def ppo_settings_section(groups: dict[tuple[str, ...], list[dict[str, Any]]]) ->
                         if later else "n/a"])
     lines += ["Across training seeds (a run that never beats uniform counts as later than any "
               "that does):", ""]
-    lines += _table(["settings", "seeds", "median first checkpoint beating uniform",
-                     f"runs ≤ {PPO_TARGET_STEPS:,} steps", "of them, seeds other than 0"],
-                    summary) + [""]
+    lines += table(["settings", "seeds", "median first checkpoint beating uniform",
+                    f"runs ≤ {PPO_TARGET_STEPS:,} steps", "of them, seeds other than 0"],
+                   summary) + [""]
     verdicts = []
     for key in confirmed:
         steps = steps_of[key]
@@ -982,7 +1018,6 @@ def _settings_rank_test(steps_of: dict[tuple[str, ...], list[float]],
 
 
 def overhead_section(overhead: dict[str, Any]) -> list[str]:
-    from benchmarks.make_results import overhead_lines
 
     return ["## Env overhead after the restructuring", "",
             "`python -m benchmarks.overhead` on the code with the shared decision step "

@@ -32,6 +32,8 @@ from dus_env.config import (
 __version__ = "0.1.0"
 ENV_ID = "dus_env/DUS-v0"
 ENV_V1_ID = "dus_env/DUS-v1"
+ENV_VERSION = 0
+"""Bumped with the env id whenever observation, action or reward meaning changes."""
 
 
 def _register_envs() -> None:
@@ -62,6 +64,7 @@ def __getattr__(name: str):
 __all__ = [
     "ENV_ID",
     "ENV_V1_ID",
+    "ENV_VERSION",
     "DUSEnvV1",
     "PRESETS",
     "DUSEnv",

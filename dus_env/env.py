@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 
+from dus_env import ENV_VERSION
 from dus_env.config import EnvConfig, config_from_dict, config_to_dict, get_preset
 from dus_env.data import make_dataset
 from dus_env.decision import DecisionState
@@ -24,9 +25,6 @@ from dus_env.sampler import (
 )
 from dus_env.seeding import spawn_seeds
 from dus_env.trainer import EvalStats, MMLTrainer
-
-ENV_VERSION = 0
-"""Bumped with the env id whenever observation, action or reward meaning changes."""
 
 
 def resolve_config(

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from dus_env import ENV_VERSION, __version__
 from dus_env.config import EnvConfig, config_to_dict
 from dus_env.files import atomic_write
 
@@ -42,10 +43,7 @@ def code_versions() -> dict[str, Any]:
     """What a curve's numbers depend on besides the config and the seeds."""
     import torch
 
-    import dus_env
-    from dus_env.env import ENV_VERSION
-
-    return {"env_version": ENV_VERSION, "dus_env": dus_env.__version__,
+    return {"env_version": ENV_VERSION, "dus_env": __version__,
             "torch": torch.__version__, "cache_format": CACHE_FORMAT}
 
 

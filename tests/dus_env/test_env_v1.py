@@ -300,7 +300,6 @@ def test_replay_equals_the_env_for_four_modalities():
 
 def _replay_equals_env(config, seed):
     from gymnasium.utils import seeding
-    from torch.utils.data import DataLoader  # noqa: F401  (the batch sampler is a torch one)
 
     from dus_env.data import make_dataset
     from dus_env.replay import DUSBatchSampler, SamplingController
