@@ -155,7 +155,18 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         self.render_mode = render_mode
 
     def _use_config(self, config: EnvConfig) -> None:
-        """Build everything that depends on the task: data, decision state, reward."""
+        """Build everything that depends on the task: data, decision state, reward. All or
+        nothing: when a part fails (missing data, a batch size the data cannot fit), the env
+        keeps the task it had and the error propagates."""
+        before = dict(self.__dict__)
+        try:
+            self._build_task(config)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _build_task(self, config: EnvConfig) -> None:
         self.config = config
         self.modalities = self.config.modalities
         self.dataset = make_dataset(self.config.data)
@@ -196,6 +207,7 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
                        ) -> tuple[np.ndarray, dict[str, Any]]:
         """A fresh training run from these seeds (what ``reset`` does after drawing them)."""
         cfg = self.config
+        self._done = True  # until the new episode is fully set up
         self._trainer = MMLTrainer.build(
             cfg.trainer, cfg.model, self.dataset, cfg.sampler.base_batch_size, model_seed,
             cfg.device,
@@ -205,7 +217,6 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
             np.random.default_rng(sampler_seed),
         )
         self._decision.reset()
-        self._done = False
         self._last_sizes: tuple[int, ...] | None = None
         self._val_acc: float | None = None
         self._val_best: float | None = None
@@ -216,7 +227,11 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         if self._reward.reads_validation(last_step=False):
             validation = self._validate()
             self._val_acc = self._val_best = validation.accuracy
-        return self._decision.observation(), self._info(validation=validation)
+        self._done = False
+        obs, info = self._decision.observation(), self._info(validation=validation)
+        if self.render_mode == "human":  # gymnasium: human mode renders on its own
+            self.render()
+        return obs, info
 
     def step(
         self, action: Any
@@ -234,6 +249,8 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         self.step_seconds = time.perf_counter() - start
         info = self._info(sizes=sizes, losses=losses, validation=validation, terms=terms,
                           diverged=diverged, wall_time=self.step_seconds)
+        if self.render_mode == "human":
+            self.render()
         return self._decision.observation(), float(sum(terms.values())), self._done, False, info
 
     # ------------------------------------------------------------------ one step
@@ -360,14 +377,15 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         obs = self._decision.observation()[None]
         scores = self.layout.cumulative_scores(obs)[0]
         progress = float(np.asarray(self.layout.decode(obs)["progress"]).reshape(-1)[0])
+        present = self.layout.present(obs)[0] if hasattr(self.layout, "present") else None
         requested = inverse_score_multipliers(
-            scores, gamma=rule["gamma"], min_multiplier=rule["min_multiplier"],
+            scores, present, gamma=rule["gamma"], min_multiplier=rule["min_multiplier"],
             max_multiplier=rule["max_multiplier"])
         if self.config.sampler.action == "multipliers":
             return (np.ones_like(requested) if progress < rule["warmup"]
                     else requested).astype(np.float32)
         if progress < rule["warmup"]:
-            return np.array(self._decision.uniform_action, dtype=np.int64)
+            return self.uniform_action.copy()  # one entry per action entry (DUS-v1: per slot)
         return nearest_grid_indices(requested, self.config.sampler.multipliers)
 
     # ------------------------------------------------------------------ helpers
@@ -428,9 +446,7 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
             top = self.config.sampler.max_batch_size
             return draw_frame([n / top for n in sizes], state.cumulative_values,
                               state.gap_values, self._decision.progress)
-        s = ", ".join(f"{m}={v:.3f}" for m, v in zip(self.modalities, state.cumulative_values))
-        text = (f"step {self._decision.steps}/{self.config.steps_per_episode} iteration "
-                f"{self._trainer.iteration}: S {s}")
+        text = self._render_text()
         if self.render_mode == "human":
             import sys
 
@@ -438,6 +454,13 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
             sys.stdout.flush()
             return None
         return text
+
+    def _render_text(self) -> str:
+        """The one-line summary of ``ansi`` and ``human``."""
+        state = self._decision.state
+        s = ", ".join(f"{m}={v:.3f}" for m, v in zip(self.modalities, state.cumulative_values))
+        return (f"step {self._decision.steps}/{self.config.steps_per_episode} iteration "
+                f"{self._trainer.iteration}: S {s}")
 
     def close(self) -> None:
         self._trainer = None

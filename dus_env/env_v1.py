@@ -99,12 +99,21 @@ class DUSEnvV1(DUSEnv):
     ) -> None:
         self._check_render_mode(render_mode)
         check_choice("split", split, SPLITS)
-        if isinstance(max_modalities, bool) or not isinstance(max_modalities, int) or \
-                max_modalities < 2:
+        if isinstance(max_modalities, bool) or not isinstance(max_modalities, (int, np.integer)) \
+                or max_modalities < 2:
             raise ValueError(f"max_modalities={max_modalities!r} must be an integer >= 2")
-        self.max_modalities = max_modalities
+        if permute_modalities is not None and not isinstance(permute_modalities,
+                                                             (bool, np.bool_)):
+            raise TypeError(f"permute_modalities={permute_modalities!r} must be True, False or "
+                            "None (None: shuffle the slots when drawing from a suite)")
+        self.max_modalities = int(max_modalities)
         self.split = split
-        self.multipliers = tuple(multipliers) if multipliers is not None else None
+        if multipliers is not None:
+            if isinstance(multipliers, (str, bytes)) or not hasattr(multipliers, "__iter__"):
+                raise TypeError(f"multipliers={multipliers!r} must be a sequence of numbers "
+                                "(the action grid) or None (each task's own grid)")
+            multipliers = tuple(multipliers)
+        self.multipliers = multipliers
         """The action grid every task uses (None: each task's own)."""
         if suite is not None:
             if preset is not None or isinstance(config, EnvConfig):
@@ -163,16 +172,16 @@ class DUSEnvV1(DUSEnv):
     def _use_task(self, task: Task) -> None:
         if self.task is not None and task.name == self.task.name:
             return
+        self._use_config(task.config)  # all or nothing: a task that fails to build is not used
         self.task = task
-        self._use_config(task.config)
 
     def _make_decision(self) -> SlotDecisionState:
         return SlotDecisionState(self.modalities, self.config.sampler, self.config.monitor,
                                  self.dataset.n_classes, self.config.total_iterations,
                                  self.max_modalities)
 
-    def _use_config(self, config: EnvConfig) -> None:
-        super()._use_config(config)
+    def _build_task(self, config: EnvConfig) -> None:
+        super()._build_task(config)
         self.uniform_action = np.array(self._decision.uniform_slot_action, dtype=np.int64)
 
     # ------------------------------------------------------------------ API
@@ -190,10 +199,17 @@ class DUSEnvV1(DUSEnv):
         if unknown:
             raise ValueError(f"reset options {sorted(unknown)} are not valid; valid: "
                              "['episode_seed', 'task']")
+        if "episode_seed" in options:
+            value = options["episode_seed"]
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"reset option episode_seed={value!r} is not valid; valid: "
+                                 "an integer >= 0")
+        if "task" in options:
+            check_choice("task", options["task"], self._by_name)
+        self._done = True  # a reset ends the episode, whether or not the next one starts
         super(DUSEnv, self).reset(seed=seed)  # gymnasium's: seeds np_random
         rng = self.np_random
         if "task" in options:
-            check_choice("task", options["task"], self._by_name)
             task = self._by_name[options["task"]]
         else:
             task = self._pool[int(rng.integers(len(self._pool)))]
@@ -238,8 +254,5 @@ class DUSEnvV1(DUSEnv):
             "multipliers": list(self.config.sampler.multipliers),
         }
 
-    def render(self):
-        out = super().render()
-        if isinstance(out, str):  # ansi: the task's name first
-            return f"task {self.task.name if self.task else '?'}: {out}"
-        return out
+    def _render_text(self) -> str:
+        return f"task {self.task.name if self.task else '?'}: {super()._render_text()}"

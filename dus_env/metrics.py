@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import random
 import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, average_precision_score, f1_score
-from sklearn.preprocessing import StandardScaler, label_binarize
+
+# Importing scikit-learn loads rich, whose import draws from Python's global random generator;
+# the library leaves that generator as it found it.
+_RANDOM_STATE = random.getstate()
+try:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, average_precision_score, f1_score
+    from sklearn.preprocessing import StandardScaler, label_binarize
+finally:
+    random.setstate(_RANDOM_STATE)
+    del _RANDOM_STATE
 
 
 def accuracy(labels: np.ndarray, probs: np.ndarray) -> float:

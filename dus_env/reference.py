@@ -49,7 +49,8 @@ def code_versions() -> dict[str, Any]:
 
 def reference_key(config: EnvConfig, model_seed: int, sampler_seed: int) -> dict[str, Any]:
     """Everything the reference run's validation curve depends on, as JSON-ready values."""
-    from dus_env.seeding import cpu_capability  # torch, loaded when a curve is asked for
+    from dus_env.sampler import uniform_index  # torch, loaded when a curve is asked for
+    from dus_env.seeding import cpu_capability
 
     cfg = config_to_dict(config)
     policy = cfg["reward"].get("reference_policy", "uniform")
@@ -57,8 +58,12 @@ def reference_key(config: EnvConfig, model_seed: int, sampler_seed: int) -> dict
     if policy != "uniform":  # uniform curves keep the keys (and cache files) they always had
         cfg["reward"]["reference_policy"] = policy
     cfg.pop("info_wall_time", None)
-    if policy == "uniform":
-        cfg["sampler"].pop("multipliers", None)  # uniform sampling never reads the grid
+    if policy == "uniform":  # uniform sampling reads one grid value: the uniform one
+        grid = cfg["sampler"].pop("multipliers", None)
+        if grid and cfg["sampler"].get("action", "grid") == "grid":
+            value = float(grid[uniform_index(grid)])
+            if not math.isclose(value, 1.0):  # a grid without 1.0 (its middle value)
+                cfg["sampler"]["uniform_multiplier"] = value
     # each CPU kernel path has its own entries: a folder shared by unlike CPUs (a Ray
     # cluster) never serves one path's curve to the other
     key = {"config": cfg, "seeds": [int(model_seed), int(sampler_seed)], **code_versions(),

@@ -1,4 +1,6 @@
 import pickle
+import subprocess
+import sys
 import warnings
 
 import gymnasium as gym
@@ -199,6 +201,18 @@ def test_env_is_picklable_and_runs_async_vectorised():
         vec.close()
 
 
+def test_the_library_leaves_pythons_global_random_alone_from_import_to_step():
+    """Importing scikit-learn (the metrics) loads rich, which draws from ``random`` on import:
+    checked in a fresh interpreter, where nothing has loaded it yet."""
+    code = ("import random\nrandom.seed(7)\nbefore = random.getstate()\n"
+            "import gymnasium as gym, dus_env\n"
+            "env = gym.make('dus_env/DUS-v1', suite='tiny')\nenv.reset(seed=0)\n"
+            "env.step(env.action_space.sample())\nassert random.getstate() == before\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
 def test_render_ansi_and_bad_render_mode():
     env = DUSEnv(preset="tiny", render_mode="ansi")
     env.reset(seed=0)
@@ -217,7 +231,11 @@ def test_render_rgb_array_draws_the_state_and_human_needs_no_display(capsys):
     assert not np.array_equal(first, skewed)  # batch sizes and scores moved the bars
     human = DUSEnv(preset="tiny", render_mode="human")
     human.reset(seed=0)
-    assert human.render() is None and "iteration 0" in capsys.readouterr().out
+    human.step(np.array([1, 1]))  # gymnasium's convention: human mode renders on its own
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "step 0/6 iteration 0: S strong=0.250, weak=0.250"
+    assert len(lines) == 2 and lines[1].startswith("step 1/6 iteration 10: S strong=")
+    assert human.render() is None and "step 1/6" in capsys.readouterr().out
 
 
 def test_standard_clients_sb3_make_vec_env_and_record_video(tmp_path):

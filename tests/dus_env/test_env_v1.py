@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.error import ResetNeeded
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -367,6 +368,76 @@ def test_bad_input_names_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match=r"task 'odd' does not fit the layout of task 'tiny-2': "
                                          r"its monitor is"):
         DUSEnvV1(suite=broken)
+
+
+def test_loose_arguments_are_refused_with_their_name():
+    with pytest.raises(TypeError, match=r"permute_modalities='False' must be True, False or None"):
+        DUSEnvV1(suite="tiny", permute_modalities="False")
+    with pytest.raises(TypeError, match=r"multipliers=5 must be a sequence of numbers"):
+        DUSEnvV1(suite="tiny", multipliers=5)
+    env = DUSEnvV1(suite="tiny", max_modalities=np.int64(4))  # numpy integers are integers
+    assert env.max_modalities == 4 and type(env.max_modalities) is int
+    for seed in (3.7, True, None, "abc", -1):
+        with pytest.raises(ValueError, match=r"reset option episode_seed=.* is not valid; "
+                                             r"valid: an integer >= 0"):
+            env.reset(seed=0, options={"episode_seed": seed})
+    assert env.reset(seed=0, options={"episode_seed": np.int64(3)})[1]["episode_seed"] == 3
+
+
+def test_a_task_that_fails_to_build_leaves_the_env_as_it_was():
+    """A held-out task whose data is missing: every reset onto it raises, the env keeps the
+    task it had (config, data, decision state agree), and the interrupted episode has ended."""
+    from dus_env.suites import Suite, Task
+
+    suite = tiny_suite()
+    missing = Task("features-missing", get_preset("cremad_features"))  # no data.path here
+    env = DUSEnvV1(suite=Suite("t", train=suite.train[:1], heldout=(missing,)),
+                   multipliers=None)
+    env.reset(seed=0)
+    for _ in range(2):
+        with pytest.raises(FileNotFoundError, match="no features file"):
+            env.reset(seed=0, options={"task": "features-missing"})
+        assert env.task.name == "tiny-2"
+        assert env.modalities == env.dataset.modalities == env._decision.modalities == ("a", "b")
+    with pytest.raises(ResetNeeded, match="the episode has ended"):
+        env.step(env.uniform_action)
+    _, info = env.reset(seed=0)
+    assert info["task"] == "tiny-2"
+    env.step(env.uniform_action)
+
+
+def test_heuristic_action_is_heuristic_policys_in_v1_slots():
+    """``env.heuristic_action()`` (the paired reward's DUS-H reference) is what
+    HeuristicPolicy picks from the observation, absent slots included, warm-up or not."""
+    env = DUSEnvV1(suite="tiny", permute_modalities=True)
+    policy = HeuristicPolicy(env.layout, env.multipliers)
+    obs, info = env.reset(seed=1, options={"task": "tiny-2"})
+    assert len(info["slots"]) < env.max_modalities  # some slots are absent
+    done, skewed = False, False
+    while not done:
+        action = env.heuristic_action()
+        assert env.action_space.contains(action)
+        assert np.array_equal(action, policy.predict(obs, deterministic=True)[0])
+        skewed |= len(set(action.tolist())) > 1
+        obs, _, done, _, _ = env.step(action)
+    assert skewed  # past the warm-up it left uniform, so the comparison saw DUS-H's rule
+
+
+def test_uniform_curves_of_grids_without_one_have_their_own_cache_keys():
+    """Uniform sampling reads one grid value: 1.0, else the grid's middle. With
+    ``budget="free"`` that value sets the batch size, so it is part of the key."""
+    from dus_env.reference import reference_key
+
+    def key(grid, budget="free"):
+        cfg = get_preset("tiny")
+        cfg = cfg.replace(sampler=dataclasses_replace(cfg.sampler, multipliers=grid,
+                                                      budget=budget))
+        return reference_key(cfg, 1, 2)
+
+    assert key((0.5, 0.75, 2.0)) != key((0.5, 2.0))
+    assert key((0.5, 0.75, 2.0))["config"]["sampler"]["uniform_multiplier"] == 0.75
+    assert key((0.5, 1.0, 2.0)) == key((0.25, 1.0, 4.0))  # the grid itself is never read
+    assert "uniform_multiplier" not in key((0.5, 1.0, 2.0))["config"]["sampler"]
 
 
 def dataclasses_replace(obj, **changes):
