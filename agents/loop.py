@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dus_env.config import MonitorConfig, SamplerConfig
-from dus_env.errors import check_range
+from dus_env.errors import check_integer, check_names
 from dus_env.replay import SamplingController
 from dus_env.slots import SlotLayout
 from dus_env.spaces import ObservationLayout
@@ -46,9 +46,15 @@ def make_controller(modalities: Sequence[str], n_classes: int, total_iterations:
             and twice ``base_batch_size``).
         seed: seed of a ``random`` policy.
     """
+    check_names("modalities", modalities)
     modalities = tuple(modalities)
-    check_range("total_iterations", total_iterations, 1)
-    check_range("base_batch_size", base_batch_size, 1)
+    check_integer("total_iterations", total_iterations, 1)
+    check_integer("base_batch_size", base_batch_size, 1)
+    check_integer("seed", seed)
+    for name, value in (("iters_per_step", iters_per_step), ("min_batch_size", min_batch_size),
+                        ("max_batch_size", max_batch_size)):
+        if value is not None:
+            check_integer(name, value, 1)
     if iters_per_step is None:
         iters_per_step = max(1, total_iterations // DECISIONS_PER_RUN)
     spec = _policy_spec(policy)

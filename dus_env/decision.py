@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from dus_env.config import MonitorConfig, SamplerConfig
-from dus_env.errors import check_range
+from dus_env.errors import check_integer, check_names
 from dus_env.monitor import DiscrepancyMonitor, MonitorState, mean_rows
 from dus_env.sampler import multipliers_to_batch_sizes, resolve_batch_sizes, uniform_index
 from dus_env.slots import SlotLayout
@@ -41,13 +41,14 @@ class DecisionState:
 
     def __init__(self, modalities: Sequence[str], sampler: SamplerConfig,
                  monitor: MonitorConfig, n_classes: int, total_iterations: int) -> None:
+        check_names("modalities", modalities)
         self.modalities = tuple(modalities)
         if len(self.modalities) < 2 or len(set(self.modalities)) != len(self.modalities):
             raise ValueError(
                 f"modalities={list(self.modalities)!r} needs at least 2 distinct names"
             )
-        check_range("n_classes", n_classes, 2)
-        check_range("total_iterations", total_iterations, 1)
+        check_integer("n_classes", n_classes, 2)
+        check_integer("total_iterations", total_iterations, 1)
         self.sampler = sampler
         self.total_iterations = int(total_iterations)
         self.layout = ObservationLayout.for_parts(len(self.modalities), monitor, sampler)

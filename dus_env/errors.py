@@ -85,3 +85,27 @@ def check_range(
         lb = "[" if low_inclusive else "("
         hb = "]" if high_inclusive else ")"
         raise ValueError(f"{field}={value!r} is out of range; valid range: {lb}{lo}, {hi}{hb}.")
+
+
+def check_integer(field: str, value: object, low: int | None = None,
+                  high: int | None = None) -> None:
+    """Raise ``TypeError`` unless ``value`` is an integer (Python or numpy; not a bool, not a
+    float that happens to be whole), then ``ValueError`` unless ``low <= value <= high``."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{field}={value!r} has type {type(value).__name__}; expected an "
+                        "integer")
+    check_range(field, value, low, high)
+
+
+def check_names(field: str, value: object) -> None:
+    """Raise ``TypeError`` unless ``value`` is a sequence of strings (a single string is not:
+    ``"audio"`` would otherwise read as five one-letter names)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{field}={value!r} must be a sequence of names, e.g. "
+                        "['audio', 'video']")
+    bad = [v for v in value if not isinstance(v, str)]
+    if bad:
+        raise TypeError(f"{field}={list(value)!r} must hold strings; got {bad[0]!r} "
+                        f"({type(bad[0]).__name__})")

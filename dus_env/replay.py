@@ -38,7 +38,7 @@ from torch.utils.data import Sampler
 
 from dus_env.config import EnvConfig, MonitorConfig, SamplerConfig
 from dus_env.decision import DecisionState, SlotDecisionState
-from dus_env.errors import check_range
+from dus_env.errors import check_integer
 from dus_env.models.classifier import true_class_probability
 from dus_env.monitor import MonitorState
 from dus_env.sampler import ModalitySampler
@@ -109,7 +109,7 @@ class SamplingController:
         else:
             self._decision = SlotDecisionState(modalities, sampler, monitor, n_classes,
                                                total_iterations, max_modalities)
-        check_range("iters_per_step", iters_per_step, 1, total_iterations)
+        check_integer("iters_per_step", iters_per_step, 1, total_iterations)
         self.max_modalities = max_modalities
         self.policy = policy
         self.modalities = self._decision.modalities
@@ -201,11 +201,17 @@ class SamplingController:
                 raise TypeError(
                     f"outputs[{m!r}] must be a (logits, labels) pair; got {type(pair).__name__}"
                 )
-            logits = pair[0]
+            logits, labels = pair
             if getattr(logits, "ndim", 0) == 2 and logits.shape[1] != self.n_classes:
                 raise ValueError(
                     f"outputs[{m!r}] has logits for {logits.shape[1]} classes, but the "
                     f"controller was built for n_classes={self.n_classes}"
+                )
+            labels = torch.as_tensor(labels)
+            if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.n_classes):
+                raise ValueError(
+                    f"outputs[{m!r}] has labels in [{int(labels.min())}, {int(labels.max())}]; "
+                    f"valid: class indices in [0, {self.n_classes - 1}]"
                 )
             scores[m] = batch_score(*pair)
         return self.observe_scores(scores)
@@ -216,6 +222,11 @@ class SamplingController:
         decision was made."""
         self._check_modalities(scores, "scores")
         values = [float(scores[m]) for m in self.modalities]
+        for m, v in zip(self.modalities, values):
+            if math.isfinite(v) and not 0.0 <= v <= 1.0:  # not finite: a diverged iteration
+                raise ValueError(f"scores[{m!r}]={v!r} is out of range; valid: a probability "
+                                 "in [0, 1] (the mean true-class probability), or NaN/inf for "
+                                 "an iteration whose loss diverged")
         decision = self._decision
         if decision.iteration >= self.total_iterations:  # past the budget: sizes stay
             decision.iteration += 1
@@ -322,7 +333,7 @@ class DUSBatchSampler(Sampler[list[int]]):
         generator: np.random.Generator | int,
         n_iterations: int | None = None,
     ) -> None:
-        check_range("n_samples", n_samples, 1)
+        check_integer("n_samples", n_samples, 1)
         if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
             generator = np.random.default_rng(int(generator))
         if not isinstance(generator, np.random.Generator):
@@ -332,7 +343,7 @@ class DUSBatchSampler(Sampler[list[int]]):
             )
         self.controller = controller
         self.n_iterations = controller.total_iterations if n_iterations is None else n_iterations
-        check_range("n_iterations", self.n_iterations, 1)
+        check_integer("n_iterations", self.n_iterations, 1)
         self._sampler = ModalitySampler(
             controller.sampler_config, controller.modalities, _IndexSplit(n_samples), generator
         )

@@ -266,3 +266,19 @@ def test_a_missing_optional_dependency_is_one_line_naming_the_extra(tmp_path):
                           timeout=300)
     assert proc.returncode == 2 and "pip install 'dus-env[plots]'" in proc.stderr, proc.stderr
     assert not (tmp_path / "e").exists()  # refused before anything was run or written
+
+
+@pytest.mark.parametrize("args,kwargs,error,match", [
+    (("audio", 6, 200), {}, TypeError, r"modalities='audio' must be a sequence of names"),
+    ((["a", "b"], 4.5, 200), {}, TypeError, r"n_classes=4.5 has type float; expected an integer"),
+    ((["a", "b"], 4, "200"), {}, TypeError, r"total_iterations='200' has type str"),
+    ((["a", "b"], 4, 200), {"base_batch_size": "64"}, TypeError, r"base_batch_size='64'"),
+    ((["a", "b"], 4, 200), {"iters_per_step": 2.5}, TypeError, r"iters_per_step=2.5"),
+    ((["a", "b"], 4, 200), {"max_batch_size": 0}, ValueError, r"max_batch_size=0 is out of range"),
+    ((["a", "b"], None, 200), {}, TypeError, r"n_classes=None has type NoneType"),
+])
+def test_make_controller_names_each_bad_argument(args, kwargs, error, match):
+    from dus_agents import make_controller
+
+    with pytest.raises(error, match=match):
+        make_controller(*args, **kwargs)

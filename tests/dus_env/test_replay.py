@@ -214,6 +214,34 @@ def test_bad_constructor_arguments(changes, match):
         _controller(**changes)
 
 
+@pytest.mark.parametrize("changes,match", [
+    ({"n_classes": 4.5}, r"n_classes=4.5 has type float; expected an integer"),
+    ({"n_classes": "10"}, r"n_classes='10' has type str; expected an integer"),
+    ({"total_iterations": 40.7}, r"total_iterations=40.7 has type float"),
+    ({"iters_per_step": 2.5}, r"iters_per_step=2.5 has type float"),
+    ({"modalities": "ab"}, r"modalities='ab' must be a sequence of names"),
+    ({"modalities": ("a", 2)}, r"must hold strings; got 2 \(int\)"),
+])
+def test_arguments_of_the_wrong_type_are_named(changes, match):
+    with pytest.raises(TypeError, match=match):
+        _controller(**changes)
+    assert _controller(n_classes=np.int64(4)).n_classes == 4  # numpy integers are integers
+
+
+def test_scores_and_labels_out_of_range_are_reported():
+    controller = _controller()
+    with pytest.raises(ValueError, match=r"scores\['strong'\]=5.0 is out of range; valid: a "
+                                         r"probability in \[0, 1\]"):
+        controller.observe_scores({"strong": 5.0, "weak": 0.5})
+    with pytest.raises(ValueError, match=r"outputs\['weak'\] has labels in \[0, 7\]; valid: "
+                                         r"class indices in \[0, 3\]"):
+        controller.observe({"strong": (torch.zeros(3, 4), torch.zeros(3, dtype=torch.long)),
+                            "weak": (torch.zeros(3, 4), torch.tensor([0, 1, 7]))})
+    assert controller.iteration == 0  # nothing half-fed
+    controller.observe_scores({"strong": float("nan"), "weak": 0.5})  # a diverged iteration
+    assert controller.iteration == 1
+
+
 def test_bad_observations_are_reported():
     controller = _controller()
     with pytest.raises(ValueError, match=r"one entry per modality \['strong', 'weak'\]; got \['strong'\]"):
