@@ -15,7 +15,10 @@ strings and containers of them; anything else is refused), and only the members 
 for are read, each at most :data:`MAX_MEMBER_BYTES` uncompressed and all of them together at
 most :data:`MAX_TOTAL_BYTES`, checked before anything is inflated. Loading checks the recorded
 spec against the env the policy is about to act in and fails naming each part that differs
-("policy was trained for n_modalities=2, this env has 3").
+("policy was trained for n_modalities=2, this env has 3"). A network is only built once the
+sizes its JSON declares are checked against the tensors in the file
+(:func:`check_state_shapes`), and weights that are not finite are refused
+(:func:`state_dict_from_bytes`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import platform
 import time
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,9 +58,11 @@ STRICT_SPEC_KEYS: tuple[str, ...] = (
     "history_length",
     "discrepancy",
     "multipliers",
+    "monitor_ema_beta",
 )
 """Spec entries a policy depends on: any difference makes it unusable on that env.
-(``base_batch_size`` is recorded but not checked: the action picks multipliers of it.)"""
+(``base_batch_size`` is recorded but not checked: the action picks multipliers of it.
+``monitor_ema_beta`` is there only for envs that average scores with an EMA.)"""
 
 
 @dataclass
@@ -88,19 +94,90 @@ def tensor_bytes(obj: Any) -> bytes:
 def tensors_from_bytes(data: bytes, path: str | Path, member: str) -> Any:
     """The inverse of :func:`tensor_bytes`, with ``weights_only=True``: a member holding
     anything but tensors and plain values is refused with an error naming the file."""
-    import pickle
-
     import torch
 
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError,
-            AttributeError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the weights-only unpickler raises many types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ArtifactError(
             f"policy file {str(path)!r}: member {member!r} holds something other than tensors "
             f"and plain values, or is damaged; refused without running it ({first})"
         ) from None
+
+
+def state_dict_problem(state: Any) -> str | None:
+    """What makes ``state`` unfit as a policy's weights (a state dict of named, finite
+    floating-point tensors), phrased to follow "member 'policy.pt' ..."; None when it fits."""
+    import torch
+
+    if not isinstance(state, dict):
+        return (f"holds a {type(state).__name__}, expected a state dict (a mapping of names to "
+                "tensors)")
+    for name, tensor in state.items():
+        if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
+            return (f"has entry {name!r} holding a {type(tensor).__name__}, expected a tensor "
+                    "named by a string")
+        if not tensor.is_floating_point():
+            return f"has tensor {name!r} of dtype {tensor.dtype}, expected a floating-point one"
+        finite = torch.isfinite(tensor)
+        if not bool(finite.all()):
+            return (f"has tensor {name!r} with {int((~finite).sum())} non-finite value(s) (NaN "
+                    f"or inf) out of {tensor.numel()}; refused")
+    return None
+
+
+def check_state_dict(state: Any, path: str | Path, member: str) -> dict[str, Any]:
+    """``state`` if it is a state dict of named, finite floating-point tensors; otherwise an
+    :class:`ArtifactError` naming the file, the member and the first entry at fault."""
+    problem = state_dict_problem(state)
+    if problem is not None:
+        raise ArtifactError(f"policy file {str(path)!r}: member {member!r} {problem}")
+    return state
+
+
+def nonfinite_tensor(obj: Any, prefix: str = "") -> str | None:
+    """The name of the first floating-point tensor in ``obj`` (nested dicts, lists and tuples)
+    holding NaN or inf, or None when every one is finite (optimiser states, checkpoints)."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        finite = not obj.is_floating_point() or bool(torch.isfinite(obj).all())
+        return None if finite else prefix or "<tensor>"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) \
+        if isinstance(obj, (list, tuple)) else ()
+    for key, value in items:
+        found = nonfinite_tensor(value, f"{prefix}.{key}" if prefix else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def state_dict_from_bytes(data: bytes, path: str | Path, member: str) -> dict[str, Any]:
+    """A policy's weights read with :func:`tensors_from_bytes` and checked with
+    :func:`check_state_dict` (named, floating-point, finite tensors only)."""
+    return check_state_dict(tensors_from_bytes(data, path, member), path, member)
+
+
+def check_state_shapes(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, Any],
+                       path: str | Path, member: str) -> None:
+    """Refuse, naming the file and the tensor, a state dict whose names or shapes differ from
+    ``expected`` (what the file's JSON declares): run *before* building the network, so that
+    declared sizes never allocate more than the tensors the file really holds."""
+    where = f"policy file {str(path)!r}: member {member!r}"
+    missing = [name for name in expected if name not in state]
+    unexpected = [name for name in state if name not in expected]
+    if missing or unexpected:
+        raise ArtifactError(f"{where} does not fit the network its JSON declares: missing "
+                            f"tensors {missing[:3]}, unexpected tensors {unexpected[:3]}")
+    for name, shape in expected.items():
+        found = tuple(state[name].shape)
+        if found != tuple(shape):
+            raise ArtifactError(f"{where}: tensor {name!r} has shape {found}, the network its "
+                                f"JSON declares expects {tuple(shape)}; refused before "
+                                "building it")
 
 
 def env_spec_of(env: Any) -> dict[str, Any]:
@@ -220,6 +297,15 @@ def _check_header(header: Any, path: Path, kind: str | None) -> int:
             f"policy file {str(path)!r} has artefact format_version={version!r}; this code "
             f"reads up to {FORMAT_VERSION}"
         )
+    spec = header["env_spec"]
+    if spec.get("layout") == "v1":
+        slots = spec.get("max_modalities")
+        if not isinstance(slots, int) or isinstance(slots, bool) or slots < 1:
+            raise ArtifactError(
+                f"policy file {str(path)!r}: {ARTIFACT_ENTRY!r} env_spec.max_modalities="
+                f"{slots!r} is not valid for a layout='v1' (DUS-v1) policy; expected a positive "
+                "integer (the number of modality slots)"
+            )
     if kind is not None and header["kind"] != kind:
         raise ArtifactError(
             f"policy file {str(path)!r} holds a {header['kind']!r} policy, not {kind!r}; "
@@ -271,8 +357,9 @@ def read_artifact(path: str | Path, kind: str | None = None,
                         )
     except ArtifactError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, UnicodeDecodeError,
-            json.JSONDecodeError, KeyError, ValueError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
+            UnicodeDecodeError, json.JSONDecodeError, KeyError, ValueError, NotImplementedError,
+            RuntimeError) as exc:  # a damaged stream, an unknown compression, an encrypted member
         raise ArtifactError(
             f"policy file {str(path)!r} is corrupt or not a dus-env policy artefact "
             f"({type(exc).__name__}: {exc})"

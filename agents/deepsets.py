@@ -45,6 +45,29 @@ MASKED_LOGIT = -1e9
 """Logit of every non-uniform index of an absent slot (its probability underflows to 0)."""
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    """Raise ``ValueError`` naming ``settings.<name>`` unless ``value`` is an integer in
+    ``[low, high]``."""
+    if not _is_int(value) or value < low or (high is not None and value > high):
+        valid = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"settings.{name}={value!r} is not valid; expected an integer {valid}")
+
+
+def _widths(name: str, widths: Any, at_least: int) -> tuple[int, ...]:
+    """``widths`` as a tuple of positive layer widths (at least ``at_least`` of them)."""
+    if not isinstance(widths, (list, tuple)) or len(widths) < at_least or not all(
+            _is_int(w) and w >= 1 for w in widths):
+        shown = list(widths) if isinstance(widths, tuple) else widths
+        need = "a non-empty list" if at_least else "a list"
+        raise ValueError(f"settings.{name}={shown!r} is not valid; expected {need} of positive "
+                         "integer layer widths, e.g. [64, 64]")
+    return tuple(int(w) for w in widths)
+
+
 def _mlp(width_in: int, widths: tuple[int, ...], width_out: int | None,
          activation: type[nn.Module]) -> nn.Sequential:
     layers: list[nn.Module] = []
@@ -76,12 +99,16 @@ class DeepSetsPolicy(ActorCriticPolicy):
                  hidden: tuple[int, ...] = (64, 64), head: tuple[int, ...] = (64,),
                  activation: str = "tanh", anchor: Mapping[str, Any] | None = None,
                  **kwargs: Any) -> None:
-        if activation not in ACTIVATIONS:
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ValueError(f"activation={activation!r} is not valid; valid choices: "
                              f"{list(ACTIVATIONS)}")
-        nvec = np.asarray(action_space.nvec)
-        if not isinstance(action_space, gym.spaces.MultiDiscrete) or len(set(nvec)) != 1:
+        if not isinstance(action_space, gym.spaces.MultiDiscrete) or \
+                len(set(np.asarray(action_space.nvec).ravel())) != 1:
             raise ValueError(f"action_space={action_space} must be MultiDiscrete([K] * slots)")
+        nvec = np.asarray(action_space.nvec)
+        hidden, head = _widths("hidden", hidden, 1), _widths("head", head, 0)
+        _check_int("history_length", history_length, 1)
+        _check_int("uniform_index", uniform_index, 0, int(nvec[0]) - 1)
         self.slot_layout = SlotLayout(len(nvec), history_length, "gap", int(nvec[0]))
         if self.slot_layout.size != int(np.prod(observation_space.shape)):
             raise ValueError(
@@ -89,7 +116,7 @@ class DeepSetsPolicy(ActorCriticPolicy):
                 f"DUS-v1 layout of {len(nvec)} slots and H={history_length} has "
                 f"{self.slot_layout.size}")
         self.history_length, self.uniform_index = int(history_length), int(uniform_index)
-        self.hidden, self.head = tuple(int(h) for h in hidden), tuple(int(h) for h in head)
+        self.hidden, self.head = hidden, head
         self.activation = activation
         self.anchor = check_anchor(anchor, int(nvec[0]))
         kwargs.setdefault("ortho_init", False)
@@ -219,11 +246,18 @@ class DeepSetsPolicy(ActorCriticPolicy):
         if set(s) - allowed:
             raise ValueError(f"unknown DeepSets settings {sorted(set(s) - allowed)}; valid: "
                              f"{sorted(allowed)}")
+        missing = sorted(allowed - {"anchor"} - set(s))
+        if missing:
+            raise ValueError(f"DeepSets settings lack {missing}; needed: "
+                             f"{sorted(allowed - {'anchor'})}")
+        for name in ("hidden", "head"):
+            if not isinstance(s[name], list):
+                raise ValueError(f"settings.{name}={s[name]!r} is not valid; expected a list of "
+                                 "positive integer layer widths, e.g. [64, 64]")
         return cls(observation_space, action_space, lambda _: 0.0,
-                   history_length=int(s["history_length"]),
-                   uniform_index=int(s["uniform_index"]), hidden=tuple(s["hidden"]),
-                   head=tuple(s["head"]), activation=str(s["activation"]),
-                   anchor=s.get("anchor"))
+                   history_length=s["history_length"], uniform_index=s["uniform_index"],
+                   hidden=tuple(s["hidden"]), head=tuple(s["head"]),
+                   activation=s["activation"], anchor=s.get("anchor"))
 
 
 ANCHORS: tuple[str, ...] = ("none", "heuristic")

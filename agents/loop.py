@@ -72,8 +72,10 @@ def make_controller(modalities: Sequence[str], n_classes: int, total_iterations:
         min_batch_size=min_batch_size if min_batch_size is not None else max(1, base_batch_size // 2),
         max_batch_size=max_batch_size if max_batch_size is not None else 2 * base_batch_size,
     )
+    ema = spec.get("monitor_ema_beta")  # a policy trained on EMA-averaged scores
     monitor = MonitorConfig(history_length=spec.get("history_length", 8),
-                            discrepancy=spec.get("discrepancy", "gap"))
+                            discrepancy=spec.get("discrepancy", "gap"),
+                            **({"average": "ema", "ema_beta": ema} if ema is not None else {}))
     max_modalities = spec["max_modalities"] if layout_kind == "v1" else None
     policy_object = _policy_object(policy, modalities, sampler, monitor, max_modalities, seed)
     return SamplingController(policy_object, modalities, sampler, monitor, n_classes,
@@ -89,7 +91,7 @@ def _policy_spec(policy: Any) -> dict[str, Any]:
         from dus_agents.registry import pretrained_path
 
         path = pretrained_path() if policy == "pretrained" else policy.split(":", 1)[1]
-        return dict(read_header(path)["env_spec"])
+        return dict(read_header(path)["env_spec"])  # read_header checks max_modalities
     return {}
 
 

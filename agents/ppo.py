@@ -8,10 +8,13 @@ few whole episodes (not SB3's default 2,048 steps), minibatches are small and ep
 Files are data, never code. A PPO artefact (:mod:`dus_agents.artifact`, format 2) holds the
 policy network's tensors (``policy.pt``, read with ``torch.load(weights_only=True)``) and its
 layout, spaces and settings as JSON (``policy.json``); loading rebuilds the network from the
-JSON and never unpickles. Training checkpoints are the same artefact plus the optimiser's
-tensors and the training counters (:func:`save_checkpoint` / :func:`load_checkpoint`). Plain
-SB3 model zips (rl-zoo3 outputs) are adopted with :meth:`PPOPolicy.from_sb3`, which reads
-them through :mod:`dus_agents.sb3_files` without executing their pickled entries.
+JSON and never unpickles. It checks the sizes the JSON declares against the file's tensors
+before allocating anything, refuses NaN/inf weights, and draws no global random numbers (the
+DeepSets network is built on torch's ``meta`` device, the MLP inside ``fork_rng``).
+Training checkpoints are the same artefact plus the optimiser's tensors and the training
+counters (:func:`save_checkpoint` / :func:`load_checkpoint`). Plain SB3 model zips (rl-zoo3
+outputs) are adopted with :meth:`PPOPolicy.from_sb3`, which reads them through
+:mod:`dus_agents.sb3_files` without executing their pickled entries.
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ import numpy as np
 from dus_agents.artifact import (
     ArtifactError,
     check_compatible,
+    check_state_shapes,
     env_spec_of,
+    nonfinite_tensor,
     read_artifact,
+    state_dict_from_bytes,
     tensor_bytes,
     tensors_from_bytes,
     write_artifact,
@@ -359,31 +365,64 @@ def policy_layout(policy: Any) -> dict[str, Any]:
     return layout
 
 
-def build_policy(layout: Mapping[str, Any], where: str) -> Any:
-    """An untrained policy network as ``layout`` (:func:`policy_layout`) describes it."""
-    from dus_agents.sb3_files import build_actor_critic
+def build_policy(layout: Mapping[str, Any], where: str,
+                 state: Mapping[str, Any] | None = None) -> Any:
+    """The policy network ``layout`` (:func:`policy_layout`) describes; with ``state`` (checked
+    by :func:`dus_agents.artifact.check_state_dict`), holding those weights.
 
+    Building it never touches torch's global random state. With ``state``, the sizes the
+    layout declares are checked against the tensors in ``state`` before anything is
+    allocated: the DeepSets network is built on torch's ``meta`` device and then given the
+    file's tensors, the MLP's shapes are computed from its settings first."""
+    import torch
+
+    from dus_agents.sb3_files import build_actor_critic, mlp_state_shapes
+
+    if not isinstance(layout, Mapping):
+        raise ArtifactError(f"policy file {where!r}: {POLICY_ENTRY!r} holds a JSON "
+                            f"{type(layout).__name__}, expected an object")
     observation_space, action_space = _spaces_from_json(layout, where)
     kind = layout.get("policy")
+    if kind not in POLICIES:
+        raise ArtifactError(f"policy file {where!r}: {POLICY_ENTRY!r} policy={kind!r} is not a "
+                            f"known network; valid choices: {list(POLICIES)}")
+    settings = layout.get("settings")
+    if not isinstance(settings, Mapping):
+        raise ArtifactError(f"policy file {where!r}: {POLICY_ENTRY!r} settings={settings!r} is "
+                            "not valid; expected a JSON object")
     try:
         if kind == "mlp":
-            return build_actor_critic(observation_space, action_space, dict(layout["settings"]))
-        if kind == "deepsets":
+            if state is not None:
+                check_state_shapes(mlp_state_shapes(observation_space, action_space,
+                                                    dict(settings)), state, where, WEIGHTS_ENTRY)
+            policy = build_actor_critic(observation_space, action_space, dict(settings))
+        else:
             from dus_agents.deepsets import DeepSetsPolicy
 
-            return DeepSetsPolicy.from_layout(observation_space, action_space, layout)
-    except (KeyError, TypeError, ValueError) as exc:
+            if state is None:
+                with torch.random.fork_rng(devices=[]):
+                    return DeepSetsPolicy.from_layout(observation_space, action_space, layout)
+            with torch.device("meta"):  # no storage, no random draws
+                policy = DeepSetsPolicy.from_layout(observation_space, action_space, layout)
+            check_state_shapes({name: tuple(t.shape) for name, t in policy.state_dict().items()},
+                               state, where, WEIGHTS_ENTRY)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        if isinstance(exc, ArtifactError):
+            raise
         raise ArtifactError(f"policy file {where!r}: {POLICY_ENTRY!r} does not describe a "
                             f"buildable policy ({type(exc).__name__}: {exc})") from None
-    raise ArtifactError(f"policy file {where!r}: policy={kind!r} is not a known network; valid "
-                        "choices: ['mlp', 'deepsets']")
+    if state is not None:
+        load_weights(policy, state, where)
+    return policy
 
 
-def load_weights(policy: Any, state: Mapping[str, Any], where: str) -> None:
-    """Load a state dict strictly, naming the file and the first key that does not fit."""
+def load_weights(policy: Any, state: Mapping[str, Any], where: str,
+                 member: str = WEIGHTS_ENTRY) -> None:
+    """Load a state dict strictly, naming the file, the member and the first key that does not
+    fit (or is not a finite floating-point tensor)."""
     from dus_agents.sb3_files import load_policy_state
 
-    load_policy_state(policy, dict(state), where)
+    load_policy_state(policy, state, where, member)
 
 
 class SampledPolicy:
@@ -477,7 +516,7 @@ class PPOPolicy:
                 f"{base.action_space}"
             )
         policy = build_actor_critic(base.observation_space, base.action_space, settings)
-        load_weights(policy, sb3.policy_state or {}, str(path))
+        load_weights(policy, sb3.policy_state or {}, str(path), "policy.pth")
         return cls(policy, spec)
 
     @classmethod
@@ -495,17 +534,22 @@ class PPOPolicy:
             check_compatible(artifact.env_spec, env_spec_of(env), where)
         try:
             layout = json.loads(artifact.entries[POLICY_ENTRY].decode("utf-8"))
-            state = tensors_from_bytes(artifact.entries[WEIGHTS_ENTRY], where, WEIGHTS_ENTRY)
-        except (KeyError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (KeyError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise ArtifactError(f"policy file {where!r} has a damaged PPO payload "
                                 f"({type(exc).__name__}: {exc})") from None
-        policy = build_policy(layout, where)
-        load_weights(policy, state, where)
+        state = state_dict_from_bytes(artifact.entries[WEIGHTS_ENTRY], where, WEIGHTS_ENTRY)
+        policy = build_policy(layout, where, state)
         obs_size = int(np.prod(policy.observation_space.shape))
         if obs_size != artifact.env_spec.get("observation_size"):
             raise ArtifactError(
                 f"policy file {where!r}: its network takes {obs_size} observation values but "
                 f"its recorded env spec says {artifact.env_spec.get('observation_size')}"
+            )
+        slots = len(policy.action_space.nvec)
+        if artifact.env_spec.get("layout") == "v1" and artifact.env_spec["max_modalities"] != slots:
+            raise ArtifactError(
+                f"policy file {where!r}: its network has {slots} modality slots but its "
+                f"recorded env spec says max_modalities={artifact.env_spec['max_modalities']}"
             )
         policy.set_training_mode(False)
         return cls(policy, artifact.env_spec)
@@ -549,6 +593,10 @@ def read_checkpoint(path: str | Path, env: Any | None = None) -> Checkpoint:
         raise ArtifactError(f"checkpoint {where!r} has damaged training counters "
                             f"({type(exc).__name__}: {exc})") from None
     optimizer = tensors_from_bytes(artifact.entries[OPTIMIZER_ENTRY], where, OPTIMIZER_ENTRY)
+    bad = nonfinite_tensor(optimizer)
+    if bad is not None:
+        raise ArtifactError(f"checkpoint {where!r}: member {OPTIMIZER_ENTRY!r} has NaN or inf "
+                            f"values in {bad!r}; refused")
     return Checkpoint(Path(path), policy, optimizer, counters)
 
 

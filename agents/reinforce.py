@@ -31,7 +31,10 @@ from torch import nn
 from dus_agents.artifact import (
     ArtifactError,
     check_compatible,
+    check_state_dict,
+    check_state_shapes,
     env_spec_of,
+    nonfinite_tensor,
     read_artifact,
     tensor_bytes,
     tensors_from_bytes,
@@ -117,6 +120,19 @@ class PolicyNetwork(nn.Module):
         with torch.no_grad():  # start close to the uniform distribution over the grid
             self.head.weight.mul_(0.01)
             self.head.bias.zero_()
+
+    @staticmethod
+    def state_shapes(obs_size: int, n_modalities: int, n_actions: int,
+                     hidden_sizes: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """The state-dict shapes of this network, computed without building it."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        width = obs_size
+        for i, h in enumerate(hidden_sizes):
+            shapes[f"body.{2 * i}.weight"], shapes[f"body.{2 * i}.bias"] = (h, width), (h,)
+            width = h
+        shapes["head.weight"], shapes["head.bias"] = (n_modalities * n_actions, width), \
+            (n_modalities * n_actions,)
+        return shapes
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         logits = self.head(self.body(obs))
@@ -334,29 +350,52 @@ class ReinforceAgent:
             check_compatible(artifact.env_spec, env_spec_of(env), path)
         where = str(artifact.path)
         entries = artifact.entries
+        missing = [name for name in ("agent.json", "policy.pt", "optimizer.pt", "generator.pt")
+                   if name not in entries]
+        if missing:
+            raise ArtifactError(f"policy file {where!r} has no member {missing[0]!r}")
         tensors = {name: tensors_from_bytes(entries[name], where, name)
-                   for name in ("policy.pt", "optimizer.pt", "generator.pt") if name in entries}
+                   for name in ("policy.pt", "optimizer.pt", "generator.pt")}
         try:
             agent = json.loads(entries["agent.json"].decode("utf-8"))
             layout = ObservationLayout(**agent["layout"])
-            obj = cls(layout, tuple(agent["multipliers"]),
-                      ReinforceConfig.from_dict(agent["config"]), seed=agent["seed"],
+            config = ReinforceConfig.from_dict(agent["config"])
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise ArtifactError(
+                f"policy file {where!r} has a damaged REINFORCE payload in 'agent.json' "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        # the declared sizes must be those of the file's tensors before the network is built
+        weights = check_state_dict(tensors["policy.pt"], where, "policy.pt")
+        check_state_shapes(PolicyNetwork.state_shapes(layout.size, layout.n_modalities,
+                                                      layout.n_actions, config.hidden_sizes),
+                           weights, where, "policy.pt")
+        bad = nonfinite_tensor(tensors["optimizer.pt"])
+        if bad is not None:
+            raise ArtifactError(f"policy file {where!r}: member 'optimizer.pt' has NaN or inf "
+                                f"values in {bad!r}; refused")
+        try:
+            obj = cls(layout, tuple(agent["multipliers"]), config, seed=agent["seed"],
                       frozen=frozen, env_spec=artifact.env_spec)
-            obj.network.load_state_dict(tensors["policy.pt"])
+            obj.network.load_state_dict(weights)
             obj.optimizer.load_state_dict(tensors["optimizer.pt"])
             obj.generator.set_state(tensors["generator.pt"])
             obj.baseline_value = agent["baseline_value"]
             obj.n_updates = agent["n_updates"]
             obj.steps_seen = agent.get("steps_seen", agent.get("n_steps"))  # older files
             obj.n_episodes = agent["n_episodes"]
+        except MemoryError:
+            raise
         except Exception as exc:
             raise ArtifactError(
-                f"policy file {str(path)!r} has a damaged REINFORCE payload "
+                f"policy file {where!r} has a damaged REINFORCE payload "
                 f"({type(exc).__name__}: {exc})"
             ) from exc
         if layout.size != artifact.env_spec.get("observation_size"):
             raise ArtifactError(
-                f"policy file {str(path)!r}: its network takes {layout.size} observation values "
+                f"policy file {where!r}: its network takes {layout.size} observation values "
                 f"but its recorded env spec says {artifact.env_spec.get('observation_size')}"
             )
         return obj

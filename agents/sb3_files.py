@@ -269,8 +269,45 @@ def policy_settings(sb3: SB3Zip) -> dict[str, Any]:
     }
 
 
+def _widths(field: str, value: Any) -> list[int]:
+    """``value`` as a list of positive layer widths, or a ``ValueError`` naming ``field``."""
+    if not isinstance(value, list) or not all(
+            isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in value):
+        raise ValueError(f"{field}={value!r} is not valid; expected a list of positive integer "
+                         "layer widths, e.g. [64, 64]")
+    return list(value)
+
+
+def mlp_state_shapes(observation_space: gym.Space, action_space: gym.Space,
+                     settings: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The state-dict shapes of the ``ActorCriticPolicy`` that :func:`build_actor_critic`
+    would build from ``settings``, computed without building it (so that declared sizes can
+    be checked against a file's tensors before anything is allocated)."""
+    arch = settings.get("net_arch")
+    if not isinstance(arch, dict) or set(arch) != {"pi", "vf"}:
+        raise ValueError(f"net_arch={arch!r} is not valid; expected {{'pi': [...], 'vf': [...]}}")
+    features = math.prod(observation_space.shape)
+    n_out = int(action_space.n) if isinstance(action_space, gym.spaces.Discrete) else \
+        sum(int(n) for n in action_space.nvec)
+    shapes: dict[str, tuple[int, ...]] = {}
+    last = {}
+    for part, net in (("pi", "policy_net"), ("vf", "value_net")):
+        width = features
+        for i, out in enumerate(_widths(f"net_arch.{part}", arch[part])):
+            shapes[f"mlp_extractor.{net}.{2 * i}.weight"] = (out, width)
+            shapes[f"mlp_extractor.{net}.{2 * i}.bias"] = (out,)
+            width = out
+        last[part] = width
+    shapes.update({"action_net.weight": (n_out, last["pi"]), "action_net.bias": (n_out,),
+                   "value_net.weight": (1, last["vf"]), "value_net.bias": (1,)})
+    return shapes
+
+
 def build_actor_critic(observation_space: gym.Space, action_space: gym.Space, settings: dict[str, Any]) -> Any:
-    """Construct an untrained SB3 ``ActorCriticPolicy`` laid out as ``settings`` (from ``policy_settings``)."""
+    """Construct an untrained SB3 ``ActorCriticPolicy`` laid out as ``settings`` (from ``policy_settings``).
+
+    Its initial weights are drawn inside ``torch.random.fork_rng``: building it (to load a file's
+    weights into it) leaves torch's global random state as it was."""
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     name = settings.get("activation_fn")
@@ -284,33 +321,57 @@ def build_actor_critic(observation_space: gym.Space, action_space: gym.Space, se
     expected = settings["action_nvec"]
     if nvec is None or (nvec != expected if settings.get("action_source") == "action_space" else sum(nvec) != sum(expected)):
         raise ValueError(f"action_space={action_space} does not fit action_nvec={expected}")
-    policy = ActorCriticPolicy(
-        observation_space, action_space, lr_schedule=lambda _: 0.0,
-        net_arch={"pi": list(settings["net_arch"]["pi"]), "vf": list(settings["net_arch"]["vf"])},
-        activation_fn=ACTIVATIONS[name], ortho_init=bool(settings.get("ortho_init", True)),
-        share_features_extractor=bool(settings.get("share_features_extractor", True)),
-        normalize_images=bool(settings.get("normalize_images", True)),
-    )
+    mlp_state_shapes(observation_space, action_space, settings)  # checks net_arch
+    with torch.random.fork_rng(devices=[]):
+        policy = ActorCriticPolicy(
+            observation_space, action_space, lr_schedule=lambda _: 0.0,
+            net_arch={"pi": list(settings["net_arch"]["pi"]), "vf": list(settings["net_arch"]["vf"])},
+            activation_fn=ACTIVATIONS[name], ortho_init=bool(settings.get("ortho_init", True)),
+            share_features_extractor=bool(settings.get("share_features_extractor", True)),
+            normalize_images=bool(settings.get("normalize_images", True)),
+        )
     policy.set_training_mode(False)
     return policy
 
 
-def load_policy_state(policy: nn.Module, state_dict: dict[str, torch.Tensor], path: str | Path) -> None:
-    """Load ``state_dict`` into ``policy`` strictly; a key or shape mismatch names ``path`` and the key."""
+def load_policy_state(policy: nn.Module, state_dict: Any, path: str | Path,
+                      member: str = "policy.pth") -> None:
+    """Load ``state_dict`` into ``policy`` strictly; a key or shape mismatch, an entry that is not
+    a floating-point tensor, or a NaN/inf weight names ``path``, ``member`` and the key.
+
+    A ``policy`` built on torch's ``meta`` device (no storage, no random draws) gets the file's
+    tensors themselves (``assign=True``), as ordinary CPU tensors of its own dtypes, and a fresh
+    optimiser over them."""
+    from dus_agents.artifact import state_dict_problem
+
+    problem = state_dict_problem(state_dict)
+    if problem is not None:
+        raise SB3FileError(path, f"{member} {problem}")
     own = policy.state_dict()
     missing = [key for key in own if key not in state_dict]
     unexpected = [key for key in state_dict if key not in own]
     if missing or unexpected:
-        raise SB3FileError(path, f"policy.pth does not fit the rebuilt policy: missing keys {missing[:3]}, "
+        raise SB3FileError(path, f"{member} does not fit the rebuilt policy: missing keys {missing[:3]}, "
                                  f"unexpected keys {unexpected[:3]}")
     for key, tensor in own.items():
         if tuple(state_dict[key].shape) != tuple(tensor.shape):
-            raise SB3FileError(path, f"policy.pth key {key!r} has shape {tuple(state_dict[key].shape)}, "
+            raise SB3FileError(path, f"{member} key {key!r} has shape {tuple(state_dict[key].shape)}, "
                                      f"the rebuilt policy expects {tuple(tensor.shape)}")
+    on_meta = any(tensor.is_meta for tensor in own.values())
+    if on_meta:
+        state_dict = {key: state_dict[key].detach().to(own[key].dtype).clone(
+            memory_format=torch.contiguous_format) for key in own}
     try:
-        policy.load_state_dict(state_dict, strict=True)
+        policy.load_state_dict(state_dict, strict=True, assign=on_meta)
     except RuntimeError as exc:
-        raise SB3FileError(path, f"policy.pth could not be loaded: {exc}") from None
+        raise SB3FileError(path, f"{member} could not be loaded: {exc}") from None
+    if on_meta:
+        left = [name for name, t in (*policy.named_parameters(), *policy.named_buffers()) if t.is_meta]
+        if left:  # a tensor outside the state dict: this network cannot be rebuilt from a file
+            raise SB3FileError(path, f"{member} leaves {left[:3]} of the rebuilt policy without values")
+        optimizer = getattr(policy, "optimizer", None)
+        if isinstance(optimizer, torch.optim.Optimizer):  # it held the meta parameters
+            policy.optimizer = type(optimizer)(policy.parameters(), **optimizer.defaults)
 
 
 def load_actor_critic(path: str | Path, observation_space: gym.Space, action_space: gym.Space) -> Any:

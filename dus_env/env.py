@@ -418,7 +418,14 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
             "discrepancy": self.layout.discrepancy,
             "multipliers": list(self.config.sampler.multipliers),
             "base_batch_size": self.config.sampler.base_batch_size,
+            **self._monitor_spec(),
         }
+
+    def _monitor_spec(self) -> dict[str, Any]:
+        """The score averaging, where it is not the paper's running mean (an EMA changes every
+        observation; specs of running-mean envs keep the keys they always had)."""
+        monitor = self.config.monitor
+        return {"monitor_ema_beta": monitor.ema_beta} if monitor.average == "ema" else {}
 
     @property
     def trainer(self) -> MMLTrainer:

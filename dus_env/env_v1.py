@@ -252,6 +252,7 @@ class DUSEnvV1(DUSEnv):
             "history_length": self.layout.history_length,
             "discrepancy": self.layout.discrepancy,
             "multipliers": list(self.config.sampler.multipliers),
+            **self._monitor_spec(),
         }
 
     def _render_text(self) -> str:

@@ -282,3 +282,23 @@ def test_make_controller_names_each_bad_argument(args, kwargs, error, match):
 
     with pytest.raises(error, match=match):
         make_controller(*args, **kwargs)
+
+
+def test_an_ema_monitor_is_part_of_the_spec_and_the_plain_loop_follows_it():
+    """EMA-averaged scores change every observation: a policy trained on them does not fit a
+    running-mean env, and make_controller builds the monitor it was trained with."""
+    from dus_agents import make_controller
+    from dus_agents.artifact import spec_differences
+    from dus_agents.heuristic import UniformPolicy
+
+    mean_env = DUSEnv(preset="tiny")
+    ema_env = DUSEnv(preset="tiny", config={"monitor": {"average": "ema", "ema_beta": 0.9}})
+    assert "monitor_ema_beta" not in mean_env.spec_dict()  # older artefacts still fit
+    assert ema_env.spec_dict()["monitor_ema_beta"] == 0.9
+    assert spec_differences(ema_env.spec_dict(), mean_env.spec_dict()) == [
+        "policy was trained for monitor_ema_beta=0.9, this env has None"]
+    policy = UniformPolicy(ema_env.layout, ema_env.config.sampler.multipliers)
+    policy.env_spec = ema_env.spec_dict()
+    controller = make_controller(list(ema_env.modalities), 4, 60, policy)
+    assert controller.monitor_config.average == "ema"
+    assert controller.monitor_config.ema_beta == 0.9

@@ -1,0 +1,320 @@
+"""Loading a policy file is side-effect free, bounded, and refuses a malformed one by name.
+
+* loading touches no global random state (the network is built on torch's ``meta`` device or
+  inside ``fork_rng``, then given the file's tensors);
+* a damaged zip, a ``policy.pt`` that is not a state dict, settings out of range and a DUS-v1
+  header without ``max_modalities`` raise :class:`ArtifactError` naming the file;
+* the sizes ``policy.json`` declares are checked against the file's tensors before anything is
+  allocated;
+* NaN / inf weights are refused at load, not at the first decision.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import struct
+import time
+import zipfile
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import dus_env
+from dus_agents.artifact import read_header
+from dus_agents.ppo import PPOPolicy
+from dus_agents.registry import load_policy, pretrained_path
+from dus_agents.reinforce import ReinforceAgent
+from dus_env.errors import ArtifactError
+from tests.support import security_payloads as sp
+
+
+@pytest.fixture(scope="module")
+def env():
+    return gym.make(dus_env.ENV_ID, preset="tiny")
+
+
+@pytest.fixture(scope="module")
+def mlp_file(env, tmp_path_factory) -> Path:
+    """A saved DUS-v0 PPO artefact (SB3's MlpPolicy)."""
+    from stable_baselines3 import PPO
+
+    policy = PPO("MlpPolicy", env, n_steps=8, batch_size=8, seed=0, device="cpu").policy
+    return PPOPolicy(policy, env.unwrapped.spec_dict()).save(
+        tmp_path_factory.mktemp("mlp") / "mlp.zip")
+
+
+@pytest.fixture(scope="module")
+def reinforce_file(env, tmp_path_factory) -> Path:
+    """A saved REINFORCE agent after one update (so its optimiser has state)."""
+    agent = ReinforceAgent.for_env(env, seed=1)
+    agent.predict(env.reset(seed=0)[0])
+    agent.observe(1.0, terminated=True)
+    return agent.save(tmp_path_factory.mktemp("r") / "r.zip")
+
+
+def _edited(src: Path, dst: Path, members: dict[str, bytes]) -> Path:
+    """A copy of the artefact ``src`` at ``dst`` with ``members`` (name: content) replaced."""
+    shutil.copy(src, dst)
+    for name, content in members.items():
+        sp._replace_member(dst, name, content)
+    return dst
+
+
+def _member(path: Path, name: str) -> bytes:
+    with zipfile.ZipFile(path) as archive:
+        return archive.read(name)
+
+
+def _tensors(path: Path, name: str = "policy.pt") -> dict:
+    return torch.load(io.BytesIO(_member(path, name)), weights_only=True)
+
+
+def _saved(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _with_layout(src: Path, dst: Path, edit) -> Path:
+    layout = json.loads(_member(src, "policy.json"))
+    edit(layout["settings"])
+    return _edited(src, dst, {"policy.json": json.dumps(layout).encode()})
+
+
+def _zip_damaged(src: Path, dst: Path, member: str, how: str) -> Path:
+    """``src`` with ``member``'s deflate stream garbled (``how="deflate"``) or its compression
+    method set to an unknown id (``how="method"``), headers otherwise intact."""
+    raw = bytearray(src.read_bytes())
+    with zipfile.ZipFile(src) as archive:
+        info = archive.getinfo(member)
+    local = info.header_offset
+    if how == "deflate":
+        name_len, extra_len = struct.unpack_from("<HH", raw, local + 26)
+        start = local + 30 + name_len + extra_len
+        for i in range(start + 4, min(start + 44, start + info.compress_size)):
+            raw[i] ^= 0xA5
+    else:
+        struct.pack_into("<H", raw, local + 8, 99)
+        central = raw.index(b"PK\x01\x02")
+        while central != -1:
+            name_len = struct.unpack_from("<H", raw, central + 28)[0]
+            if raw[central + 46:central + 46 + name_len] == member.encode():
+                struct.pack_into("<H", raw, central + 10, 99)
+            central = raw.find(b"PK\x01\x02", central + 4)
+    dst.write_bytes(bytes(raw))
+    return dst
+
+
+def _refused(path: Path, match: str, kind: str = "ppo") -> ArtifactError:
+    with pytest.raises(ArtifactError, match=match) as err:
+        load_policy(kind, str(path))
+    assert str(path) in str(err.value)
+    return err.value
+
+
+# --------------------------------------------------------------------------- 1. global RNG
+def _loads(which: str, mlp_file: Path, reinforce_file: Path, env, tmp_path: Path):
+    if which == "pretrained":
+        return lambda: load_policy("ppo", str(pretrained_path()))
+    if which == "ppo file":
+        return lambda: load_policy("ppo", str(mlp_file))
+    if which == "reinforce file":
+        return lambda: load_policy("reinforce", str(reinforce_file))
+    sb3 = tmp_path / "sb3.zip"
+    sp.save_tiny_ppo(sb3, env)
+    return lambda: PPOPolicy.from_sb3(sb3, env)
+
+
+@pytest.mark.parametrize("which", ["pretrained", "ppo file", "from_sb3", "reinforce file"])
+def test_loading_leaves_the_global_torch_rng_unchanged(which, mlp_file, reinforce_file, env,
+                                                       tmp_path):
+    load = _loads(which, mlp_file, reinforce_file, env, tmp_path)
+    torch.manual_seed(1234)
+    before = torch.random.get_rng_state()
+    load()
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+@pytest.mark.parametrize("which", ["pretrained", "ppo file"])
+def test_loaded_weights_are_the_files_own_plain_cpu_parameters(which, mlp_file):
+    path = pretrained_path() if which == "pretrained" else mlp_file
+    policy = PPOPolicy.load(path).policy
+    state = _tensors(path)
+    own = policy.state_dict()
+    assert own.keys() == state.keys()
+    assert all(torch.equal(own[k], state[k]) for k in state)  # bit for bit
+    params = list(policy.parameters())
+    assert all(type(p) is torch.nn.Parameter and p.device.type == "cpu" and p.requires_grad
+               and p.dtype == torch.float32 for p in params)
+    # the optimiser holds the loaded parameters (not the meta ones the network was built with)
+    assert [id(p) for p in policy.optimizer.param_groups[0]["params"]] == [id(p) for p in params]
+
+
+def test_a_float64_file_loads_as_float32_with_the_same_actions(mlp_file, tmp_path):
+    wide = _edited(mlp_file, tmp_path / "f64.zip", {"policy.pt": _saved(
+        {k: v.double() for k, v in _tensors(mlp_file).items()})})
+    pretrained = pretrained_path()
+    f64 = _edited(pretrained, tmp_path / "g64.zip", {"policy.pt": _saved(
+        {k: v.double() for k, v in _tensors(pretrained).items()})})
+    rng = np.random.default_rng(0)
+    for original, converted in ((mlp_file, wide), (pretrained, f64)):
+        a, b = PPOPolicy.load(original), PPOPolicy.load(converted)
+        assert {p.dtype for p in b.policy.parameters()} == {torch.float32}
+        obs = np.abs(rng.normal(size=(64, *a.policy.observation_space.shape))).astype(np.float32)
+        assert np.array_equal(a.predict(obs, deterministic=True)[0],
+                              b.predict(obs, deterministic=True)[0])
+
+
+# --------------------------------------------------------------------------- 2. malformed
+@pytest.mark.parametrize("how, match", [
+    ("deflate", "is corrupt or not a dus-env policy artefact"),
+    ("method", "is corrupt or not a dus-env policy artefact .*compression method"),
+])
+def test_a_damaged_zip_member_is_refused_naming_the_file(how, match, tmp_path):
+    _refused(_zip_damaged(pretrained_path(), tmp_path / f"{how}.zip", "policy.pt", how), match)
+
+
+@pytest.mark.parametrize("content, match", [
+    ([torch.zeros(1)], r"member 'policy.pt' holds a list, expected a state dict"),
+    (torch.zeros(3), r"member 'policy.pt' holds a Tensor, expected a state dict"),
+    ("ints", r"member 'policy.pt' has entry '[\w.]+' holding a int, expected a tensor"),
+    ("long", r"member 'policy.pt' has tensor '[\w.]+' of dtype torch.int64, expected a "
+             "floating-point one"),
+])
+@pytest.mark.parametrize("network", ["deepsets", "mlp"])
+def test_a_policy_pt_that_is_not_a_state_dict_is_refused(content, match, network, mlp_file,
+                                                         tmp_path):
+    src = pretrained_path() if network == "deepsets" else mlp_file
+    if content == "ints":
+        content = {k: 1 for k in _tensors(src)}
+    elif content == "long":
+        content = {k: v.long() for k, v in _tensors(src).items()}
+    _refused(_edited(src, tmp_path / "pt.zip", {"policy.pt": _saved(content)}), match)
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("hidden", [], r"settings.hidden=\[\] is not valid; expected a non-empty list of positive"),
+    ("hidden", [-5, 64], r"settings.hidden=\[-5, 64\] is not valid"),
+    ("hidden", "64", r"settings.hidden='64' is not valid"),
+    ("head", [0], r"settings.head=\[0\] is not valid"),
+    ("uniform_index", 99, r"settings.uniform_index=99 is not valid; expected an integer "
+                          r"\[0, 16\]"),
+    ("uniform_index", -1, r"settings.uniform_index=-1 is not valid"),
+    ("history_length", 0, r"settings.history_length=0 is not valid; expected an integer >= 1"),
+    ("history_length", "8", r"settings.history_length='8' is not valid"),
+    ("activation", ["tanh"], r"activation=\['tanh'\] is not valid; valid choices"),
+])
+def test_deepsets_settings_out_of_range_are_refused_at_load(field, value, match, tmp_path):
+    def edit(settings):
+        settings[field] = value
+
+    _refused(_with_layout(pretrained_path(), tmp_path / "s.zip", edit), match)
+
+
+@pytest.mark.parametrize("arch, match", [
+    ({"pi": [-1], "vf": [64, 64]}, r"net_arch.pi=\[-1\] is not valid"),
+    ({"pi": [64, 64]}, r"net_arch=.* is not valid"),
+    ({"pi": [64.5, 64], "vf": [64, 64]}, r"net_arch.pi=\[64.5, 64\] is not valid"),
+])
+def test_mlp_settings_out_of_range_are_refused_at_load(arch, match, mlp_file, tmp_path):
+    def edit(settings):
+        settings["net_arch"] = arch
+
+    _refused(_with_layout(mlp_file, tmp_path / "s.zip", edit), match)
+
+
+def test_a_policy_json_that_is_not_an_object_is_refused(tmp_path):
+    _refused(_edited(pretrained_path(), tmp_path / "j.zip", {"policy.json": b"[1, 2]"}),
+             "'policy.json' holds a JSON list, expected an object")
+
+
+def test_a_dus_v1_header_without_max_modalities_is_refused_when_read(tmp_path):
+    header = json.loads(_member(pretrained_path(), "dus_artifact.json"))
+    header["env_spec"].pop("max_modalities")
+    path = _edited(pretrained_path(), tmp_path / "h.zip",
+                   {"dus_artifact.json": json.dumps(header).encode()})
+    _refused(path, r"env_spec.max_modalities=None is not valid for a layout='v1'")
+    with pytest.raises(ArtifactError, match="max_modalities") as err:
+        read_header(path)  # what make_controller reads first
+    assert str(path) in str(err.value)
+    header["env_spec"]["max_modalities"] = 3  # the network has 4 slots
+    other = _edited(pretrained_path(), tmp_path / "h3.zip",
+                    {"dus_artifact.json": json.dumps(header).encode()})
+    _refused(other, "its network has 4 modality slots but its recorded env spec says "
+                    "max_modalities=3")
+
+
+# --------------------------------------------------------------------------- 3. declared sizes
+@pytest.mark.parametrize("network", ["deepsets", "mlp"])
+def test_declared_widths_are_checked_against_the_tensors_before_allocating(network, mlp_file,
+                                                                           tmp_path,
+                                                                           monkeypatch):
+    if network == "deepsets":
+        src, key = pretrained_path(), "phi.0.weight"
+
+        def edit(settings):
+            settings["hidden"] = [10**6, 10**6]  # 4 TB of float32 if it were ever allocated
+    else:
+        import dus_agents.sb3_files
+
+        def never(*args, **kwargs):
+            raise AssertionError("the MLP was built before its shapes were checked")
+
+        monkeypatch.setattr(dus_agents.sb3_files, "build_actor_critic", never)
+        src, key = mlp_file, "mlp_extractor.policy_net.0.weight"
+
+        def edit(settings):
+            settings["net_arch"] = {"pi": [10**6, 10**6], "vf": [10**6, 10**6]}
+    path = _with_layout(src, tmp_path / "wide.zip", edit)
+    start = time.perf_counter()
+    _refused(path, rf"tensor '{key}' has shape \(64, \d+\), the network its JSON declares "
+                   r"expects \(1000000, \d+\); refused before building it")
+    assert time.perf_counter() - start < 2.0
+
+
+def test_absurd_declared_widths_are_refused_not_raised_raw(tmp_path):
+    def edit(settings):
+        settings["hidden"] = [10**12, 10**12]
+
+    _refused(_with_layout(pretrained_path(), tmp_path / "absurd.zip", edit),
+             "does not describe a buildable policy")
+
+
+def test_reinforce_declared_widths_are_checked_before_allocating(reinforce_file, tmp_path):
+    agent = json.loads(_member(reinforce_file, "agent.json"))
+    agent["config"]["hidden_sizes"] = [10**6]  # one layer, as in the file
+    path = _edited(reinforce_file, tmp_path / "wide.zip",
+                   {"agent.json": json.dumps(agent).encode()})
+    start = time.perf_counter()
+    _refused(path, r"tensor 'body.0.weight' has shape \(64, \d+\), the network its JSON "
+                   r"declares expects \(1000000, \d+\)", kind="reinforce")
+    assert time.perf_counter() - start < 2.0
+
+
+# --------------------------------------------------------------------------- 4. NaN / inf
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("network", ["deepsets", "mlp", "reinforce"])
+def test_non_finite_weights_are_refused_at_load(bad, network, mlp_file, reinforce_file,
+                                                tmp_path):
+    src = {"deepsets": pretrained_path(), "mlp": mlp_file, "reinforce": reinforce_file}[network]
+    state = _tensors(src)
+    name = sorted(state)[-1]
+    state[name] = state[name].clone()
+    state[name].view(-1)[0] = bad  # one value is enough
+    path = _edited(src, tmp_path / "nan.zip", {"policy.pt": _saved(state)})
+    _refused(path, rf"member 'policy.pt' has tensor '{name}' with 1 non-finite value\(s\)",
+             kind="reinforce" if network == "reinforce" else "ppo")
+
+
+def test_a_reinforce_optimizer_with_nan_is_refused(reinforce_file, tmp_path):
+    optimizer = _tensors(reinforce_file, "optimizer.pt")
+    optimizer["state"][0]["exp_avg"] = torch.full_like(optimizer["state"][0]["exp_avg"],
+                                                       float("nan"))
+    path = _edited(reinforce_file, tmp_path / "o.zip", {"optimizer.pt": _saved(optimizer)})
+    _refused(path, r"member 'optimizer.pt' has NaN or inf values in 'state.0.exp_avg'",
+             kind="reinforce")
