@@ -545,12 +545,22 @@ class PPOPolicy:
                 f"policy file {where!r}: its network takes {obs_size} observation values but "
                 f"its recorded env spec says {artifact.env_spec.get('observation_size')}"
             )
-        slots = len(policy.action_space.nvec)
-        if artifact.env_spec.get("layout") == "v1" and artifact.env_spec["max_modalities"] != slots:
-            raise ArtifactError(
-                f"policy file {where!r}: its network has {slots} modality slots but its "
-                f"recorded env spec says max_modalities={artifact.env_spec['max_modalities']}"
-            )
+        nvec = getattr(policy.action_space, "nvec", None)  # None: multipliers (a Box)
+        if nvec is not None:
+            spec = artifact.env_spec
+            slots = len(nvec)
+            if spec.get("layout") == "v1" and spec["max_modalities"] != slots:
+                raise ArtifactError(
+                    f"policy file {where!r}: its network has {slots} modality slots but its "
+                    f"recorded env spec says max_modalities={spec['max_modalities']}"
+                )
+            grid = spec.get("multipliers")
+            if isinstance(grid, list) and any(int(n) != len(grid) for n in nvec):
+                raise ArtifactError(
+                    f"policy file {where!r}: its network picks among {sorted(set(map(int, nvec)))}"
+                    f" grid values but its recorded env spec has multipliers={grid} "
+                    f"({len(grid)} values)"
+                )
         policy.set_training_mode(False)
         return cls(policy, artifact.env_spec)
 

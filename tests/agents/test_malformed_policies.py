@@ -249,6 +249,17 @@ def test_a_dus_v1_header_without_max_modalities_is_refused_when_read(tmp_path):
                     "max_modalities=3")
 
 
+def test_a_header_grid_that_does_not_fit_the_network_is_refused(tmp_path):
+    """The plain loop builds its grid from the header: a header grid of 3 values over a
+    network choosing among 17 would fail only at the first decision."""
+    header = json.loads(_member(pretrained_path(), "dus_artifact.json"))
+    header["env_spec"]["multipliers"] = [0.5, 1.0, 2.0]
+    path = _edited(pretrained_path(), tmp_path / "g.zip",
+                   {"dus_artifact.json": json.dumps(header).encode()})
+    _refused(path, r"its network picks among \[17\] grid values but its recorded env spec has "
+                   r"multipliers=\[0.5, 1.0, 2.0\] \(3 values\)")
+
+
 # --------------------------------------------------------------------------- 3. declared sizes
 @pytest.mark.parametrize("network", ["deepsets", "mlp"])
 def test_declared_widths_are_checked_against_the_tensors_before_allocating(network, mlp_file,
