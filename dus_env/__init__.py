@@ -37,7 +37,14 @@ ENV_VERSION = 0
 
 
 def _register_envs() -> None:
+    import warnings
+
     from gymnasium.envs.registration import register, registry
+
+    # Gymnasium reads DUS-v1 as a newer version of DUS-v0 and says at every make("DUS-v0") that
+    # it is out of date; it is another env, and DUS-v0 stays supported. Only that note is muted.
+    warnings.filterwarnings("ignore", message=r".*dus_env/DUS-v0 is out of date",
+                            category=DeprecationWarning)
 
     if ENV_ID not in registry:
         register(id=ENV_ID, entry_point="dus_env.env:DUSEnv")

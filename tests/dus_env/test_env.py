@@ -213,6 +213,17 @@ def test_the_library_leaves_pythons_global_random_alone_from_import_to_step():
     assert done.returncode == 0, done.stderr
 
 
+def test_making_dus_v0_carries_no_out_of_date_note():
+    """Gymnasium takes DUS-v1 for a newer DUS-v0 and would call DUS-v0 out of date at every
+    make; it is another env, so that one note is muted (warnings shown, as ``-W default``)."""
+    code = ("import gymnasium as gym, dus_env\n"
+            "gym.make('dus_env/DUS-v0', preset='tiny')\n")
+    done = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "out of date" not in done.stderr
+
+
 def test_render_ansi_and_bad_render_mode():
     env = DUSEnv(preset="tiny", render_mode="ansi")
     env.reset(seed=0)
