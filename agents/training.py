@@ -74,7 +74,7 @@ class TrainArgs:
     max_restarts: int = 3
     """--vec-env ray: restarts of each env actor after its process dies (-1: no limit)."""
     seed: int = 0
-    """Seed of the agent and of the training episodes."""
+    """Seed of the agent and of the training episodes (0 to 2**32-1)."""
     out_dir: str = "runs"
     """Folder that receives the run directory."""
     run_name: str | None = None
@@ -107,7 +107,7 @@ class TrainArgs:
     progress_bar: bool = True
     """Show a progress bar (tqdm + rich)."""
     torch_threads: int = 1
-    """torch.set_num_threads for this process (workers always use 1)."""
+    """torch.set_num_threads for this process (workers always use 1); at most 1024."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -228,6 +228,17 @@ def build_vec_env(args: TrainArgs, run_dir: Path, reward_scale: float,
                      max_restarts=args.max_restarts, crash_at_step=crash_at_step)
 
 
+def close_quietly(vec_env: Any) -> None:
+    """Close ``vec_env`` after training stopped on an exception (Ctrl-C, a full disk, a lost
+    worker): an error of the close itself (a dead worker's pipe: ``EOFError``,
+    ``BrokenPipeError``) is dropped, so the exception that stopped training is the one
+    reported."""
+    try:
+        vec_env.close()
+    except Exception:  # noqa: BLE001 - the original exception matters, not this one
+        pass
+
+
 # --------------------------------------------------------------------------- agents
 def ppo_config(args: TrainArgs):
     """The PPO settings of a run: the suite's or the preset's defaults, then ``--ppo``."""
@@ -307,8 +318,10 @@ def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
         if done < target:
             model.learn(target - done, callback=callbacks, reset_num_timesteps=False,
                         progress_bar=args.progress_bar)
-    finally:
-        vec_env.close()
+    except BaseException:
+        close_quietly(vec_env)  # its workers may be gone (Ctrl-C reached them too)
+        raise
+    vec_env.close()
     if args.vec_env == "ray":
         info["worker_restarts"] = int(sum(vec_env.restarts))
     policy = PPOPolicy(model.policy, spec)
@@ -418,12 +431,12 @@ def train_reinforce(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int
 # --------------------------------------------------------------------------- the run
 def train(args: TrainArgs, resume_dir: Path | None,
           crash_at_step: dict[int, int] | None = None) -> int:
-    """Everything after argument checking: build the env, train, save, summarise."""
-    import numpy as np
+    """Everything after argument checking: build the env, train, save, summarise. A full disk
+    is :class:`dus_agents.cli.common.Failed` (one line: what is kept, how to resume)."""
     import torch
 
-    import dus_env
-    from dus_env.seeding import cpu_capability
+    from dus_agents.callbacks import list_checkpoints
+    from dus_agents.cli import common as cli
 
     torch.set_num_threads(args.torch_threads)
     try:
@@ -447,6 +460,27 @@ def train(args: TrainArgs, resume_dir: Path | None,
             run_dir = Path(args.out_dir) / f"{name}_{suffix}"
             suffix += 1
         segment = 0
+    try:
+        return _train_in(args, run_dir, segment, probe_env, crash_at_step)
+    except OSError as err:  # a full disk mid-run: the finished checkpoints are kept, say so
+        if not cli.is_disk_error(err):
+            raise
+        prefix = "rl_model" if args.agent == "ppo" else "reinforce"
+        kept = len(list_checkpoints(run_dir / "checkpoints", prefix))
+        rerun = (f"rerun with --resume {run_dir}" if (run_dir / "config.json").is_file()
+                 else "rerun the same command")
+        raise cli.Failed(cli.write_failure(
+            run_dir, err, f"its {kept} finished checkpoint(s) are kept", rerun)) from None
+
+
+def _train_in(args: TrainArgs, run_dir: Path, segment: int, probe_env: Any,
+              crash_at_step: dict[int, int] | None) -> int:
+    """:func:`train`'s run in ``run_dir`` (segment ``segment``): write, train, save, summarise."""
+    import numpy as np
+
+    import dus_env
+    from dus_env.seeding import cpu_capability
+
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {
         "args": dataclasses.asdict(args),

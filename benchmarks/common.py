@@ -88,11 +88,27 @@ def build_parser(cls: type[BenchArgs]) -> argparse.ArgumentParser:
 
 def parse(cls: type[A], argv: Sequence[str] | None = None) -> A:
     """An instance of ``cls`` from ``argv`` (``sys.argv[1:]`` when None); under ``--smoke``
-    the class's ``SMOKE`` values replace the parsed ones."""
+    the class's ``SMOKE`` values replace the parsed ones. Checked before any work (a
+    :class:`dus_env.errors.UsageError` otherwise): every ``--preset`` / ``--*-preset`` names a
+    preset, and ``--out`` is a file path that can be written, so a run of minutes does not end
+    by losing its result."""
     args, _ = cli.parse(cls, argv, build_parser(cls))
     if args.smoke and cls.SMOKE:
         args = dataclasses.replace(args, **cls.SMOKE)
+    check_args(args)
     return args
+
+
+def check_args(args: BenchArgs) -> None:
+    """The checks of :func:`parse` on parsed flags: presets named, ``--out`` writable."""
+    from dus_env.config import PRESETS
+
+    for f in dataclasses.fields(args):
+        value = getattr(args, f.name)
+        if (f.name == "preset" or f.name.endswith("_preset")) and isinstance(value, str):
+            cli.check_option(cli.flag_name(f.name), value, PRESETS)
+    if args.out:
+        cli.check_output_file("--out", args.out)
 
 
 def run(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> int:
@@ -180,7 +196,7 @@ def setup(args: BenchArgs, verbose: bool = True) -> None:
     probes run ~40x slower). Log records of ``benchmarks.*`` go to stderr in
     :data:`LOG_FORMAT`, at INFO (``verbose``) or WARNING."""
     global _limits
-    cli.check_at_least("--threads", args.threads, 1, 1024)
+    cli.check_at_least("--threads", args.threads, 1, cli.MAX_THREADS)
     for var in THREAD_VARS:
         os.environ[var] = str(args.threads)
     import torch

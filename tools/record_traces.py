@@ -160,8 +160,20 @@ def first_difference(expected: Any, got: Any, where: str = "", rel: float = 0.0)
 
 
 def load(path: Path) -> dict[str, Any]:
-    """A recorded traces file."""
-    return json.loads(gzip.decompress(path.read_bytes()).decode("utf-8"))
+    """A recorded traces file; ``UsageError`` naming it when it is missing, not gzip, not
+    JSON or not a file of recorded traces."""
+    from dus_env.errors import UsageError
+
+    try:
+        data = json.loads(gzip.decompress(path.read_bytes()).decode("utf-8"))
+    except (OSError, EOFError, ValueError) as exc:  # missing, not gzip, cut short, not JSON
+        raise UsageError(f"--check: cannot read {str(path)!r} as recorded traces "
+                         f"({type(exc).__name__}: {exc})") from None
+    if not (isinstance(data, dict) and isinstance(data.get("traces"), dict)
+            and isinstance(data.get("machine"), dict)):
+        raise UsageError(f"--check: {str(path)!r} is not a file of recorded traces (no "
+                         "'machine' and 'traces'); record one with --write")
+    return data
 
 
 def pin_kernels(recorded: dict[str, Any]) -> None:
@@ -172,14 +184,15 @@ def pin_kernels(recorded: dict[str, Any]) -> None:
         os.environ.setdefault("ATEN_CPU_CAPABILITY", capability.lower())
 
 
-def check(path: Path, rel: float | None = None) -> tuple[list[str], float]:
+def check(path: Path, rel: float | None = None,
+          data: dict[str, Any] | None = None) -> tuple[list[str], float]:
     """One line per recorded case whose replay differs from the recording, and the tolerance
     used: bit for bit (0) on the machine kind the traces were recorded on; elsewhere, where
     another CPU, thread count or torch build may round differently and the rounding compounds
     over an episode's training steps, ``rel`` (default 1e-4: a CI machine with the same torch
     build and AVX2 path was seen 2e-6 apart after 4 steps; a change of behaviour moves values by
-    far more)."""
-    data = load(path)
+    far more). ``data``: the file already read (:func:`load`)."""
+    data = load(path) if data is None else data
     if rel is None:
         rel = 0.0 if data["machine"] == machine() else 1e-4
     problems = []
@@ -194,6 +207,19 @@ def check(path: Path, rel: float | None = None) -> tuple[list[str], float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Record or check; an unreadable ``--check`` file is one line on stderr and exit status 2
+    (no traceback), as :func:`dus_agents.cli.common.run` does (not imported here: it imports
+    torch, which :func:`pin_kernels` must precede)."""
+    from dus_env.errors import UsageError
+
+    try:
+        return _main(argv)
+    except UsageError as exc:
+        print(f"record_traces.py: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--write", metavar="PATH", help="record the traces into PATH (.json.gz)")
@@ -205,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.write).write_bytes(gzip.compress(data, mtime=0))
         print(f"recorded {len(CASES)} traces into {args.write}")
         return 0
-    pin_kernels(load(Path(args.check)))
-    problems, rel = check(Path(args.check))
+    data = load(Path(args.check))
+    pin_kernels(data)
+    problems, rel = check(Path(args.check), data=data)
     for line in problems:
         print(f"differs: {line}")
     how = "bit for bit" if rel == 0 else f"to a relative {rel:g} (recorded on another machine kind)"

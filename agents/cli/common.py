@@ -11,7 +11,11 @@ a field's ``metadata={"metavar": ...}`` names its value in the usage line.
 
 :func:`parse` returns the dataclass instance and the names given on the command line;
 :func:`run` calls a ``main`` and turns the package's usage errors into one line on stderr and
-exit status 2, never a traceback. Used by ``dus-train``, ``dus-evaluate``, ``dus-prepare`` and
+exit status 2, never a traceback, a :class:`Failed` run as one line and exit status 1, and
+Ctrl-C as exit status 130. The checks every CLI shares live here too: ranges
+(:func:`check_at_least`, :data:`MAX_THREADS`), ``--set`` overrides (:func:`check_set`), output
+folders and files (:func:`check_writable_dir`, :func:`check_output_file`) and the message of a
+full disk (:func:`write_failure`). Used by ``dus-train``, ``dus-evaluate``, ``dus-prepare`` and
 the benchmarks.
 """
 
@@ -20,17 +24,32 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import errno
 import inspect
+import os
 import sys
+import tempfile
 import textwrap
 import types
 import typing
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from dus_env.errors import UsageError, check_choice
 
 T = TypeVar("T")
+
+MAX_THREADS = 1024
+"""The most CPU threads a flag may ask for (OpenMP aborts, or segfaults, on absurd counts)."""
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+"""The ``errno`` of a write the disk refused (full, over quota, read-only, failing)."""
+
+
+class Failed(Exception):
+    """A run that stopped on a fault after it started writing (a full disk, a lost worker);
+    :func:`run` prints it as one line and exits with status 1. Its message says what is kept
+    and how to go on."""
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -144,6 +163,74 @@ def check_option(flag: str, value: str, choices: Iterable[str]) -> None:
         raise UsageError(str(exc)) from None
 
 
+def check_set(pairs: Sequence[str], preset: str) -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs as config overrides, each key, value and name checked against
+    ``preset``'s config; :class:`UsageError` naming ``--set``, the key, the value and what it
+    should be otherwise (``--set trainer=5``: "expected a dict of its keys [...]")."""
+    from dus_env.config import config_from_dict, get_preset, overrides_from_pairs
+
+    try:
+        overrides = overrides_from_pairs(pairs)
+        config_from_dict(overrides, base=get_preset(preset))
+    except (ValueError, TypeError) as exc:
+        raise UsageError(set_message(exc)) from None
+    return overrides
+
+
+def set_message(exc: BaseException) -> str:
+    """A config error of ``--set`` pairs as the message that names ``--set``."""
+    return str(exc) if str(exc).startswith("--set") else f"--set: {exc}"
+
+
+def check_writable_dir(flag: str, path: str | os.PathLike) -> None:
+    """:class:`UsageError` (``--out-dir='/proc/x' cannot be written (...); choose another
+    --out-dir``) unless ``path`` is, or can be made as, a folder this process can write in.
+    Tried for real where nothing is shared: a probe file in ``path`` when it exists, else a
+    probe folder of a unique name beside the first missing part; removed at once, so it leaves
+    nothing behind and runs started side by side do not trip over each other's probes."""
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{str(existing)!r} is not a directory")
+        if existing == path:
+            handle, name = tempfile.mkstemp(dir=path, prefix=".write-check-")
+            os.close(handle)
+            os.unlink(name)
+        else:
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-check-"))
+    except OSError as err:
+        reason = f"[Errno {err.errno}] {err.strerror}" if err.strerror else one_line(err)
+        raise UsageError(f"{flag}={str(path)!r} cannot be written ({reason}); choose another "
+                         f"{flag}") from None
+
+
+def check_output_file(flag: str, path: str | os.PathLike) -> None:
+    """:class:`UsageError` unless a file can be written at ``path`` (not a folder, its parent
+    a folder this process can write in); checked before any work, leaving nothing behind."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{flag}={str(path)!r} is a directory; give a file path")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"{flag}={str(path)!r}: {str(parent)!r} is a file, not a directory")
+    check_writable_dir(flag, path.parent)
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write the disk refused (:data:`DISK_ERRNOS`)."""
+    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
+
+
+def write_failure(where: str | os.PathLike, err: BaseException, kept: str, rerun: str) -> str:
+    """The one line of a run whose writes failed mid-way (a full disk): what failed, what is
+    kept, how to go on (``rerun``, e.g. "rerun the same command to resume")."""
+    return (f"could not write the results in {where} ({one_line(err)}); {kept}; free space and "
+            f"{rerun}")
+
+
 def require(module: str, extra: str, what: str) -> Any:
     """Import ``module``, or raise :class:`UsageError` naming the extra that installs it."""
     import importlib
@@ -166,14 +253,18 @@ def one_line(exc: BaseException) -> str:
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None, *,
         prog: str | None = None) -> int:
     """``main(argv)``, with a :class:`UsageError` printed as one line ``prog: error: ...`` and
-    ``SystemExit(2)`` raised (as argparse does for a bad flag), and Ctrl-C as exit status 130;
-    other exceptions propagate."""
+    ``SystemExit(2)`` raised (as argparse does for a bad flag), a :class:`Failed` run as one
+    line and exit status 1, and Ctrl-C as exit status 130 (``prog: interrupted``); other
+    exceptions propagate."""
     prog = prog or (sys.argv[0].rsplit("/", 1)[-1] if sys.argv else "dus")
     try:
         return main(argv)
     except UsageError as exc:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Failed as exc:
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        raise SystemExit(1) from None
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         raise SystemExit(130) from None

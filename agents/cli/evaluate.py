@@ -14,7 +14,9 @@ Outputs in ``--out-dir``:
 * ``traces.jsonl``: per run, per env step: batch sizes, batch and cumulative scores, gap,
   validation accuracy, samples consumed.
 * ``summary.json`` / ``summary.md``: mean and 95% t-interval per policy x host, and the
-  seed-paired difference to ``uniform`` where it ran.
+  seed-paired difference to ``uniform`` where it ran, over this sweep's runs (the ones
+  ``config.json`` lists); runs of earlier sweeps into the same folder with other seeds,
+  policies or presets stay in ``results.csv`` and are left out, as the closing line says.
 * ``batch_sizes.png``, ``scores.png``, ``val_accuracy.png``, ``final_metrics.png``.
 * ``config.json``: the arguments and the resolved env config of each host.
 * ``failed_runs.json`` (Ray backend, only when runs failed for good): each run that failed on
@@ -41,7 +43,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from dus_agents.evaluation.results import load_rows
-from dus_agents.evaluation.sweep import EvaluateArgs, Plan, sweep, validate, write_reports
+from dus_agents.evaluation.sweep import (
+    EvaluateArgs,
+    Plan,
+    plan_rows,
+    sweep,
+    validate,
+    write_reports,
+)
 from dus_agents.cli import common as cli
 from dus_env.config import preset_help
 
@@ -95,7 +104,7 @@ def _main(argv: Sequence[str] | None, fault: Any) -> int:
     import torch
 
     args, _ = cli.parse(EvaluateArgs, argv, build_parser())
-    torch.set_num_threads(max(1, min(args.threads, 1024)))
+    torch.set_num_threads(max(1, min(args.threads, cli.MAX_THREADS)))
     plan = validate(args)
     progress = _progress(plan)
     session = connect_ray(args) if args.backend == "ray" else None
@@ -104,9 +113,9 @@ def _main(argv: Sequence[str] | None, fault: Any) -> int:
         write_reports(plan, rows)
     except OSError as err:  # a full disk mid-sweep: finished runs are on disk, say so
         done = len(load_rows(plan.out_dir / "results.csv", repair=False)[0])
-        print(f"{PROG}: error: could not write the results in {plan.out_dir} ({err}); the "
-              f"{done} finished run(s) are kept; free space and rerun the same command to "
-              "resume", file=sys.stderr)
+        print(f"{PROG}: error: " + cli.write_failure(
+            plan.out_dir, err, f"the {done} finished run(s) are kept",
+            "rerun the same command to resume"), file=sys.stderr)
         return 1
     finally:
         if progress is not None:
@@ -115,7 +124,11 @@ def _main(argv: Sequence[str] | None, fault: Any) -> int:
             session.close()
     if not args.quiet:
         print((plan.out_dir / "summary.md").read_text())
-        print(f"results: {plan.out_dir / 'results.csv'} ({len(rows)} runs)")
+        mine = len(plan_rows(plan, rows))
+        others = "" if mine == len(rows) else (
+            f"; the file also holds {len(rows) - mine} run(s) of earlier sweeps, not in this "
+            "summary")
+        print(f"results: {plan.out_dir / 'results.csv'} ({mine} runs of this sweep{others})")
     if failures:
         for (policy, host, seed), failure in failures.items():
             print(f"{PROG}: run policy={policy} host={host} seed={seed} failed after "

@@ -47,7 +47,7 @@ from dus_agents.cli import common as cli
 from dus_env.config import overrides_from_pairs as cli_overrides
 from dus_env.config.fields import check_fields
 from dus_env.config import preset_help
-from dus_env.errors import UsageError, did_you_mean
+from dus_env.errors import UsageError, check_range, did_you_mean
 
 PROG = "dus-train"
 
@@ -67,10 +67,35 @@ def check_choice(name: str, value: Any, choices: Any) -> None:
                          f"{choices}.{did_you_mean(value, choices)}")
 
 
+SEED_RANGE = (0, 2**32 - 1)
+"""Seeds numpy and Stable-Baselines3 accept."""
+
+
+def check_seed(field: str, seed: int) -> None:
+    """``ValueError`` unless ``seed`` is in :data:`SEED_RANGE`."""
+    check_range(field, seed, *SEED_RANGE)
+
+
 RESUME_FIXED = ("agent", "preset", "suite", "host", "set", "ppo", "seed", "n_envs", "out_dir",
                 "run_name", "anchor", "anchor_strength")
 MAX_RUN_NAME_BYTES = 200
 """Longest --run-name (file systems allow 255 bytes per name; suffixes are added)."""
+
+
+def check_ppo_device(device: str) -> None:
+    """``ValueError`` unless ``--ppo device=...`` names a torch device this machine has, checked
+    as ``--set device=...`` is (SB3 would quietly train a missing ``cuda`` on the CPU)."""
+    from dus_env.config.components import check_device
+    from dus_env.env import _check_device_available
+
+    check_device("--ppo device", device)
+    if device.partition(":")[0] == "meta":  # a tensor there has no storage to train
+        raise ValueError(f"--ppo device={device!r} holds no data; PPO needs a device it can "
+                         "train on, e.g. 'cpu' or 'cuda'")
+    try:
+        _check_device_available(device)
+    except ValueError as exc:
+        raise ValueError(f"--ppo {exc}") from None
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainArgs, Path | None]:
@@ -110,6 +135,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainArgs, Path | Non
         args = TrainArgs(**merged)
         try:
             check_fields(args)
+            check_seed("seed", args.seed)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"--resume={str(resume_dir)!r}: {str(config_file)!r} is damaged "
                              f"({exc}); refusing to resume") from None
@@ -147,10 +173,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainArgs, Path | Non
     if args.set:
         from dus_env.config import config_from_dict, get_preset
 
-        try:  # every key, value and name checked before anything is written
+        cli.check_set(args.set, args.preset)  # every key, value and name, as dus-evaluate's
+        try:  # then with --host and the suite's reward added
             config_from_dict(env_overrides(args), base=get_preset(args.preset))
         except (ValueError, TypeError) as exc:
-            raise UsageError(str(exc) if str(exc).startswith("--set") else f"--set: {exc}")
+            raise UsageError(cli.set_message(exc)) from None
         pairs = cli_overrides(args.set)
         if args.host is not None and "host" in pairs.get("trainer", {}):
             raise UsageError(f"--host={args.host!r} and --set trainer.host="
@@ -160,7 +187,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainArgs, Path | Non
             raise UsageError(f"--ppo applies to --agent ppo only, not --agent={args.agent!r}; "
                              "drop --ppo")
         try:
-            ppo_config(args)
+            check_ppo_device(ppo_config(args).device)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     if args.n_envs == 0:
@@ -171,9 +198,18 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainArgs, Path | Non
         except ValueError as exc:
             raise UsageError(f"--ppo: {exc}") from None
     for name, low in (("total_timesteps", 1), ("n_envs", 1), ("checkpoint_freq", 1),
-                      ("keep_checkpoints", 1), ("eval_episodes", 0), ("torch_threads", 1)):
+                      ("keep_checkpoints", 1), ("eval_episodes", 0), ("imitate_episodes", 0)):
         if getattr(args, name) < low:
             raise UsageError(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= {low}")
+    cli.check_at_least("--torch-threads", args.torch_threads, 1, cli.MAX_THREADS)
+    if resume_dir is None:  # a resumed run's seed was checked as part of its config.json
+        try:
+            check_seed("--seed", args.seed)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if args.imitate_episodes and args.suite is None:
+        raise UsageError(f"--imitate-episodes={args.imitate_episodes} warm-starts the DeepSets "
+                         "policy of --suite runs only; add --suite or drop --imitate-episodes")
     if args.agent == "reinforce" and args.n_envs != 1:
         raise UsageError(f"--n-envs={args.n_envs}: the reinforce agent learns online from one env "
                      "at a time; use --n-envs 1 (or --agent ppo)")
@@ -200,6 +236,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainArgs, Path | Non
     for parent in out_dir.parents:
         if parent.exists() and not parent.is_dir():
             raise UsageError(f"--out-dir={args.out_dir!r}: {str(parent)!r} is a file, not a directory")
+    if resume_dir is None:
+        cli.check_writable_dir("--out-dir", out_dir)
     if resume_dir is None and args.run_name is not None:
         name = args.run_name
         if ("/" in name or "\\" in name or name in ("", ".", "..")

@@ -22,6 +22,12 @@ def _panels(traces: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], dict[s
     return out
 
 
+def _modalities(by_policy: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+    """The modalities of one panel's runs (presets differ in theirs), in first-seen order."""
+    return list(dict.fromkeys(m for runs in by_policy.values() for t in runs
+                              for m in t["modalities"]))
+
+
 def _series(runs: Sequence[Mapping[str, Any]], field: str, modality: str | None):
     """x (iterations) and a (runs, steps) array of one traced quantity, aligned on steps."""
     xs, ys = None, []
@@ -66,13 +72,17 @@ def _band(ax, x, y, color, label, steps=False):
 
 def plot_batch_sizes(traces: Sequence[Mapping[str, Any]], path: str | Path) -> None:
     """Per-modality batch size over training: one row per modality, one column per
-    preset x host; mean over seeds, band = min..max. A size is drawn over the iterations it
+    preset x host (each with its preset's modalities; a preset with fewer leaves its last
+    rows blank); mean over seeds, band = min..max. A size is drawn over the iterations it
     was in force (the step ending at the iteration it is recorded at)."""
     panels = _panels(traces)
-    modalities = traces[0]["modalities"]
     colors = _colors(dict.fromkeys(t["policy"] for t in traces))
-    fig, axes = _figure(len(modalities), len(panels))
+    n_rows = max(len(_modalities(by_policy)) for by_policy in panels.values())
+    fig, axes = _figure(n_rows, len(panels))
     for col, ((preset, host), by_policy) in enumerate(panels.items()):
+        modalities = _modalities(by_policy)
+        for row in range(len(modalities), n_rows):
+            axes[row, col].set_axis_off()
         for row, m in enumerate(modalities):
             ax = axes[row, col]
             for policy, runs in by_policy.items():
@@ -90,11 +100,11 @@ def plot_scores(traces: Sequence[Mapping[str, Any]], path: str | Path) -> None:
     """Cumulative scores S^j (top row) and the gap of each modality (bottom row) over
     training; colour = policy, line style = modality; mean over seeds."""
     panels = _panels(traces)
-    modalities = traces[0]["modalities"]
     colors = _colors(dict.fromkeys(t["policy"] for t in traces))
     styles = ["-", "--", ":", "-."]
     fig, axes = _figure(2, len(panels))
     for col, ((preset, host), by_policy) in enumerate(panels.items()):
+        modalities = _modalities(by_policy)
         for row, field in enumerate(("cumulative_scores", "gap")):
             ax = axes[row, col]
             for policy, runs in by_policy.items():

@@ -90,8 +90,10 @@ def _number(value: Any) -> float:
 
 def metric_columns(rows: Sequence[Mapping[str, Any]], main: Sequence[str]) -> list[str]:
     """The metrics to summarise: ``main`` first, then every per-modality column present
-    (``acc_*``, ``probe_*``, ``samples_*``), then validation and time columns."""
-    present = set().union(*(r.keys() for r in rows)) if rows else set()
+    (``acc_*``, ``probe_*``, ``samples_*``), then validation and time columns. A column
+    counts as present where some row has a value in it (``results.csv`` holding runs of
+    several presets has every preset's modality columns, empty in the others' rows)."""
+    present = {k for r in rows for k, v in r.items() if v not in (None, "")}
     cols = [c for c in main if c in present]
     for prefix in ("acc_", "probe_", "samples_"):
         cols += sorted(c for c in present if c.startswith(prefix) and c not in cols)

@@ -21,7 +21,7 @@ from dus_agents.evaluation.runs import MAIN_METRICS, header_for, make_env, run_o
 from dus_agents.registry import ARTIFACT_KINDS, POLICY_NAMES, env_layout, make_policy
 from dus_agents.cli import common as cli
 from dus_agents.cli.common import check_at_least, comma_list
-from dus_env.config import HOSTS, PRESETS, config_to_dict, overrides_from_pairs
+from dus_env.config import HOSTS, PRESETS, config_to_dict
 from dus_env.env import DUSEnv
 from dus_env.errors import UsageError, check_choice
 from dus_env.files import atomic_write
@@ -33,7 +33,7 @@ RAY_FLAGS: tuple[str, ...] = ("address", "ray_cpus", "cpus_per_run", "gpus_per_r
 """Settings that only the Ray backend reads."""
 MAX_SEEDS = 100_000
 """The most seeds one sweep may list."""
-MAX_THREADS = 1024
+MAX_THREADS = cli.MAX_THREADS
 """The most threads a run may ask for (OpenMP aborts on absurd counts)."""
 
 
@@ -145,9 +145,21 @@ def parse_seeds(value: str) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
+SAMPLED = "sampled:"
+"""Prefix of a PPO policy replayed by sampling its actions (``sampled:pretrained``,
+``sampled:ppo:PATH``; :class:`dus_agents.ppo.SampledPolicy`)."""
+
+
 def check_policy_name(spec: str) -> str:
     """``spec`` in its one spelling (``ppo:DIR/`` and ``ppo:DIR`` are the same policy), or
-    ``ValueError`` unless it is a policy name or ``kind:PATH``."""
+    ``ValueError`` unless it is a policy name, ``kind:PATH`` or ``sampled:`` and a PPO policy
+    (``pretrained`` or ``ppo:PATH``)."""
+    if spec.startswith(SAMPLED):
+        inner = check_policy_name(spec.removeprefix(SAMPLED))
+        if inner != "pretrained" and not inner.startswith("ppo:"):
+            raise UsageError(f"--policies={spec!r}: sampled: replays a PPO policy by sampling "
+                             "its actions; write sampled:pretrained or sampled:ppo:PATH")
+        return SAMPLED + inner
     if ":" in spec:
         kind, path = spec.split(":", 1)
         check_choice("--policies kind", kind, ARTIFACT_KINDS)
@@ -178,10 +190,7 @@ def validate(args: EvaluateArgs) -> Plan:
         raise UsageError(str(err)) from None
     seeds = parse_seeds(args.seeds)
     cli.require("matplotlib", "plots", "dus-evaluate's figures")
-    try:
-        pairs = overrides_from_pairs(args.set)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    pairs = cli.check_set(args.set, args.preset)  # as dus-train checks them
     if "host" in pairs.get("trainer", {}):
         raise UsageError(f"--set trainer.host={pairs['trainer']['host']!r} conflicts with "
                          f"--hosts={args.hosts!r}; name the hosts with --hosts only")
@@ -344,11 +353,23 @@ def record_failures(out_dir: Path, failures: dict[RunKey, RunFailure]) -> None:
     atomic_write(path, json.dumps(listing, indent=2) + "\n")
 
 
+def plan_rows(plan: Plan, rows: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+    """The rows of ``plan``'s own runs (its policies x hosts x seeds, its preset): what its
+    reports cover. ``results.csv`` may hold more (earlier sweeps into the same folder with
+    other seeds, policies or presets); they stay there, reported by the sweeps that ask for
+    them."""
+    keys = {(p, h, plan.args.preset, s) for p in plan.policies for h in plan.hosts
+            for s in plan.seeds}
+    return [r for r in rows if run_key(r) in keys]
+
+
 def write_reports(plan: Plan, rows: list[dict[str, str]]) -> dict[str, Any]:
-    """``summary.json``, ``summary.md`` and the plots of a sweep's rows."""
+    """``summary.json``, ``summary.md`` and the plots of the plan's runs among ``rows``
+    (:func:`plan_rows`: the runs ``config.json`` describes)."""
     from dus_agents.evaluation import plots
     from dus_agents.evaluation.results import load_traces
 
+    rows = plan_rows(plan, rows)
     metrics = stats.metric_columns(rows, MAIN_METRICS)
     summary = stats.summarize(rows, metrics, confidence=plan.args.confidence)
     out = plan.out_dir

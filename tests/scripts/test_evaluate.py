@@ -152,6 +152,12 @@ def test_killed_sweep_resumes_without_duplicates(tmp_path):
     (["--set", "trainer"], "--set='trainer': expected KEY=VALUE"),
     (["--seeds", "0-100000000000"], "--seeds='0-100000000000' lists more than 100000 seeds"),
     (["--threads", "1000000000"], "--threads=1000000000 is out of range; valid range: [1, 1024]"),
+    # a whole config section set to a scalar: the message dus-train gives (issue 4)
+    (["--set", "trainer=5"], "--set: trainer=5 has type int; expected a dict of its keys ["),
+    (["--set", 'trainer="ghost"'], "--set: trainer='ghost' has type str; expected a dict"),
+    (["--set", "sampler=5", "--budget-matched"], "--set: sampler=5 has type int; expected a dict"),
+    (["--policies", "sampled:uniform"], "sampled: replays a PPO policy by sampling its actions; "
+     "write sampled:pretrained or sampled:ppo:PATH"),
 ])
 def test_bad_input_fails_clearly_without_output(tmp_path, capsys, flags, message):
     out = tmp_path / "eval"
@@ -326,3 +332,64 @@ def test_a_rerun_with_another_probe_size_is_refused(tmp_path, capsys):
     assert ("holds runs made with --probe-max-train=5000, but this run uses "
             "--probe-max-train=100") in capsys.readouterr().err
     assert len(_rows(out)) == 1
+
+
+# ----------------------------------------------------------------------------- audit fixes
+def test_sampled_policies_are_accepted_as_the_readme_documents(tmp_path):
+    """``sampled:SPEC`` replays a PPO policy (pretrained or ppo:PATH) by sampling its actions."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from dus_agents.evaluation import validate
+    from dus_agents.evaluation.sweep import EvaluateArgs
+    from dus_agents.ppo import PPOConfig, PPOPolicy, build_ppo, make_env_fn
+
+    plan = validate(EvaluateArgs(preset="default", policies="uniform,sampled:pretrained",
+                                 seeds="0", out_dir=str(tmp_path / "d")))
+    assert plan.policies == ["uniform", "sampled:pretrained"]
+    assert plan.layouts["sampled:pretrained"] == "v1"
+    assert not (tmp_path / "d").exists()  # validation writes nothing
+
+    vec = DummyVecEnv([make_env_fn("tiny")])
+    model = build_ppo(vec, PPOConfig(), seed=0, episode_length=6)
+    PPOPolicy(model, vec.env_method("spec_dict", indices=[0])[0]).save(tmp_path / "p.zip")
+    vec.close()
+    out, sampled = tmp_path / "eval", f"sampled:ppo:{tmp_path / 'p.zip'}"
+    assert evaluate.main(["--preset", "tiny", "--policies", f"uniform,{sampled}", "--seeds", "0",
+                          "--out-dir", str(out), "--quiet"]) == 0
+    assert {r["policy"] for r in _rows(out)} == {"uniform", sampled}
+
+
+def test_two_presets_in_one_out_dir_get_their_own_reports(tmp_path, capsys):
+    """tiny (strong/weak) then mfeat (fac/zer) into one folder: no crash in the plots; each
+    sweep's summary is its own runs, and the closing line says what else the file holds."""
+    out = tmp_path / "eval"
+    base = ["--policies", "uniform", "--seeds", "0", "--out-dir", str(out)]
+    assert evaluate.main(["--preset", "tiny", *base, "--quiet"]) == 0
+    capsys.readouterr()
+    assert evaluate.main(["--preset", "mfeat", *base]) == 0
+    stdout = capsys.readouterr().out
+    assert "(1 runs of this sweep; the file also holds 1 run(s) of earlier sweeps" in stdout
+    assert sorted(r["preset"] for r in _rows(out)) == ["mfeat", "tiny"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [g["preset"] for g in summary["groups"]] == ["mfeat"] and summary["n_runs"] == 1
+    assert not any("strong" in m for m in summary["metrics"])  # tiny's columns, empty here
+    for png in PNGS:
+        assert (out / png).stat().st_size > 1000
+
+
+def test_a_rerun_with_fewer_seeds_reports_exactly_its_own_runs(tmp_path, capsys):
+    """config.json, summary.json and the closing line all describe the sweep just run; the
+    earlier seeds' rows stay in results.csv."""
+    out = tmp_path / "eval"
+    base = ["--preset", "tiny", "--policies", "uniform", "--out-dir", str(out)]
+    assert evaluate.main([*base, "--seeds", "0-1", "--quiet"]) == 0
+    capsys.readouterr()
+    assert evaluate.main([*base, "--seeds", "1"]) == 0
+    stdout = capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["seeds"] == [1]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_runs"] == 1 and summary["groups"][0]["seeds"] == [1]
+    assert "(1 runs of this sweep; the file also holds 1 run(s) of earlier sweeps" in stdout
+    assert len(_rows(out)) == 2
+    assert evaluate.main([*base, "--seeds", "0-1"]) == 0  # all of them again: no note
+    assert "(2 runs of this sweep)" in capsys.readouterr().out

@@ -26,3 +26,16 @@ def test_recorded_traces_replay_unchanged():
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "11 traces equal" in out.stdout
+
+
+def test_an_unreadable_traces_file_is_one_line_naming_it(tmp_path):
+    not_gzip = tmp_path / "plain.json.gz"
+    not_gzip.write_text("{}")
+    for path in (tmp_path / "missing.json.gz", not_gzip):
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "record_traces.py"), "--check", str(path)],
+            capture_output=True, text=True, cwd=ROOT, timeout=120,
+        )
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert out.stderr.startswith(f"record_traces.py: error: --check: cannot read {str(path)!r}")
+        assert out.stderr.count("\n") == 1

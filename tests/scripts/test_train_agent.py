@@ -206,6 +206,17 @@ def test_unknown_agent_in_a_subprocess(tmp_path):
     (["--ppo", "n_epochs"], "expected KEY=VALUE"),
     (["--agent", "reinforce", "--ppo", "n_epochs=2"], "--ppo applies to --agent ppo only"),
     (["--ppo", "n_steps=1", "--n-envs", "1"], "a rollout of 1 step; PPO needs at least 2"),
+    # checked before SB3 or torch see them (issues 5-7, 10)
+    (["--seed", "-1"], "--seed=-1 is out of range; valid range: [0, 4294967295]"),
+    (["--seed", "4294967296"], "--seed=4294967296 is out of range; valid range: [0, 4294967295]"),
+    (["--ppo", "device=foo"], "--ppo device='foo' is not a torch device; valid: one of ['cpu'"),
+    (["--ppo", "device=meta"], "--ppo device='meta' holds no data"),
+    (["--torch-threads", "100000000"],
+     "--torch-threads=100000000 is out of range; valid range: [1, 1024]"),
+    (["--imitate-episodes", "-3"], "--imitate-episodes=-3 must be >= 0"),
+    (["--suite", "tiny", "--imitate-episodes", "-1"], "--imitate-episodes=-1 must be >= 0"),
+    (["--imitate-episodes", "2"], "warm-starts the DeepSets policy of --suite runs only"),
+    (["--set", "trainer=5"], "--set: trainer=5 has type int; expected a dict of its keys ["),
 ])
 def test_bad_input_exits_2_without_a_run_dir(flags, message, tmp_path, capsys):
     out = tmp_path / "out"
@@ -315,7 +326,8 @@ def test_reinforce_resume_after_diverged_episodes_repeats_none(tmp_path):
 
 
 @pytest.mark.parametrize("content", ['{"args": [1, 2]}', '{"args": {"agent": "ppo"}}', "{oops",
-                                     '{"args": {"agent": "ppo", "preset": "tiny", "seed": "x"}}'])
+                                     '{"args": {"agent": "ppo", "preset": "tiny", "seed": "x"}}',
+                                     '{"args": {"agent": "ppo", "preset": "tiny", "seed": -1}}'])
 def test_resume_refuses_a_damaged_config_naming_it(tmp_path, capsys, content):
     run_dir = tmp_path / "r"
     run_dir.mkdir()
@@ -359,3 +371,87 @@ def test_a_missing_optional_dependency_is_one_line_naming_the_extra(tmp_path):
     assert "rich, which is not installed; install the extra: pip install 'dus-env[agents]'" in (
         proc.stderr)
     assert not (tmp_path / "o").exists()
+
+
+# ----------------------------------------------------------------------------- audit fixes
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_ppo_device_cuda_without_cuda_is_refused_not_recorded(tmp_path, capsys):
+    """SB3 would quietly train on the CPU and config.json would say cuda."""
+    with pytest.raises(SystemExit) as exc:
+        train_agent.main(["--ppo", "device=cuda", "--out-dir", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--ppo device='cuda' is not available here" in err and "valid: 'cpu'" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_out_dir_that_cannot_be_made_is_refused_as_dus_evaluate_does(capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_agent.main(["--preset", "tiny", "--out-dir", "/proc/dus-no-such/x"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dus-train: error: --out-dir='/proc/dus-no-such/x' cannot be written (")
+    assert err.rstrip().endswith("choose another --out-dir") and err.count("\n") == 1
+
+
+def test_ctrl_c_to_the_process_group_exits_130_and_keeps_the_checkpoints(tmp_path):
+    """SIGINT reaches the SubprocVecEnv workers too (as a terminal's Ctrl-C does): closing
+    the env after them must not replace the interrupt with a traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train_agent.py"), "--preset", "tiny", "--total-timesteps",
+         "3000", "--checkpoint-freq", "48", "--out-dir", str(tmp_path), "--run-name", "k",
+         "--no-progress-bar", "--eval-episodes", "0"],  # 2 envs in subprocesses by default
+        cwd=ROOT, env=env_vars(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    checkpoints = tmp_path / "k" / "checkpoints"
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if list(checkpoints.glob("rl_model_*_steps.zip")):
+                break
+            time.sleep(0.05)
+        running = proc.poll() is None
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert running, "the run finished before the test could interrupt it"
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and "dus-train: interrupted" in stderr, stderr[-3000:]
+    assert list(checkpoints.glob("rl_model_*_steps.zip"))
+    assert not (tmp_path / "k" / "summary.json").exists()
+
+
+def test_a_full_disk_mid_run_is_one_line_and_keeps_the_finished_checkpoints(tmp_path, capsys,
+                                                                            monkeypatch):
+    import errno
+
+    from dus_agents import ppo
+
+    real, calls = ppo.save_checkpoint, []
+
+    def filling_disk(*args, **kwargs):  # the second checkpoint finds the disk full
+        calls.append(args)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ppo, "save_checkpoint", filling_disk)
+    argv = [*TINY, "--total-timesteps", "48", "--checkpoint-freq", "24", "--eval-episodes", "0",
+            "--out-dir", str(tmp_path), "--run-name", "r"]
+    with pytest.raises(SystemExit) as exc:
+        train_agent.main(argv)
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    run_dir = tmp_path / "r"
+    assert err == (f"dus-train: error: could not write the results in {run_dir} ([Errno 28] No "
+                   "space left on device); its 1 finished checkpoint(s) are kept; free space "
+                   f"and rerun with --resume {run_dir}\n")
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["rl_model_24_steps.zip"]
+    monkeypatch.setattr(ppo, "save_checkpoint", real)  # space freed: the advice works
+    assert train_agent.main(["--resume", str(run_dir), "--no-progress-bar"]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["timesteps"] == 48 and summary["resumed_from"].endswith("_24_steps.zip")

@@ -111,3 +111,34 @@ def test_plots_are_written(tmp_path):
                                  tmp_path / "f.png")
     for name in ("b", "s", "v", "f"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+def test_plots_of_presets_with_different_modalities(tmp_path):
+    """Runs of two presets in one folder (tiny's strong/weak, a three-modality preset's
+    fac/fou/zer): each panel plots its own preset's modalities."""
+    def trace(preset, modalities, seed):
+        steps = [{"iteration": 0, "batch_sizes": None,
+                  "cumulative_scores": dict.fromkeys(modalities, .1),
+                  "gap": dict.fromkeys(modalities, 0.0), "val_accuracy": 0.1}]
+        for i in range(1, 3):
+            steps.append({"iteration": 10 * i, "batch_sizes": dict.fromkeys(modalities, 16),
+                          "cumulative_scores": dict.fromkeys(modalities, .1 * i),
+                          "gap": dict.fromkeys(modalities, .05 * i), "val_accuracy": .2 * i})
+        return {"policy": "uniform", "host": "joint", "preset": preset, "seed": seed,
+                "modalities": modalities, "steps": steps}
+
+    traces = [trace("tiny", ["strong", "weak"], 0), trace("mfeat", ["fac", "fou", "zer"], 0)]
+    plots.plot_batch_sizes(traces, tmp_path / "b.png")
+    plots.plot_scores(traces, tmp_path / "s.png")
+    plots.plot_validation(traces, tmp_path / "v.png")
+    rows = [{"policy": "uniform", "host": "joint", "preset": "tiny", "seed": "0",
+             "accuracy": "0.9", "acc_strong": "0.8", "acc_fac": ""},
+            {"policy": "uniform", "host": "joint", "preset": "mfeat", "seed": "0",
+             "accuracy": "0.8", "acc_strong": "", "acc_fac": "0.7"}]
+    metrics = stats.metric_columns(rows, ("accuracy",))
+    assert metrics == ["accuracy", "acc_fac", "acc_strong"]
+    plots.plot_final_metrics(summarize(rows, metrics), metrics, tmp_path / "f.png")
+    for name in ("b", "s", "v", "f"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
+    # one preset's rows name only its own modality columns, though the file has both
+    assert stats.metric_columns(rows[:1], ("accuracy",)) == ["accuracy", "acc_strong"]
