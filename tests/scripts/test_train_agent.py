@@ -119,6 +119,18 @@ def test_resume_extends_to_the_requested_total(agent, tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["timesteps"] == 48
 
 
+def _running_at_first_checkpoint(proc: subprocess.Popen, checkpoints: Path,
+                                 seconds: float) -> bool:
+    """Wait (at most ``seconds``) until ``proc`` wrote its first checkpoint; whether it is
+    still running then."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None:
+        if list(checkpoints.glob("rl_model_*_steps.zip")):
+            break
+        time.sleep(0.05)
+    return proc.poll() is None
+
+
 @pytest.mark.slow
 def test_resume_after_kill(tmp_path):
     """Kill a run after its first checkpoint; --resume finishes it at exactly the total."""
@@ -128,13 +140,8 @@ def test_resume_after_kill(tmp_path):
     proc = subprocess.Popen(args, cwd=ROOT, env=env_vars(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     checkpoints = tmp_path / "k" / "checkpoints"
-    deadline = time.time() + 90
     try:
-        while time.time() < deadline and proc.poll() is None:
-            if list(checkpoints.glob("rl_model_*_steps.zip")):
-                break
-            time.sleep(0.05)
-        killed = proc.poll() is None
+        killed = _running_at_first_checkpoint(proc, checkpoints, seconds=90)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
@@ -405,13 +412,8 @@ def test_ctrl_c_to_the_process_group_exits_130_and_keeps_the_checkpoints(tmp_pat
         cwd=ROOT, env=env_vars(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     checkpoints = tmp_path / "k" / "checkpoints"
-    deadline = time.time() + 120
     try:
-        while time.time() < deadline and proc.poll() is None:
-            if list(checkpoints.glob("rl_model_*_steps.zip")):
-                break
-            time.sleep(0.05)
-        running = proc.poll() is None
+        running = _running_at_first_checkpoint(proc, checkpoints, seconds=120)
         os.killpg(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
