@@ -462,15 +462,23 @@ def train(args: TrainArgs, resume_dir: Path | None,
         segment = 0
     try:
         return _train_in(args, run_dir, segment, probe_env, crash_at_step)
-    except OSError as err:  # a full disk mid-run: the finished checkpoints are kept, say so
-        if not cli.is_disk_error(err):
+    except (OSError, EOFError) as err:
+        # a full disk, or a subprocess env worker gone (killed, out of memory): the finished
+        # checkpoints are kept, say so and how to go on
+        lost_worker = (isinstance(err, (EOFError, BrokenPipeError, ConnectionResetError))
+                       and args.agent == "ppo" and args.vec_env != "ray")
+        if not (cli.is_disk_error(err) or lost_worker):
             raise
         prefix = "rl_model" if args.agent == "ppo" else "reinforce"
-        kept = len(list_checkpoints(run_dir / "checkpoints", prefix))
+        kept = f"its {len(list_checkpoints(run_dir / 'checkpoints', prefix))} finished " \
+               "checkpoint(s) are kept"
         rerun = (f"rerun with --resume {run_dir}" if (run_dir / "config.json").is_file()
                  else "rerun the same command")
-        raise cli.Failed(cli.write_failure(
-            run_dir, err, f"its {kept} finished checkpoint(s) are kept", rerun)) from None
+        if lost_worker:
+            raise cli.Failed(f"an env worker process of the run in {run_dir} died "
+                             f"({cli.one_line(err)}); {kept}; {rerun} (--vec-env ray restarts "
+                             "lost workers)") from None
+        raise cli.Failed(cli.write_failure(run_dir, err, kept, rerun)) from None
 
 
 def _train_in(args: TrainArgs, run_dir: Path, segment: int, probe_env: Any,

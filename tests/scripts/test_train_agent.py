@@ -427,6 +427,62 @@ def test_ctrl_c_to_the_process_group_exits_130_and_keeps_the_checkpoints(tmp_pat
     assert not (tmp_path / "k" / "summary.json").exists()
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_dying_env_worker_is_one_line_and_the_run_resumes(tmp_path):
+    """A SubprocVecEnv worker killed mid-run (out of memory, an operator): the driver says so
+    in one line, keeps its checkpoints, and --resume finishes the run."""
+    args = ["--preset", "tiny", "--total-timesteps", "3000", "--checkpoint-freq", "48",
+            "--no-progress-bar", "--eval-episodes", "0"]  # 2 envs in subprocesses by default
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train_agent.py"), *args, "--out-dir", str(tmp_path),
+         "--run-name", "k"],
+        cwd=ROOT, env=env_vars(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    run_dir = tmp_path / "k"
+    try:
+        running = _running_at_first_checkpoint(proc, run_dir / "checkpoints", seconds=120)
+        workers = _env_workers(proc.pid)
+        os.kill(workers[0], signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert running and len(workers) == 2, "the run finished before the test could kill a worker"
+    assert proc.returncode == 1, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert f"an env worker process of the run in {run_dir} died" in stderr
+    assert f"rerun with --resume {run_dir}" in stderr
+    resumed = run("--resume", str(run_dir), "--total-timesteps", "480", "--no-progress-bar",
+                  "--eval-episodes", "0", timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["timesteps"] >= 480
+
+
+def _env_workers(root: int) -> list[int]:
+    """The SubprocVecEnv workers below process ``root``: its descendants without children of
+    their own, less multiprocessing's resource tracker (with the forkserver start method the
+    workers are the forkserver's children)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # "pid (name) state ppid ...": the name may hold spaces, so split after its ')'
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    below, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - below
+        below |= frontier
+
+    def command(pid: int) -> bytes:
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return b""
+    return sorted(pid for pid in below if pid not in parents.values()
+                  and b"resource_tracker" not in command(pid))
+
+
 def test_a_full_disk_mid_run_is_one_line_and_keeps_the_finished_checkpoints(tmp_path, capsys,
                                                                             monkeypatch):
     import errno
