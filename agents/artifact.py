@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import platform
 import time
 import zipfile
@@ -283,6 +284,34 @@ def _read_member(archive: zipfile.ZipFile, name: str, limit: int, path: Path) ->
     return data
 
 
+def _is_int(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+SPEC_CHECKS: dict[str, tuple[Any, str]] = {
+    "max_modalities": (lambda v: _is_int(v, 1),
+                       "a positive integer (the number of modality slots)"),
+    "n_modalities": (lambda v: _is_int(v, 1), "a positive integer"),
+    "observation_size": (lambda v: _is_int(v, 1), "a positive integer"),
+    "history_length": (lambda v: _is_int(v, 1), "a positive integer"),
+    "base_batch_size": (lambda v: _is_int(v, 1), "a positive integer"),
+    "discrepancy": (lambda v: v in ("gap", "ratio"), "one of ['gap', 'ratio']"),
+    "multipliers": (lambda v: isinstance(v, list) and len(v) > 0
+                    and all(_is_number(x) and x > 0 for x in v),
+                    "a non-empty list of positive numbers"),
+    "modalities": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                   "a list of names"),
+    "monitor_ema_beta": (lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
+}
+"""Checks of the env-spec entries a header may hold (where present), so that a damaged header
+is refused naming the file, not later by whatever reads the entry."""
+
+
 def _check_header(header: Any, path: Path, kind: str | None) -> int:
     """The header's format version, after checking its shape, version and kind."""
     if not isinstance(header, dict) or not {"kind", "env_spec"} <= set(header) or not \
@@ -298,13 +327,16 @@ def _check_header(header: Any, path: Path, kind: str | None) -> int:
             f"reads up to {FORMAT_VERSION}"
         )
     spec = header["env_spec"]
-    if spec.get("layout") == "v1":
-        slots = spec.get("max_modalities")
-        if not isinstance(slots, int) or isinstance(slots, bool) or slots < 1:
+    if spec.get("layout") == "v1" and "max_modalities" not in spec:
+        spec = {**spec, "max_modalities": None}  # required there: checked as a bad value
+    for name, value in spec.items():
+        check = SPEC_CHECKS.get(name)
+        if check is not None and not check[0](value):
             raise ArtifactError(
-                f"policy file {str(path)!r}: {ARTIFACT_ENTRY!r} env_spec.max_modalities="
-                f"{slots!r} is not valid for a layout='v1' (DUS-v1) policy; expected a positive "
-                "integer (the number of modality slots)"
+                f"policy file {str(path)!r}: {ARTIFACT_ENTRY!r} env_spec.{name}={value!r} is "
+                f"not valid; expected {check[1]}"
+                + (" (a layout='v1', DUS-v1, policy needs it)" if name == "max_modalities"
+                   else "")
             )
     if kind is not None and header["kind"] != kind:
         raise ArtifactError(

@@ -238,7 +238,8 @@ def test_a_dus_v1_header_without_max_modalities_is_refused_when_read(tmp_path):
     header["env_spec"].pop("max_modalities")
     path = _edited(pretrained_path(), tmp_path / "h.zip",
                    {"dus_artifact.json": json.dumps(header).encode()})
-    _refused(path, r"env_spec.max_modalities=None is not valid for a layout='v1'")
+    _refused(path, r"env_spec.max_modalities=None is not valid; expected a positive integer "
+                   r"\(the number of modality slots\) \(a layout='v1', DUS-v1, policy needs it\)")
     with pytest.raises(ArtifactError, match="max_modalities") as err:
         read_header(path)  # what make_controller reads first
     assert str(path) in str(err.value)
@@ -247,6 +248,27 @@ def test_a_dus_v1_header_without_max_modalities_is_refused_when_read(tmp_path):
                     {"dus_artifact.json": json.dumps(header).encode()})
     _refused(other, "its network has 4 modality slots but its recorded env spec says "
                     "max_modalities=3")
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("history_length", "8", r"env_spec.history_length='8' is not valid; expected a positive "
+                            r"integer"),
+    ("multipliers", [0.5, -1.0], r"env_spec.multipliers=\[0.5, -1.0\] is not valid; expected "
+                                 r"a non-empty list of positive numbers"),
+    ("discrepancy", "gapp", r"env_spec.discrepancy='gapp' is not valid; expected one of"),
+    ("observation_size", True, r"env_spec.observation_size=True is not valid"),
+])
+def test_damaged_env_spec_entries_are_refused_when_the_header_is_read(field, value, match,
+                                                                      tmp_path):
+    """make_controller builds its monitor and grid from the header: a damaged entry is refused
+    there, naming the file, not later by whatever reads it."""
+    header = json.loads(_member(pretrained_path(), "dus_artifact.json"))
+    header["env_spec"][field] = value
+    path = _edited(pretrained_path(), tmp_path / "s.zip",
+                   {"dus_artifact.json": json.dumps(header).encode()})
+    with pytest.raises(ArtifactError, match=match) as err:
+        read_header(path)
+    assert str(path) in str(err.value)
 
 
 def test_a_header_grid_that_does_not_fit_the_network_is_refused(tmp_path):
