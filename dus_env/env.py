@@ -47,15 +47,19 @@ def resolve_config(
     raise TypeError(f"config must be an EnvConfig, a dict or None, got {type(config).__name__}")
 
 
-def _check_device_available(device: str) -> None:
-    """Raise ``ValueError`` naming ``device`` unless torch can place a tensor there."""
+def check_device_available(device: str, field: str = "device") -> None:
+    """Raise ``ValueError`` naming ``field`` and ``device`` unless torch can train there: a
+    device this machine has, and not ``meta`` (tensors there hold no data)."""
     import torch
 
+    if device.partition(":")[0] == "meta":
+        raise ValueError(f"{field}={device!r} holds no data; training needs a device it can "
+                         "train on, e.g. 'cpu' or 'cuda'")
     try:
         torch.empty(0, device=device)
     except (RuntimeError, AssertionError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"device={device!r} is not available here ({first}); valid: 'cpu'"
+        raise ValueError(f"{field}={device!r} is not available here ({first}); valid: 'cpu'"
                          + (", 'cuda'" if torch.cuda.is_available() else "")) from None
 
 
@@ -176,7 +180,7 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"{self.modalities}"
             )
         self.config.sampler.check_fits(len(self.dataset.split("train")))
-        _check_device_available(self.config.device)
+        check_device_available(self.config.device)
         self._decision = self._make_decision()
         self.layout = self._decision.layout
         self.uniform_action = np.array(

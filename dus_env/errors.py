@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 from collections.abc import Iterable
 
 
@@ -91,8 +92,6 @@ def check_integer(field: str, value: object, low: int | None = None,
                   high: int | None = None) -> None:
     """Raise ``TypeError`` unless ``value`` is an integer (Python or numpy; not a bool, not a
     float that happens to be whole), then ``ValueError`` unless ``low <= value <= high``."""
-    import numbers
-
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{field}={value!r} has type {type(value).__name__}; expected an "
                         "integer")

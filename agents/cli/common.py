@@ -202,9 +202,13 @@ def check_writable_dir(flag: str, path: str | os.PathLike) -> None:
         else:
             os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-check-"))
     except OSError as err:
-        reason = f"[Errno {err.errno}] {err.strerror}" if err.strerror else one_line(err)
-        raise UsageError(f"{flag}={str(path)!r} cannot be written ({reason}); choose another "
-                         f"{flag}") from None
+        raise not_writable(flag, path, err) from None
+
+
+def not_writable(flag: str, path: str | os.PathLike, err: OSError) -> UsageError:
+    """The :class:`UsageError` of an output folder this process cannot write in."""
+    reason = f"[Errno {err.errno}] {err.strerror}" if err.strerror else one_line(err)
+    return UsageError(f"{flag}={str(path)!r} cannot be written ({reason}); choose another {flag}")
 
 
 def check_output_file(flag: str, path: str | os.PathLike) -> None:

@@ -83,19 +83,14 @@ MAX_RUN_NAME_BYTES = 200
 
 
 def check_ppo_device(device: str) -> None:
-    """``ValueError`` unless ``--ppo device=...`` names a torch device this machine has, checked
-    as ``--set device=...`` is (SB3 would quietly train a missing ``cuda`` on the CPU)."""
+    """``ValueError`` unless ``--ppo device=...`` names a torch device this machine can train
+    on, checked as ``--set device=...`` is (SB3 would quietly train a missing ``cuda`` on the
+    CPU)."""
     from dus_env.config.components import check_device
-    from dus_env.env import _check_device_available
+    from dus_env.env import check_device_available
 
     check_device("--ppo device", device)
-    if device.partition(":")[0] == "meta":  # a tensor there has no storage to train
-        raise ValueError(f"--ppo device={device!r} holds no data; PPO needs a device it can "
-                         "train on, e.g. 'cpu' or 'cuda'")
-    try:
-        _check_device_available(device)
-    except ValueError as exc:
-        raise ValueError(f"--ppo {exc}") from None
+    check_device_available(device, "--ppo device")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainArgs, Path | None]:

@@ -318,8 +318,7 @@ def sweep(plan: Plan, fault: Any = None, progress: Any = None
     try:
         store = prepare_out_dir(plan)
     except OSError as err:  # before any run: a usage problem (read-only, missing rights)
-        raise UsageError(f"--out-dir={str(plan.out_dir)!r} cannot be written ({err}); choose "
-                         "another --out-dir") from None
+        raise cli.not_writable("--out-dir", plan.out_dir, err) from None
     todo = [(p, h, s) for s in plan.seeds for h in plan.hosts for p in plan.policies
             if (p, h, plan.args.preset, s) not in store.done]
     failures: dict[RunKey, RunFailure] = {}

@@ -340,3 +340,10 @@ def test_bad_actions():
         env.step(np.array([[1, 2]]))
     _, _, _, _, info = env.step([1, 2])  # a list of ints is an action too
     assert info["batch_sizes"] == env.step(np.array([1, 2], dtype=np.int32))[4]["batch_sizes"]
+
+
+def test_a_device_without_data_is_refused_like_a_missing_one():
+    """``--set device=meta`` passes the device-string check but no training can run there: the
+    env refuses it with the check ``dus-train --ppo device=...`` shares."""
+    with pytest.raises(ValueError, match=r"device='meta' holds no data; training needs a device"):
+        DUSEnv(preset="tiny", config={"device": "meta"})
