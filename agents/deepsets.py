@@ -38,7 +38,7 @@ from stable_baselines3.common.distributions import MultiCategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
-from dus_agents.sb3_files import ACTIVATIONS
+from dus_agents.sb3_files import ACTIVATIONS, check_widths
 from dus_env.slots import GLOBAL_PARTS, SlotLayout
 
 MASKED_LOGIT = -1e9
@@ -55,17 +55,6 @@ def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None
     if not _is_int(value) or value < low or (high is not None and value > high):
         valid = f"[{low}, {high}]" if high is not None else f">= {low}"
         raise ValueError(f"settings.{name}={value!r} is not valid; expected an integer {valid}")
-
-
-def _widths(name: str, widths: Any, at_least: int) -> tuple[int, ...]:
-    """``widths`` as a tuple of positive layer widths (at least ``at_least`` of them)."""
-    if not isinstance(widths, (list, tuple)) or len(widths) < at_least or not all(
-            _is_int(w) and w >= 1 for w in widths):
-        shown = list(widths) if isinstance(widths, tuple) else widths
-        need = "a non-empty list" if at_least else "a list"
-        raise ValueError(f"settings.{name}={shown!r} is not valid; expected {need} of positive "
-                         "integer layer widths, e.g. [64, 64]")
-    return tuple(int(w) for w in widths)
 
 
 def _mlp(width_in: int, widths: tuple[int, ...], width_out: int | None,
@@ -106,7 +95,8 @@ class DeepSetsPolicy(ActorCriticPolicy):
                 len(set(np.asarray(action_space.nvec).ravel())) != 1:
             raise ValueError(f"action_space={action_space} must be MultiDiscrete([K] * slots)")
         nvec = np.asarray(action_space.nvec)
-        hidden, head = _widths("hidden", hidden, 1), _widths("head", head, 0)
+        hidden = check_widths("settings.hidden", hidden, 1)
+        head = check_widths("settings.head", head)
         _check_int("history_length", history_length, 1)
         _check_int("uniform_index", uniform_index, 0, int(nvec[0]) - 1)
         self.slot_layout = SlotLayout(len(nvec), history_length, "gap", int(nvec[0]))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
 
@@ -269,13 +270,19 @@ def policy_settings(sb3: SB3Zip) -> dict[str, Any]:
     }
 
 
-def _widths(field: str, value: Any) -> list[int]:
-    """``value`` as a list of positive layer widths, or a ``ValueError`` naming ``field``."""
-    if not isinstance(value, list) or not all(
-            isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in value):
-        raise ValueError(f"{field}={value!r} is not valid; expected a list of positive integer "
+def check_widths(field: str, widths: Any, at_least: int = 0) -> tuple[int, ...]:
+    """``widths`` as a tuple of positive layer widths (at least ``at_least`` of them), or a
+    ``ValueError`` naming ``field`` (the MLP's ``net_arch`` parts, the DeepSets widths)."""
+    def width(w: Any) -> bool:
+        return isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 1
+
+    if not isinstance(widths, (list, tuple)) or len(widths) < at_least or \
+            not all(width(w) for w in widths):
+        shown = list(widths) if isinstance(widths, tuple) else widths
+        need = "a non-empty list" if at_least else "a list"
+        raise ValueError(f"{field}={shown!r} is not valid; expected {need} of positive integer "
                          "layer widths, e.g. [64, 64]")
-    return list(value)
+    return tuple(int(w) for w in widths)
 
 
 def mlp_state_shapes(observation_space: gym.Space, action_space: gym.Space,
@@ -293,7 +300,7 @@ def mlp_state_shapes(observation_space: gym.Space, action_space: gym.Space,
     last = {}
     for part, net in (("pi", "policy_net"), ("vf", "value_net")):
         width = features
-        for i, out in enumerate(_widths(f"net_arch.{part}", arch[part])):
+        for i, out in enumerate(check_widths(f"net_arch.{part}", arch[part])):
             shapes[f"mlp_extractor.{net}.{2 * i}.weight"] = (out, width)
             shapes[f"mlp_extractor.{net}.{2 * i}.bias"] = (out,)
             width = out
