@@ -385,13 +385,16 @@ NV_LISTS = ("nvgesture_train_correct_cvpr2016_v2.lst", "nvgesture_test_correct_c
 
 
 def _stream_frames(folder: Path, stream: str, cache: Path) -> list[Path]:
+    """The frames of one stream of a clip: its extracted frame folder, else frames ffmpeg
+    extracts from its ``.avi`` into ``cache`` (a folder of this clip's own: clips of different
+    classes share their ``subjectY_rZ`` folder name)."""
     frames_dir = folder / stream
     if frames_dir.is_dir():
         return list_frames(frames_dir)
     video = folder / f"{stream}.avi"
     if not video.is_file():
         raise FileNotFoundError(f"missing {frames_dir}/ (extracted frames) and {video}")
-    target = cache / folder.name / stream
+    target = cache / stream
     if not target.is_dir():
         _extract_frames(video, target, None)
     return list_frames(target)
@@ -455,7 +458,7 @@ def prepare_nvgesture(raw: Path, out: Path, *, n_frames: int = 16, size: int = 1
             except ValueError as exc:
                 raise DatasetError(f"{where}: {exc} in {line.strip()!r}") from None
             folder = raw / fields["path"]
-            cache = out / "_frames" / split
+            cache = out / "_frames" / split / str(k)
             c_range, d_range = _nv_ranges(fields, where)
             color = _stream_frames(folder, "sk_color", cache)[c_range]
             depth = _stream_frames(folder, "sk_depth", cache)[d_range]
@@ -463,8 +466,10 @@ def prepare_nvgesture(raw: Path, out: Path, *, n_frames: int = 16, size: int = 1
                 raise DatasetError(f"{where}: {folder} has too few frames in the range")
             idx = uniform_indices(len(color), n_frames)
             rgb = _load_resized([color[i] for i in idx], size, "RGB")
+            # both frames of a flow pair through the same greyscale conversion: a still
+            # scene has zero flow
+            gray = _load_resized([color[i] for i in idx], size, "L") / 255.0
             nxt = _load_resized([color[min(i + 1, len(color) - 1)] for i in idx], size, "L")
-            gray = rgb.mean(axis=-1) / 255.0
             flows = np.stack([method(g, n / 255.0) for g, n in zip(gray, nxt)])
             _save_npy(targets["rgb"], rgb.astype(np.uint8))
             _save_npy(targets["depth"],

@@ -178,17 +178,19 @@ FAKE_VIDEO = b"FAKEVIDEO"
 """The first bytes of a video :func:`fake_ffmpeg` decodes (to two JPEG frames)."""
 
 
-def fake_video(path: Path) -> Path:
-    """A 'video' the fake ffmpeg decodes; :func:`garble` it to get one it cannot."""
+def fake_video(path: Path, colour: tuple[int, int, int] | None = None) -> Path:
+    """A 'video' the fake ffmpeg decodes; :func:`garble` it to get one it cannot. With
+    ``colour``, every frame it decodes to is that one RGB colour."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(FAKE_VIDEO + b"\x00" * 32)
+    path.write_bytes(FAKE_VIDEO + (b"C" + bytes(colour) if colour else b"\x00" * 4)
+                     + b"\x00" * 28)
     return path
 
 
 def fake_ffmpeg(bin_dir: Path) -> Path:
     """An executable ``ffmpeg`` stand-in in ``bin_dir`` (CI installs no ffmpeg; put the folder
     first on PATH): ``ffmpeg ... -i VIDEO ... OUT/%05d.jpg`` writes two 16 x 16 JPEG frames when
-    VIDEO starts with :data:`FAKE_VIDEO`, and otherwise fails as ffmpeg does on a corrupt file
+    VIDEO starts with :data:`FAKE_VIDEO` (see :func:`fake_video`), and otherwise fails as ffmpeg does on a corrupt file
     (the message on stderr, exit status 1)."""
     import sys
 
@@ -203,8 +205,10 @@ if not video.read_bytes().startswith({FAKE_VIDEO!r}):
     sys.stderr.write(f"{{video}}: Invalid data found when processing input\\n")
     sys.exit(1)
 from PIL import Image
+data = video.read_bytes()[len({FAKE_VIDEO!r}):]
 for k in (1, 2):
-    Image.new("RGB", (16, 16), (40 * k, 80, 120)).save(args[-1] % k)
+    colour = tuple(data[1:4]) if data[:1] == b"C" else (40 * k, 80, 120)
+    Image.new("RGB", (16, 16), colour).save(args[-1] % k)
 """)
     script.chmod(0o755)
     return script

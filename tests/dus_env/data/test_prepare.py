@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from tests.support import fixtures_real as fx
 from dus_agents.cli import common as cli
@@ -179,6 +180,46 @@ def test_nvgesture_prepare_with_flow(tmp_path: Path) -> None:
     ds = make_dataset(NVGestureConfig(root=str(out), expect_canonical=False, val_fraction=0.5))
     assert ds.input_shapes == {"rgb": (3, 3, 24, 24), "depth": (3, 1, 24, 24),
                                "flow": (3, 2, 24, 24)}
+
+
+
+def test_nvgesture_videos_of_the_same_take_in_two_classes_keep_their_own_frames(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the raw layout names a take subjectY_rZ inside every class folder: frames ffmpeg
+    # extracted from class_01's videos were reused for class_02's take of the same name
+    fx.fake_ffmpeg(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+    raw = fx.nvgesture_raw(tmp_path / "raw")
+    colours = {1: (250, 0, 0), 2: (0, 0, 250)}
+    for c, colour in colours.items():
+        folder = raw / "Video_data" / f"class_{c:02d}" / "subject0_rtr"
+        for stream in ("sk_color", "sk_depth"):
+            shutil.rmtree(folder / stream)
+            fx.fake_video(folder / f"{stream}.avi", colour)
+    lines = (raw / fx.NV_LISTS["train"]).read_text().splitlines()
+    lines = [ln.replace(":1:7", ":0:2") for ln in lines]  # the fake videos have two frames
+    (raw / fx.NV_LISTS["train"]).write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    prepare_nvgesture(raw, out, n_frames=2, size=8)
+    for c, colour in colours.items():
+        k = lines.index(next(ln for ln in lines if f"class_{c:02d}/subject0_rtr " in ln))
+        rgb = np.load(out / "rgb" / "train" / f"{k}.npy")
+        np.testing.assert_allclose(rgb.reshape(-1, 3).mean(axis=0), colour, atol=2)
+
+
+def test_nvgesture_flow_of_a_still_scene_is_zero(tmp_path: Path) -> None:
+    # the flow pair went through two greyscale conversions (mean of RGB, then PIL's "L"),
+    # so a still coloured scene moved by up to 1.5 pixels a frame
+    raw = fx.nvgesture_raw(tmp_path / "raw")
+    yy, xx = np.mgrid[:24, :24]
+    blob = np.exp(-((xx - 12) ** 2 + (yy - 12) ** 2) / 20.0)  # a red blob on green, not moving
+    still = np.stack([blob * 250, (1 - blob) * 200, np.full_like(blob, 30)], -1).astype(np.uint8)
+    for frame in (raw / "Video_data").rglob("sk_color/*.jpg"):
+        frame.unlink()
+        Image.fromarray(still).save(frame.with_suffix(".png"))
+    out = tmp_path / "out"
+    prepare_nvgesture(raw, out, n_frames=3, size=24)
+    assert np.abs(np.load(out / "flow" / "train" / "0.npy").astype(np.float32)).max() == 0.0
 
 
 def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
