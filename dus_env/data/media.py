@@ -30,16 +30,25 @@ PAD_ID: int = 0
 
 
 # --------------------------------------------------------------------------- images
-def load_image(path: Path, size: int) -> torch.Tensor:
-    """An RGB image resized to ``size x size``, ImageNet-normalised, float32 ``(3, size, size)``."""
-    from PIL import Image, UnidentifiedImageError
+def read_image(path: Path, size: int, mode: str = "RGB") -> np.ndarray:
+    """An image converted to Pillow ``mode`` and resized to ``size x size``, uint8.
+
+    Every way a damaged file fails in Pillow is a :class:`MediaError` naming it: unreadable or
+    truncated data (``OSError``, ``SyntaxError``), a text chunk past Pillow's limit
+    (``ValueError``), and a header declaring more pixels than Pillow's decompression-bomb limit.
+    """
+    from PIL import Image
 
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB").resize((size, size), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.float32) / 255.0
-    except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+            return np.asarray(img.convert(mode).resize((size, size), Image.BILINEAR))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise MediaError(f"cannot decode image {path}: {exc}") from None
+
+
+def load_image(path: Path, size: int) -> torch.Tensor:
+    """An RGB image resized to ``size x size``, ImageNet-normalised, float32 ``(3, size, size)``."""
+    arr = read_image(path, size).astype(np.float32) / 255.0
     mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)
     std = np.asarray(IMAGENET_STD, dtype=np.float32)
     return torch.from_numpy(((arr - mean) / std).transpose(2, 0, 1).copy())
@@ -80,11 +89,32 @@ def verify_frames(folder: Path) -> None:
 
 
 # --------------------------------------------------------------------------- audio
+def _check_npy_size(path: Path) -> None:
+    """Refuse a ``.npy`` whose header declares more data than the file holds, before numpy
+    allocates it (a 128-byte file can declare terabytes)."""
+    from numpy.lib import format as npy
+
+    with open(path, "rb") as handle:
+        version = npy.read_magic(handle)
+        if version == (1, 0):
+            shape, _, dtype = npy.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, _, dtype = npy.read_array_header_2_0(handle)
+        else:  # format 3.0 (unicode field names): np.load checks it
+            return
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        held = path.stat().st_size - handle.tell()
+    if declared > held:
+        raise ValueError(f"its header declares shape {tuple(shape)} of {dtype} ({declared:,} "
+                         f"bytes) but the file holds {held:,} bytes of data")
+
+
 def load_npy(path: Path) -> np.ndarray:
     """A ``.npy`` array, or :class:`MediaError` naming the file."""
     try:
+        _check_npy_size(path)
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, MemoryError) as exc:
         raise MediaError(f"cannot read array file {path}: {exc}") from None
 
 
@@ -105,8 +135,12 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
         raise MediaError(f"cannot decode WAV file {path}: it is truncated ({exc})") from None
     except (OSError, ValueError, EOFError) as exc:
         raise MediaError(f"cannot decode WAV file {path}: {exc}") from None
+    if int(rate) < 1:
+        raise MediaError(f"WAV file {path} declares a sample rate of {rate} Hz")
     x = np.asarray(data)
-    if np.issubdtype(x.dtype, np.integer):
+    if x.dtype == np.uint8:  # 8-bit PCM is unsigned, silence at 128
+        x = (x.astype(np.float64) - 128.0) / 128.0
+    elif np.issubdtype(x.dtype, np.integer):
         x = x.astype(np.float64) / float(np.iinfo(x.dtype).max)
     else:
         x = x.astype(np.float64)
@@ -114,6 +148,8 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
         x = x.mean(axis=1)
     if x.size == 0:
         raise MediaError(f"WAV file {path} holds no samples")
+    if not np.isfinite(x).all():
+        raise MediaError(f"WAV file {path} holds non-finite (NaN or infinite) samples")
     return x, int(rate)
 
 

@@ -38,8 +38,8 @@ import numpy as np
 
 from dus_env.data.audiovisual import CREMAD_CLASSES, kinetics_sounds_classes
 from dus_env.data.media import (
-    fixed_length, list_frames, load_image, load_npy, log_spectrogram, read_wav, resample,
-    uniform_indices,
+    fixed_length, list_frames, load_image, load_npy, log_spectrogram, read_image, read_wav,
+    resample, uniform_indices,
 )
 from dus_env.errors import DatasetError, MediaError
 from dus_env.files import atomic_write, atomic_writer
@@ -401,16 +401,7 @@ def _stream_frames(folder: Path, stream: str, cache: Path) -> list[Path]:
 
 
 def _load_resized(paths: Sequence[Path], size: int, mode: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    out = []
-    for p in paths:
-        try:
-            with Image.open(p) as img:
-                out.append(np.asarray(img.convert(mode).resize((size, size), Image.BILINEAR)))
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-            raise MediaError(f"cannot decode image {p}: {exc}") from None
-    return np.stack(out)
+    return np.stack([read_image(p, size, mode) for p in paths])
 
 
 def _nv_ranges(fields: dict[str, str], where: str) -> tuple[slice, slice]:

@@ -401,3 +401,75 @@ def test_each_reader_rejects_another_datasets_config() -> None:
             loader(MfeatConfig())
     with pytest.raises(TypeError, match="load_mfeat needs a config of type MfeatConfig, got SyntheticConfig"):
         load_mfeat(SyntheticConfig())
+
+
+def _png_declaring(path: Path, width: int, height: int) -> Path:
+    """A small valid PNG whose header is patched to declare ``width x height`` pixels."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    Image.new("L", (4, 4)).save(path)
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR's width and height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_hostile_media_files_are_media_errors_naming_the_file(tmp_path: Path) -> None:
+    from PIL import Image, PngImagePlugin
+    from scipy.io import wavfile
+
+    from dus_env.data.media import load_image, load_npy, read_wav
+
+    # images: a text chunk inflating past Pillow's limit (ValueError) and a header declaring
+    # 400 M pixels (DecompressionBombError) escaped as raw Pillow errors
+    info = PngImagePlugin.PngInfo()
+    info.add_text("note", "a" * (2 << 20), zip=True)
+    Image.new("RGB", (4, 4)).save(tmp_path / "text.png", pnginfo=info)
+    bomb = _png_declaring(tmp_path / "bomb.png", 20000, 20000)
+    for path in (tmp_path / "text.png", bomb):
+        with pytest.raises(MediaError, match=f"cannot decode image {path}"):
+            load_image(path, 8)
+    # a 128-byte .npy declaring 40 TB: numpy's MemoryError, or an allocation that succeeds
+    header = tmp_path / "huge.npy"
+    np.save(header, np.zeros(3, np.float32))
+    header.write_bytes(header.read_bytes().replace(b"(3,)", b"(10000000000000,)"))
+    with pytest.raises(MediaError, match=r"huge\.npy: its header declares shape .* file holds"):
+        load_npy(header)
+    np.testing.assert_array_equal(load_npy(_saved(tmp_path / "ok.npy", np.arange(3.0))),
+                                  np.arange(3.0))
+    # WAV: a 0 Hz header (resampling then failed with a scipy ValueError), NaN samples, and
+    # 8-bit PCM, which is unsigned: silence (128) must read as 0, not 0.5
+    wavfile.write(tmp_path / "rate0.wav", 8000, np.zeros(80, np.int16))
+    data = bytearray((tmp_path / "rate0.wav").read_bytes())
+    data[24:32] = bytes(8)  # sample rate and byte rate
+    (tmp_path / "rate0.wav").write_bytes(bytes(data))
+    with pytest.raises(MediaError, match=r"rate0\.wav declares a sample rate of 0 Hz"):
+        read_wav(tmp_path / "rate0.wav")
+    wavfile.write(tmp_path / "nan.wav", 8000, np.full(80, np.nan, np.float32))
+    with pytest.raises(MediaError, match=r"nan\.wav holds non-finite"):
+        read_wav(tmp_path / "nan.wav")
+    wavfile.write(tmp_path / "u8.wav", 8000, np.array([128, 128, 255, 0], np.uint8))
+    x, rate = read_wav(tmp_path / "u8.wav")
+    assert rate == 8000
+    np.testing.assert_allclose(x, [0.0, 0.0, 127 / 128, -1.0])
+
+
+def _saved(path: Path, array: np.ndarray) -> Path:
+    np.save(path, array)
+    return path
+
+
+def test_a_decompression_bomb_frame_is_skipped_like_any_corrupt_frame(tmp_path: Path) -> None:
+    root = fx.cremad_prepared(tmp_path / "c")
+    frame = root / "frames" / "cliptest_HAP_0" / "00000.jpg"
+    frame.unlink()
+    _png_declaring(frame.with_suffix(".png"), 20000, 20000)
+    with pytest.raises(MediaError, match=r"test\.csv:\d+: cannot decode image .*00000\.png"):
+        make_dataset(_cremad(root, verify=True))
+    with pytest.warns(UserWarning, match="skipped 1"):
+        ds = make_dataset(_cremad(root, verify=True, on_error="skip"))
+    assert "cliptest_HAP_0" not in [it.key for it in ds.split("test").items]
