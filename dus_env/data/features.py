@@ -86,6 +86,62 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         return json.loads(str(stored["meta"]))
 
 
+def _check_meta(path: Path, meta: Any) -> dict[str, Any]:
+    """The file's metadata, or a :class:`DatasetError` naming the file and the bad entry."""
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{path} is not a features file written by prepare: its 'meta' entry "
+                           f"is missing or not a JSON object")
+    expected = {"dataset": "a string", "modalities": "a list of names",
+                "class_names": "a list of at least 2 names"}
+    ok = {"dataset": isinstance(meta.get("dataset"), str),
+          "modalities": isinstance(meta.get("modalities"), list)
+          and all(isinstance(m, str) for m in meta["modalities"]),
+          "class_names": isinstance(meta.get("class_names"), list)
+          and len(meta["class_names"]) >= 2}
+    for key, good in ok.items():
+        if not good:
+            raise DatasetError(f"{path}: meta[{key!r}] = {meta.get(key)!r} is not "
+                               f"{expected[key]}")
+    return meta
+
+
+def _check_arrays(path: Path, data: dict[str, np.ndarray], modalities: Iterable[str],
+                  n_classes: int) -> None:
+    """Every array the reader uses is present, with the layout prepare writes: a DatasetError
+    naming the file and the entry, before a tensor is built."""
+    def bad(key: str, what: str) -> DatasetError:
+        return DatasetError(f"{path}: entry {key!r} {what}")
+
+    for s in SPLITS:
+        key = f"{s}/labels"
+        if key not in data:
+            raise bad(key, "is missing")
+        labels = data[key]
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or not len(labels):
+            raise bad(key, f"is {labels.dtype} of shape {labels.shape}; expected a non-empty "
+                           "1-D integer array")
+        if labels.min() < 0 or labels.max() >= n_classes:
+            raise bad(key, f"holds labels in [{labels.min()}, {labels.max()}]; the file's "
+                           f"{n_classes} classes need [0, {n_classes - 1}]")
+    for m in modalities:
+        widths = set()
+        for s in SPLITS:
+            key = f"{s}/{m}"
+            if key not in data:
+                raise bad(key, "is missing")
+            x = data[key]
+            if x.ndim != 2 or not np.issubdtype(x.dtype, np.floating):
+                raise bad(key, f"is {x.dtype} of shape {x.shape}; expected a 2-D float array")
+            n_labels = len(data[f"{s}/labels"])
+            if len(x) != n_labels:
+                raise bad(key, f"has {len(x)} rows but {s}/labels has {n_labels}")
+            if not np.isfinite(x).all():
+                raise bad(key, "holds non-finite values (NaN or infinite)")
+            widths.add(x.shape[1])
+        if len(widths) > 1:
+            raise bad(f"*/{m}", f"has feature widths {sorted(widths)} across the splits")
+
+
 def load_features(config: FeaturesConfig) -> TensorDataset:
     """The dataset stored in ``config.path`` (or ``$DUS_FEATURES_PATH``)."""
     require_config("load_features", config, FeaturesConfig)
@@ -100,15 +156,20 @@ def load_features(config: FeaturesConfig) -> TensorDataset:
         raise FileNotFoundError(f"features file {path} does not exist")
     try:
         with np.load(path, allow_pickle=False) as stored:
-            meta = json.loads(str(stored["meta"]))
+            meta = json.loads(str(stored["meta"])) if "meta" in stored.files else None
             data = {k: stored[k] for k in stored.files if k != "meta"}
-    except (OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001
+        # a damaged zip fails in a dozen ways (BadZipFile, zlib.error, LZMAError, struct.error,
+        # NotImplementedError for an unknown method, RuntimeError for 'encrypted', ...); reading
+        # it runs no code (allow_pickle=False), so each is just "not a features file"
         raise DatasetError(f"{path} is not a features file written by prepare: {exc}") from None
+    meta = _check_meta(path, meta)
     missing = [m for m in config.modalities if m not in meta["modalities"]]
     if missing:
         raise DatasetError(
             f"{path} holds modalities {meta['modalities']}; data.modalities asks also for {missing}"
         )
+    _check_arrays(path, data, config.modalities, len(meta["class_names"]))
     features: dict[str, dict[str, torch.Tensor]] = {s: {} for s in SPLITS}
     for m in config.modalities:
         tensors = [torch.from_numpy(data[f"{s}/{m}"].astype(np.float32)) for s in SPLITS]

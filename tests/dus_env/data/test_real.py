@@ -473,3 +473,47 @@ def test_a_decompression_bomb_frame_is_skipped_like_any_corrupt_frame(tmp_path: 
     with pytest.warns(UserWarning, match="skipped 1"):
         ds = make_dataset(_cremad(root, verify=True, on_error="skip"))
     assert "cliptest_HAP_0" not in [it.key for it in ds.split("test").items]
+
+
+def test_damaged_features_files_are_dataset_errors_naming_the_file(tmp_path: Path) -> None:
+    from dus_env.data.features import load_features, save_features
+
+    rng = np.random.default_rng(0)
+    arrays = {f"{s}/{m}": rng.random((6, 3)).astype(np.float16)
+              for s in ("train", "val", "test") for m in ("audio", "visual")}
+    arrays |= {f"{s}/labels": np.arange(6) % 2 for s in ("train", "val", "test")}
+    meta = {"dataset": "toy", "modalities": ["audio", "visual"], "class_names": ["a", "b"]}
+    good = save_features(tmp_path / "good.npz", arrays, meta)
+    assert len(load_features(FeaturesConfig(path=str(good))).split("test")) == 6
+
+    def refused(name: str, match: str, *, data: dict | None = None, meta_: object = meta) -> None:
+        path = tmp_path / name
+        if data is not None or meta_ is not meta:
+            save_features(path, arrays if data is None else data, {} if meta_ is None else meta_)
+        with pytest.raises(DatasetError, match=match):
+            load_features(FeaturesConfig(path=str(path)))
+
+    # every byte of the file flipped in turn: it loads (a byte zip ignores) or is refused
+    # naming the file; before, zlib.error, BadZipFile and KeyError escaped
+    raw = good.read_bytes()
+    for offset in range(0, len(raw), 7):
+        flipped = bytearray(raw)
+        flipped[offset] ^= 0x55
+        (tmp_path / "flipped.npz").write_bytes(bytes(flipped))
+        try:
+            load_features(FeaturesConfig(path=str(tmp_path / "flipped.npz")))
+        except DatasetError as exc:
+            assert "flipped.npz" in str(exc)
+    refused("no_meta.npz", r"no_meta\.npz: meta\['modalities'\] = None", meta_={"dataset": "x"})
+    refused("no_test.npz", r"no_test\.npz: entry 'test/labels' is missing",
+            data={k: v for k, v in arrays.items() if not k.startswith("test/")})
+    refused("rows.npz", r"entry 'train/audio' has 6 rows but train/labels has 5",
+            data=arrays | {"train/labels": np.arange(5) % 2})
+    refused("labels.npz", r"entry 'val/labels' holds labels in \[0, 7\]",
+            data=arrays | {"val/labels": np.arange(8) % 8})
+    refused("text.npz", r"entry 'test/visual' is <U1 of shape \(6,\); expected a 2-D float",
+            data=arrays | {"test/visual": np.array(list("abcdef"))})
+    refused("inf.npz", r"entry 'val/audio' holds non-finite",
+            data=arrays | {"val/audio": np.full((6, 3), np.inf, np.float16)})
+    refused("widths.npz", r"entry '\*/visual' has feature widths \[3, 4\]",
+            data=arrays | {"test/visual": np.zeros((6, 4), np.float16)})
