@@ -28,7 +28,7 @@ from dus_env.config import CremadConfig, KineticsSoundsConfig
 from dus_env.data.base import require_config
 from dus_env.data.manifest import (
     DatasetError, Item, LazyDataset, LazySplit, Problems, carve_val, check_classes, check_counts,
-    check_items, require_file, resolve_root,
+    check_items, read_text, require_file, resolve_root,
 )
 from dus_env.data.media import load_frames, load_npy, verify_frames
 
@@ -72,7 +72,7 @@ def parse_split_file(path: Path, split: str, spec: AVSpec, root: Path,
                      class_index: dict[str, int], problems: Problems) -> list[Item]:
     """Rows of one split file; malformed rows are reported with file and line."""
     items, seen = [], set()
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path, "lines 'clip,label'").splitlines(), start=1):
         if not line.strip():
             continue
         source = f"{path}:{lineno}"
@@ -98,7 +98,8 @@ def _check_class_file(root: Path, classes: tuple[str, ...], spec: AVSpec) -> Non
     path = root / "classes.txt"
     if not path.is_file():
         return
-    found = [spec.normalize_label(x) for x in path.read_text().splitlines() if x.strip()]
+    found = [spec.normalize_label(x) for x in read_text(path, "one class name a line").splitlines()
+             if x.strip()]
     if sorted(found) != sorted(classes):
         raise DatasetError(
             f"{path} lists {len(found)} classes but {spec.name} has {len(classes)}: "

@@ -18,7 +18,6 @@ built-in hashing tokenizer or a local Hugging Face tokenizer).
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from dus_env.config import SarcasmConfig, Twitter2015Config
 from dus_env.data.base import require_config
 from dus_env.data.manifest import (
     DatasetError, Item, LazyDataset, LazySplit, Problems, check_classes, check_counts, check_items,
-    require_file, resolve_root,
+    read_text, require_file, resolve_root, tsv_rows,
 )
 from dus_env.data.media import hash_tokenize, hf_tokenize, load_image
 
@@ -77,8 +76,7 @@ def _parse_label(value: object, n_classes: int) -> int:
 def parse_tsv(path: Path, split: str, spec: ImageTextSpec, images: Path,
               problems: Problems) -> list[tuple[Item, str]]:
     """(item, text) rows of a TomBERT-style ``.tsv``."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    rows = tsv_rows(path, read_text(path, "a TomBERT-style .tsv"))
     if not rows:
         raise ValueError(f"{path}:1: empty file, expected a header row")
     try:
@@ -113,7 +111,7 @@ def parse_json(path: Path, split: str, spec: ImageTextSpec, images: Path,
                problems: Problems) -> list[tuple[Item, str]]:
     """(item, text) records of a JSON list of ``{image, text, label}``."""
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
+        records = json.loads(read_text(path, "a JSON list of records"))
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
     if not isinstance(records, list):

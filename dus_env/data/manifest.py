@@ -52,6 +52,30 @@ def resolve_root(configured: str | None, dataset: str, env_var: str) -> Path:
     return root
 
 
+def read_text(path: Path, expected: str = "a UTF-8 text file") -> str:
+    """The text of a split / list / class file, or :class:`DatasetError` naming it when it is
+    not UTF-8 text (``expected`` says what it should be)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path} is not a UTF-8 text file ({exc.reason} at byte "
+                           f"{exc.start}); expected {expected}") from None
+
+
+def tsv_rows(path: Path, text: str) -> list[list[str]]:
+    """The tab-separated rows of ``text`` (read from ``path``), unquoted as TomBERT writes them;
+    a row the csv module refuses (e.g. a field past its size limit) is a :class:`DatasetError`
+    naming the file and line."""
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+    try:
+        return list(reader)
+    except csv.Error as exc:
+        raise DatasetError(f"{path}:{reader.line_num}: {exc}") from None
+
+
 def require_file(path: Path, what: str) -> Path:
     """``path`` if it is a file, else ``FileNotFoundError`` naming it and ``what`` it is."""
     if not path.is_file():

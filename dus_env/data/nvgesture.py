@@ -25,7 +25,7 @@ from dus_env.config import NVGestureConfig
 from dus_env.data.base import require_config
 from dus_env.data.manifest import (
     Item, LazyDataset, LazySplit, Problems, carve_val, check_classes, check_counts, check_items,
-    require_file, resolve_root,
+    read_text, require_file, resolve_root,
 )
 from dus_env.data.media import IMAGENET_MEAN, IMAGENET_STD, load_npy, uniform_indices
 
@@ -56,7 +56,7 @@ def parse_line(line: str) -> dict[str, str]:
 def parse_list(path: Path, split: str, root: Path, problems: Problems) -> tuple[list[Item], int]:
     """Items of one ``.lst`` file and its number of non-empty lines."""
     items, k = [], 0
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path, "the official .lst").splitlines(), start=1):
         if not line.strip():
             continue
         source, index = f"{path}:{lineno}", k

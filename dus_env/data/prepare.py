@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import csv
 import dataclasses
 import errno
-import io
 import json
 import os
 import shutil
@@ -41,6 +39,7 @@ from dus_env.data.media import (
     fixed_length, list_frames, load_image, load_npy, log_spectrogram, read_image, read_wav,
     resample, uniform_indices,
 )
+from dus_env.data.manifest import read_text, tsv_rows
 from dus_env.errors import DatasetError, MediaError
 from dus_env.files import atomic_write, atomic_writer
 
@@ -74,11 +73,7 @@ def _write_text(path: Path, text: str) -> None:
 
 def _read_text(path: Path) -> str:
     """The text of a list / split file, or :class:`DatasetError` when it is not UTF-8 text."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path} is not a UTF-8 text file ({exc.reason} at byte "
-                           f"{exc.start}); expected the list as downloaded ({DOCS})") from None
+    return read_text(path, f"the list as downloaded ({DOCS})")
 
 
 def _plain_name(name: str, where: str) -> str:
@@ -307,8 +302,7 @@ def prepare_twitter2015(raw: Path, out: Path, *, progress: Progress = _no_progre
         src = raw / name
         if not src.is_file():
             raise FileNotFoundError(f"missing {src}")
-        rows = list(csv.reader(io.StringIO(_read_text(src), newline=""), delimiter="\t",
-                               quoting=csv.QUOTE_NONE))
+        rows = tsv_rows(src, _read_text(src))
         if not rows:
             raise DatasetError(f"{src} is empty; expected a header row with an ImageID column")
         header = [h.split(" ")[-1].lower() for h in rows[0]]

@@ -534,6 +534,13 @@ def test_cli_bad_list_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     (sc / "valid.json").write_text("[{\"image\": 1")
     code, _, err = _run(["sarcasm", "--raw", str(sc), "--out", str(tmp_path / "sc_out")], capsys)
     _assert_data_error(code, err, tmp_path / "sc_out", f"{sc / 'valid.json'}:1: invalid JSON")
+    tw = fx.twitter_layout(tmp_path / "tw")  # a field past the csv module's limit: a traceback
+    with (tw / "dev.tsv").open("a") as handle:
+        handle.write(f"99\t0\t0.jpg\t{'x' * 200_000}\tthe city\n")
+    code, _, err = _run(["twitter2015", "--raw", str(tw), "--out", str(tmp_path / "tw_out")],
+                        capsys)
+    _assert_data_error(code, err, tmp_path / "tw_out",
+                       f"{tw / 'dev.tsv'}:5: field larger than field limit")
 
 
 # ---- item 4: the final check decodes every media file before publishing

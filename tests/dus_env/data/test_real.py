@@ -517,3 +517,32 @@ def test_damaged_features_files_are_dataset_errors_naming_the_file(tmp_path: Pat
             data=arrays | {"val/audio": np.full((6, 3), np.inf, np.float16)})
     refused("widths.npz", r"entry '\*/visual' has feature widths \[3, 4\]",
             data=arrays | {"test/visual": np.zeros((6, 4), np.float16)})
+
+
+@pytest.mark.parametrize("name, split_file", [
+    ("cremad", "train.csv"), ("kinetics_sounds", "val.csv"), ("twitter2015", "dev.tsv"),
+    ("sarcasm", "test.json"), ("nvgesture", "nvgesture_train_correct_cvpr2016_v2.lst"),
+])
+def test_a_split_file_that_is_not_utf8_is_a_dataset_error_naming_it(
+        name: str, split_file: str, tmp_path: Path) -> None:
+    # a raw UnicodeDecodeError escaped, even with on_error="skip"
+    fixture, make_cfg = CASES[name][:2]
+    root = fixture(tmp_path / name)
+    path = root / split_file
+    path.write_bytes(path.read_bytes() + "café\n".encode("latin-1"))
+    for on_error in ("raise", "skip"):
+        with pytest.raises(DatasetError, match=f"{path} is not a UTF-8 text file"):
+            make_dataset(make_cfg(root, on_error=on_error))
+
+
+def test_a_tsv_field_past_the_csv_limit_is_a_dataset_error_naming_file_and_line(
+        tmp_path: Path) -> None:
+    import csv
+
+    root = fx.twitter_layout(tmp_path / "t")
+    lines = (root / "train.tsv").read_text().splitlines()
+    index, label, image, text, target = lines[2].split("\t")
+    lines[2] = "\t".join((index, label, image, "x" * (csv.field_size_limit() + 1), target))
+    (root / "train.tsv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match=r"train\.tsv:3: field larger than field limit"):
+        make_dataset(_twitter(root))
