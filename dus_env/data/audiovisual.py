@@ -30,7 +30,7 @@ from dus_env.data.manifest import (
     DatasetError, Item, LazyDataset, LazySplit, Problems, carve_val, check_classes, check_counts,
     check_items, read_text, require_file, resolve_root,
 )
-from dus_env.data.media import load_frames, load_npy, verify_frames
+from dus_env.data.media import ArrayFile, load_frames, verify_frames
 
 CREMAD_CLASSES: tuple[str, ...] = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
 """CREMA-D emotions in OGM-GE's index order."""
@@ -66,6 +66,8 @@ KINETICS_SOUNDS = AVSpec(
     normalize_label=lambda s: s.strip().lower().replace(" ", "_"), check_class_file=True,
 )
 SPLIT_FILES: dict[str, str] = {"train": "train.csv", "val": "val.csv", "test": "test.csv"}
+AUDIO = ArrayFile("(F, T)", "float")
+"""A prepared clip's log-spectrogram (``audio/<clip>.npy``), checked when it is read."""
 
 
 def parse_split_file(path: Path, split: str, spec: AVSpec, root: Path,
@@ -127,12 +129,12 @@ def load_audiovisual(config: CremadConfig | KineticsSoundsConfig, spec: AVSpec) 
                       for s, r in rows.items()}, spec.canonical_counts, spec.name)
 
     def audio(item: Item) -> torch.Tensor:
-        return torch.from_numpy(load_npy(item.media["audio"]).astype("float32"))[None]
+        return torch.from_numpy(AUDIO(item.media["audio"]).astype("float32"))[None]
 
     def visual(item: Item) -> torch.Tensor:
         return load_frames(item.media["visual"], config.n_frames, config.image_size)
 
-    verify = {"audio": load_npy, "visual": verify_frames} if config.verify else None
+    verify = {"audio": AUDIO, "visual": verify_frames} if config.verify else None
     checked = {s: check_items(s, r, problems, verify) for s, r in rows.items()}
     check_classes("train", checked["train"], classes, root / SPLIT_FILES["train"])
     if "val" not in checked:

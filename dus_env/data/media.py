@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,31 @@ def load_npy(path: Path) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, MemoryError) as exc:
         raise MediaError(f"cannot read array file {path}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ArrayFile:
+    """What a prepared media ``.npy`` must hold; calling it loads one and checks it, so a
+    wrong file fails naming itself when read (or up front with ``data.verify``), not later in
+    torch with no file named."""
+
+    layout: str
+    """The expected axes, e.g. ``"(T, H, W, 3)"``: one letter or a fixed size per axis."""
+    dtype: str
+    """``"uint8"`` or ``"float"`` (any floating type)."""
+
+    def __call__(self, path: Path) -> np.ndarray:
+        x = load_npy(path)
+        axes = [a.strip() for a in self.layout.strip("()").split(",")]
+        fixed = all(a == str(n) for a, n in zip(axes, x.shape) if a.isdigit())
+        good_type = (x.dtype == np.uint8 if self.dtype == "uint8"
+                     else np.issubdtype(x.dtype, np.floating))
+        if x.ndim != len(axes) or not fixed or not good_type or 0 in x.shape:
+            raise MediaError(f"array file {path} holds {x.dtype} of shape {x.shape}; expected "
+                             f"{self.dtype} {self.layout} with no empty axis")
+        if good_type and self.dtype == "float" and not np.isfinite(x).all():
+            raise MediaError(f"array file {path} holds non-finite values (NaN or infinite)")
+        return x
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:

@@ -27,7 +27,7 @@ from dus_env.data.manifest import (
     Item, LazyDataset, LazySplit, Problems, carve_val, check_classes, check_counts, check_items,
     read_text, require_file, resolve_root,
 )
-from dus_env.data.media import IMAGENET_MEAN, IMAGENET_STD, load_npy, uniform_indices
+from dus_env.data.media import IMAGENET_MEAN, IMAGENET_STD, ArrayFile, uniform_indices
 
 N_CLASSES: int = 25
 LIST_FILES: dict[str, str] = {
@@ -36,6 +36,12 @@ LIST_FILES: dict[str, str] = {
 }
 CANONICAL_COUNTS: dict[str, int] = {"train": 1050, "test": 482}
 MODALITIES: tuple[str, ...] = ("rgb", "depth", "flow")
+ARRAYS: dict[str, ArrayFile] = {
+    "rgb": ArrayFile("(T, H, W, 3)", "uint8"),
+    "depth": ArrayFile("(T, H, W)", "uint8"),
+    "flow": ArrayFile("(T, H, W, 2)", "float"),
+}
+"""What ``dus-prepare nvgesture`` writes per clip and modality, checked when a file is read."""
 FLOW_SCALE: float = 20.0
 
 
@@ -93,18 +99,18 @@ def load_nvgesture(config: NVGestureConfig) -> LazyDataset:
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
     def rgb(item: Item) -> torch.Tensor:
-        x = torch.from_numpy(_frames(load_npy(item.media["rgb"]), config.n_frames).copy())
+        x = torch.from_numpy(_frames(ARRAYS["rgb"](item.media["rgb"]), config.n_frames).copy())
         return (x.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
 
     def depth(item: Item) -> torch.Tensor:
-        x = torch.from_numpy(_frames(load_npy(item.media["depth"]), config.n_frames).copy())
+        x = torch.from_numpy(_frames(ARRAYS["depth"](item.media["depth"]), config.n_frames).copy())
         return (x[:, None].float() / 255.0 - 0.5) / 0.25
 
     def flow(item: Item) -> torch.Tensor:
-        x = torch.from_numpy(_frames(load_npy(item.media["flow"]), config.n_frames).astype(np.float32))
+        x = torch.from_numpy(_frames(ARRAYS["flow"](item.media["flow"]), config.n_frames).astype(np.float32))
         return (x.permute(0, 3, 1, 2) / FLOW_SCALE).clamp(-1.0, 1.0)
 
-    verify = {m: load_npy for m in MODALITIES} if config.verify else None
+    verify = ARRAYS if config.verify else None
     checked = {s: check_items(s, r, problems, verify) for s, r in rows.items()}
     check_classes("train", checked["train"], [f"gesture_{i + 1}" for i in range(N_CLASSES)],
                   root / LIST_FILES["train"])

@@ -34,12 +34,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from dus_env.data.audiovisual import CREMAD_CLASSES, kinetics_sounds_classes
+from dus_env.data.audiovisual import AUDIO, CREMAD_CLASSES, kinetics_sounds_classes
 from dus_env.data.media import (
-    fixed_length, list_frames, load_image, load_npy, log_spectrogram, read_image, read_wav,
+    fixed_length, list_frames, load_image, log_spectrogram, read_image, read_wav,
     resample, uniform_indices,
 )
 from dus_env.data.manifest import read_text, tsv_rows
+from dus_env.data.nvgesture import ARRAYS as NV_ARRAYS
 from dus_env.errors import DatasetError, MediaError
 from dus_env.files import atomic_write, atomic_writer
 
@@ -612,7 +613,7 @@ def _media_units(dataset: str, root: Path) -> list[tuple[Path, Path, Callable[[P
 
     units: list[tuple[Path, Path, Callable[[Path], object]]] = []
     if dataset in ("cremad", "kinetics_sounds"):
-        units += [(p, p, load_npy) for p in visible(root / "audio") if p.suffix == ".npy"]
+        units += [(p, p, AUDIO) for p in visible(root / "audio") if p.suffix == ".npy"]
         for clip in visible(root / "frames"):
             frames = list_frames(clip) if clip.is_dir() else []
             if not frames:
@@ -623,7 +624,8 @@ def _media_units(dataset: str, root: Path) -> list[tuple[Path, Path, Callable[[P
     else:
         for modality in ("rgb", "depth", "flow"):
             for split in visible(root / modality):
-                units += [(p, p, load_npy) for p in visible(split) if p.suffix == ".npy"]
+                units += [(p, p, NV_ARRAYS[modality]) for p in visible(split)
+                          if p.suffix == ".npy"]
     return units
 
 

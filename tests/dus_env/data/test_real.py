@@ -546,3 +546,31 @@ def test_a_tsv_field_past_the_csv_limit_is_a_dataset_error_naming_file_and_line(
     (root / "train.tsv").write_text("\n".join(lines) + "\n")
     with pytest.raises(DatasetError, match=r"train\.tsv:3: field larger than field limit"):
         make_dataset(_twitter(root))
+
+
+def test_prepared_arrays_of_the_wrong_kind_are_media_errors_naming_the_file(
+        tmp_path: Path) -> None:
+    # any array np.load accepted passed data.verify and failed later in torch, naming no file
+    nv = fx.nvgesture_prepared(tmp_path / "nv")
+    wrong = {("rgb", 0): np.zeros((4, 8, 8), np.uint8),         # no channel axis
+             ("depth", 2): np.zeros((0, 8, 8), np.uint8),       # no frames
+             ("flow", 4): np.array(["a", "b"]),                 # text
+             ("rgb", 6): np.zeros((4, 8, 8, 3), np.float32),    # not uint8
+             ("flow", 8): np.full((4, 8, 8, 2), np.nan, np.float16)}
+    for (modality, k), array in wrong.items():  # lines 0, 2, ...: one clip of classes 1..5
+        np.save(nv / modality / "train" / f"{k}.npy", array)
+    with pytest.raises(MediaError, match=r"\.lst:1: array file .*rgb/train/0\.npy holds uint8 "
+                                         r"of shape \(4, 8, 8\); expected uint8 \(T, H, W, 3\)"):
+        make_dataset(_nv(nv, verify=True))
+    with pytest.warns(UserWarning, match="skipped 5"):
+        assert len(make_dataset(_nv(nv, verify=True, on_error="skip")).split("test")) == 25
+    ds = make_dataset(_nv(nv))  # found when read
+    (split, row), = [(s, i) for s in ("train", "val") for i, item in enumerate(ds.split(s).items)
+                     if item.media["flow"] == nv / "flow" / "train" / "8.npy"]
+    with pytest.raises(MediaError, match=r"flow/train/8\.npy holds non-finite"):
+        ds.split(split).get("flow", [row])
+    cr = fx.cremad_prepared(tmp_path / "cr")
+    np.save(cr / "audio" / "cliptest_ANG_0.npy", np.array(["x", "y"]))
+    with pytest.raises(MediaError, match=r"cliptest_ANG_0\.npy holds <U1 of shape \(2,\); "
+                                         r"expected float \(F, T\)"):
+        make_dataset(_cremad(cr, verify=True))
