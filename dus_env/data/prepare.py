@@ -9,7 +9,8 @@ in ``OUT.partial`` beside ``OUT`` (an existing ``OUT`` is mirrored there first b
 nothing is rebuilt), then checks the result: it loads it with the dataset's reader and decodes
 every media file it holds (``check=False`` skips that); only then is it moved into ``OUT``. A
 failure mid-way leaves ``OUT`` absent or as it was, and the work done so far in
-``OUT.partial``, from which a rerun resumes. Raw images and frames are decoded before they are
+``OUT.partial``, from which a rerun with the same options resumes (the options are recorded in
+``prepare.json``; other ones are refused rather than mixed with the kept outputs). Raw images and frames are decoded before they are
 copied, so a corrupt one is reported with its raw path.
 
 Nothing here prints: :func:`prepare`, :func:`check_prepared` and the ``prepare_*`` functions
@@ -525,6 +526,35 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
     "nvgesture": (*NV_LISTS, "rgb", "depth", "flow"),
 }
 """The top-level entries of each prepared folder (what is mirrored, checked and published)."""
+SETTINGS_FILE = "prepare.json"
+"""Beside the layout: the dataset and options a prepared folder was made with. A rerun into
+the same folder (or its staging folder) with other options is refused: it would keep the
+outputs made with the old ones and mix them with new ones."""
+
+
+def _check_settings(settings: dict[str, Any], out: Path, stage: Path) -> None:
+    """Refuse a run whose settings differ from those ``stage`` or ``out`` was made with
+    (folders prepared before the settings were recorded are accepted as they are)."""
+    for folder, fix in ((stage, f"rerun with the same options to resume, or delete {stage} "
+                                "to start over"),
+                        (out, "give another --out, or delete it to rebuild it")):
+        path = folder / SETTINGS_FILE
+        if not path.is_file():
+            continue
+        try:
+            recorded = json.loads(read_text(path, "JSON settings"))
+        except ValueError:
+            raise DatasetError(f"{path} is not the JSON settings prepare writes; delete it "
+                               f"if {folder} holds what you expect") from None
+        if recorded != settings:
+            asked = settings.get("options", {})
+            made = recorded.get("options", {}) if isinstance(recorded, dict) else recorded
+            diff = {k: (made.get(k), asked.get(k)) for k in sorted(set(made) | set(asked))
+                    if made.get(k) != asked.get(k)} if isinstance(made, dict) else {}
+            shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
+            raise DatasetError(
+                f"{folder} was prepared with other settings ({shown or recorded}); its outputs "
+                f"would be kept and mixed with new ones: {fix}")
 
 
 def staging_folder(out: Path) -> Path:
@@ -697,15 +727,21 @@ def prepare(dataset: str, raw: Path, out: Path, *, check: bool = True,
             raise DatasetError(f"{entry} is a {'folder' if is_file else 'file'}, but the "
                                f"prepared {dataset} layout has a {'file' if is_file else 'folder'} "
                                f"there; move it away ({DOCS})")
+    settings = json.loads(json.dumps({"dataset": dataset, "options": options}, default=str))
+    _check_settings(settings, out, stage)
     stage.mkdir(parents=True, exist_ok=True)
     try:
         if out.is_dir():
-            _mirror(out, stage, LAYOUTS[dataset])
+            _mirror(out, stage, (*LAYOUTS[dataset], SETTINGS_FILE))
+        if not (stage / SETTINGS_FILE).is_file():  # else it holds these settings (checked)
+            atomic_write(stage / SETTINGS_FILE, json.dumps(settings, indent=1) + "\n")
         counts = PREPARERS[dataset](raw, stage, progress=progress, **options)
         summary = check_prepared(dataset, stage, origin=out, progress=progress) if check else None
     except BaseException:
         with contextlib.suppress(OSError):
-            stage.rmdir()  # only when nothing was written
+            if [e.name for e in stage.iterdir()] == [SETTINGS_FILE]:
+                (stage / SETTINGS_FILE).unlink()
+            stage.rmdir()  # only when nothing else was written
         raise
     _publish(stage, out)
     return counts, summary

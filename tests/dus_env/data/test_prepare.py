@@ -521,6 +521,36 @@ def test_cli_failure_leaves_an_existing_out_as_it_was(tmp_path: Path,
     assert not staging_folder(out).exists()
 
 
+def test_cli_refuses_to_mix_outputs_made_with_other_options(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a rerun with other options kept the old outputs (existing files are never rebuilt) and
+    # added new ones: a published folder of 1 s and 2 s spectrograms, which the check passed
+    raw = fx.cremad_raw(tmp_path / "raw")
+    out = tmp_path / "out"
+    assert _run(_cremad(raw, out), capsys)[0] == 0
+    assert json.loads((out / "prepare.json").read_text())["options"]["seconds"] == 1.0
+    before = _tree(out)
+    code, _, err = _run(_cremad(raw, out)[:-2] + ["--seconds", "2"], capsys)
+    assert code == 1 and _tree(out) == before
+    assert (f"{out} was prepared with other settings (seconds: 1.0 there, 2.0 now)"
+            in _one_line(err))
+    assert _run(_cremad(raw, out), capsys)[0] == 0  # the same options: resumed, same bytes
+    assert {k: v[2] for k, v in _tree(out).items()} == {k: v[2] for k, v in before.items()}
+    # a failed run's staging folder: resumed with the same options only
+    fresh = tmp_path / "fresh"
+    wav = raw / "AudioWAV" / "10test_ANG_0.wav"
+    good = wav.read_bytes()
+    fx.garble(wav)
+    assert _run(_cremad(raw, fresh), capsys)[0] == 1 and staging_folder(fresh).is_dir()
+    wav.write_bytes(good)
+    code, _, err = _run(_cremad(raw, fresh)[:-2] + ["--seconds", "2"], capsys)
+    assert code == 1 and not fresh.exists()
+    assert f"{staging_folder(fresh)} was prepared with other settings" in _one_line(err)
+    assert _run(_cremad(raw, fresh), capsys)[0] == 0
+    shapes = {np.load(p).shape for p in (fresh / "audio").iterdir()}
+    assert shapes == {(257, 63)} and not staging_folder(fresh).exists()
+
+
 def test_cli_bad_list_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     raw = fx.cremad_raw(tmp_path / "raw")
     (raw / "test.csv").write_bytes(b"\xff\xfe\x00binary")
