@@ -246,6 +246,9 @@ def load_raw(
                 f"{split} split: idx file {image_path} has {images.shape[0]} images but "
                 f"{label_path} has {labels.shape[0]} labels; the counts must match"
             )
+        if not images.shape[0]:
+            raise IdxFormatError(f"idx file {image_path} holds no images; the {split} split "
+                                 "needs at least one")
         if labels.size and int(labels.max()) >= N_CLASSES:
             bad = int(np.flatnonzero(labels >= N_CLASSES)[0])
             raise IdxFormatError(

@@ -113,6 +113,14 @@ def test_load_raw_label_out_of_range_names_the_file(root: Path):
     assert str(path) in str(info.value)
 
 
+def test_load_raw_empty_split_names_the_file(root: Path):
+    # a t10k pair declaring 0 images loaded as an empty test split, silently
+    path = write_idx(root / "t10k-images-idx3-ubyte.gz", np.zeros((0, 28, 28), np.uint8))
+    write_idx(root / "t10k-labels-idx1-ubyte.gz", np.zeros(0, np.uint8))
+    with pytest.raises(IdxFormatError, match=f"idx file {path} holds no images; the test split"):
+        fm.load_raw(root)
+
+
 def test_load_raw_image_size_and_canonical_counts(root: Path):
     with pytest.raises(IdxFormatError, match="official train split has 60000") as info:
         fm.load_raw(root, expect_canonical=True)
