@@ -42,7 +42,7 @@ def load_rows(path: Path, repair: bool = True) -> tuple[list[dict[str, str]], li
     text = path.read_text()
     reader = csv.DictReader(io.StringIO(text))
     header = list(reader.fieldnames or [])
-    rows, dropped = [], 0
+    rows, dropped, last_kept = [], 0, False
     for row in reader:
         ok = None not in row and all(v is not None for v in row.values())
         try:
@@ -53,7 +53,8 @@ def load_rows(path: Path, repair: bool = True) -> tuple[list[dict[str, str]], li
             rows.append(row)
         else:
             dropped += 1
-    if rows and not text.endswith("\n"):
+        last_kept = bool(ok)
+    if last_kept and not text.endswith("\n"):  # the last line was cut, though it parsed
         rows.pop()
         dropped += 1
     unique = {run_key(r): r for r in rows}

@@ -126,7 +126,10 @@ def summarize(
             "preset": preset, "host": host, "policy": policy, "n": len(runs),
             "seeds": sorted(runs),
             "metrics": {
-                m: t_interval([_number(r.get(m)) for r in runs.values()], confidence).as_dict()
+                # in seed order: the sums, and so the last bits, must not depend on the order
+                # rows sit in results.csv (Ray writes them as runs finish)
+                m: t_interval([_number(runs[s].get(m)) for s in sorted(runs)],
+                              confidence).as_dict()
                 for m in metrics
             },
         }

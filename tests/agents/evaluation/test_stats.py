@@ -142,3 +142,27 @@ def test_plots_of_presets_with_different_modalities(tmp_path):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
     # one preset's rows name only its own modality columns, though the file has both
     assert stats.metric_columns(rows[:1], ("accuracy",)) == ["accuracy", "acc_strong"]
+
+
+def test_summary_does_not_depend_on_the_order_of_the_rows():
+    # Ray writes rows as runs finish: the means were float sums in file order, so the same
+    # runs gave summaries that differed in the last bits (0.20000000000000004 vs 0.19999999999999998)
+    rows = [{"policy": "uniform", "host": "joint", "preset": "tiny", "seed": str(seed),
+             "accuracy": str(acc)} for seed, acc in ((0, 0.1), (1, 0.2), (2, 0.3))]
+    forward = summarize(rows, ["accuracy"])
+    assert summarize(rows[::-1], ["accuracy"]) == forward
+    assert summarize([rows[1], rows[2], rows[0]], ["accuracy"]) == forward
+
+
+def test_load_rows_keeps_the_row_before_a_cut_one(tmp_path):
+    from dus_agents.evaluation.results import load_rows
+
+    path = tmp_path / "results.csv"
+    whole = "".join(f"uniform,joint,tiny,{seed},0.{seed + 1}\n" for seed in range(3))
+    path.write_text("policy,host,preset,seed,accuracy\n" + whole + "uniform,joint,ti")
+    rows, _ = load_rows(path, repair=False)  # the cut line is dropped, the one before it kept
+    assert [r["seed"] for r in rows] == ["0", "1", "2"]
+    path.write_text("policy,host,preset,seed,accuracy\n" + whole + "uniform,joint,tiny,3,0.4")
+    rows, _ = load_rows(path, repair=True)  # a cut line that still parses: dropped as well
+    assert [r["seed"] for r in rows] == ["0", "1", "2"]
+    assert path.read_text().endswith("tiny,2,0.3\n")
