@@ -19,8 +19,9 @@ Outputs in ``--out-dir``:
   policies or presets stay in ``results.csv`` and are left out, as the closing line says.
 * ``batch_sizes.png``, ``scores.png``, ``val_accuracy.png``, ``final_metrics.png``.
 * ``config.json``: the arguments and the resolved env config of each host.
-* ``failed_runs.json`` (Ray backend, only when runs failed for good): each run that failed on
-  every attempt, with its error; such runs have no row, so a rerun retries them.
+* ``failed_runs.json`` (only when runs failed for good): each run that raised on every attempt
+  (one locally, 1 + ``--max-retries`` on Ray), with its error; such runs have no row, so a
+  rerun retries them.
 
 Backends: ``--backend local`` (default) runs the sweep in this process, one run after another.
 ``--backend ray`` makes every run one Ray task with its own resources (``--cpus-per-run``,

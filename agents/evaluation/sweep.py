@@ -112,7 +112,8 @@ class Plan:
 
 @dataclass
 class RunFailure:
-    """A run that failed on every attempt (Ray backend); it gets no row, so a rerun retries it."""
+    """A run that failed on every attempt (one on the local backend, 1 + ``--max-retries`` on
+    Ray); it gets no row, so a rerun retries it."""
 
     error: str
     attempts: int
@@ -298,20 +299,26 @@ def prepare_out_dir(plan: Plan) -> ResultsStore:
 
 def run_local(plan: Plan, todo: Sequence[RunKey]
               ) -> Iterator[tuple[RunKey, tuple[dict, dict] | RunFailure]]:
-    """The local backend: each run in this process, in order."""
+    """The local backend: each run in this process, in order. A run that raises (a corrupt
+    media file found when read, a bug) is a :class:`RunFailure` after its one attempt, as on
+    the Ray backend after its retries: the other runs go on and get their rows and reports."""
     from threadpoolctl import threadpool_limits
 
     for policy, host, seed in todo:
-        with threadpool_limits(limits=plan.args.threads):
-            result = run_one(plan.env_for(policy, host), policy, plan.args.preset, seed,
-                             plan.args.probe_max_train)
+        try:
+            with threadpool_limits(limits=plan.args.threads):
+                result: tuple[dict, dict] | RunFailure = run_one(
+                    plan.env_for(policy, host), policy, plan.args.preset, seed,
+                    plan.args.probe_max_train)
+        except Exception as exc:  # noqa: BLE001 - any run's fault; KeyboardInterrupt is not one
+            result = RunFailure(f"{type(exc).__name__}: {exc}", 1)
         yield (policy, host, seed), result
 
 
 def sweep(plan: Plan, fault: Any = None, progress: Any = None
           ) -> tuple[list[dict[str, str]], dict[RunKey, RunFailure]]:
     """Run every run of ``plan`` not yet in ``results.csv``; append each row (and trace) as it
-    finishes. Returns all rows and the runs that failed for good (Ray backend only).
+    finishes. Returns all rows and the runs that failed for good.
 
     ``progress`` (optional) is called as ``progress(key, total)`` after each run; ``fault`` is
     the Ray backend's test hook (:class:`dus_agents.evaluation.ray_sweep.RunFault`)."""

@@ -393,3 +393,39 @@ def test_a_rerun_with_fewer_seeds_reports_exactly_its_own_runs(tmp_path, capsys)
     assert len(_rows(out)) == 2
     assert evaluate.main([*base, "--seeds", "0-1"]) == 0  # all of them again: no note
     assert "(2 runs of this sweep)" in capsys.readouterr().out
+
+
+def test_a_run_that_raises_on_the_local_backend_is_recorded_and_the_sweep_goes_on(
+        tmp_path, capsys, monkeypatch):
+    # it crashed the driver: later runs never ran, no failed_runs.json, no reports
+    import importlib
+
+    from dus_env.errors import MediaError
+
+    sweep_module = importlib.import_module("dus_agents.evaluation.sweep")  # not the function
+
+    real = sweep_module.run_one
+
+    def corrupt_file_on_heuristic_seed_0(env, policy, preset, seed, probe_max_train):
+        if (policy, seed) == ("heuristic", 0):
+            raise MediaError("cannot decode image /data/x.png: broken data stream")
+        return real(env, policy, preset, seed, probe_max_train)
+
+    monkeypatch.setattr(sweep_module, "run_one", corrupt_file_on_heuristic_seed_0)
+    out = tmp_path / "eval"
+    args = ["--preset", "tiny", "--policies", "uniform,heuristic", "--seeds", "0-1",
+            "--out-dir", str(out), "--quiet"]
+    assert evaluate.main(args) == 1
+    err = capsys.readouterr().err
+    assert ("run policy=heuristic host=joint seed=0 failed after 1 attempt(s): MediaError: "
+            "cannot decode image /data/x.png") in err and "Traceback" not in err
+    assert sorted(_keys(_rows(out))) == [("heuristic", "joint", "tiny", 1),
+                                         ("uniform", "joint", "tiny", 0),
+                                         ("uniform", "joint", "tiny", 1)]
+    assert json.loads((out / "failed_runs.json").read_text()) == [
+        {"policy": "heuristic", "host": "joint", "seed": 0, "attempts": 1,
+         "error": "MediaError: cannot decode image /data/x.png: broken data stream"}]
+    assert json.loads((out / "summary.json").read_text())["n_runs"] == 3
+    monkeypatch.setattr(sweep_module, "run_one", real)  # fixed: a rerun runs only the missing one
+    assert evaluate.main(args) == 0
+    assert len(_rows(out)) == 4 and not (out / "failed_runs.json").exists()
