@@ -298,10 +298,22 @@ def _ledger(ray: Any) -> Any:
 
 
 def _run_attempt(fn: Callable[..., Any], key: Any, ledger: Any, *args: Any) -> Any:
-    """Body of every Ray task: report the attempt to the ledger (without waiting for it, so a
-    ledger still starting delays no run), then ``fn(*args)``."""
-    ledger.start.remote(key)
+    """Body of every Ray task: report the attempt to the ledger, then ``fn(*args)``.
+
+    The report is waited for (milliseconds once the ledger runs): sent and not waited for, it
+    was lost with a worker that died at once, and the job came back with 0 attempts. A ledger
+    that does not answer within :data:`LEDGER_WAIT_S` costs the count, never the run."""
+    import ray
+
+    try:
+        ray.get(ledger.start.remote(key), timeout=LEDGER_WAIT_S)
+    except (ray.exceptions.RayError, TimeoutError):
+        pass
     return fn(*args)
+
+
+LEDGER_WAIT_S: float = 60.0
+"""How long an attempt waits for the ledger to record it before it runs anyway."""
 
 
 def _describe(exc: BaseException) -> str:
@@ -338,6 +350,7 @@ def run_tasks(fn: Callable[..., Any], jobs: Sequence[tuple[Hashable, tuple]],
     runs = {task.remote(fn_ref, (sweep, key), ledger, *args): key for key, args in jobs}
     counts: dict[Any, TaskOutcome] = {}  # attempt-count query -> the finished job's outcome
     pending = list(runs)
+    interrupted = False
     try:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
@@ -358,9 +371,17 @@ def run_tasks(fn: Callable[..., Any], jobs: Sequence[tuple[Hashable, tuple]],
                     except ray.exceptions.RayError:
                         outcome.attempts = 0
                     yield outcome
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
-        for ref in runs:
-            ray.cancel(ref)
+        # Leaving early cancels what is left; Ctrl-C does not: Ray aborted the driver now and
+        # then when a retriable task was cancelled mid-run (a check failure in its task
+        # manager, exit 1 and orphaned processes instead of 130), and the tasks end with the
+        # driver's Ray session anyway (closed by the caller, or at exit)
+        if not interrupted:
+            for ref in runs:
+                ray.cancel(ref)
         ledger.forget.remote(sweep)
 
 

@@ -132,8 +132,10 @@ def _main(argv: Sequence[str] | None, fault: Any) -> int:
         print(f"results: {plan.out_dir / 'results.csv'} ({mine} runs of this sweep{others})")
     if failures:
         for (policy, host, seed), failure in failures.items():
-            print(f"{PROG}: run policy={policy} host={host} seed={seed} failed after "
-                  f"{failure.attempts} attempt(s): {failure.error}", file=sys.stderr)
+            tries = (f"after {failure.attempts} attempt(s)" if failure.attempts >= 1
+                     else "(attempts not counted)")
+            print(f"{PROG}: run policy={policy} host={host} seed={seed} failed {tries}: "
+                  f"{failure.error}", file=sys.stderr)
         print(f"{PROG}: {len(failures)} run(s) failed and have no row (listed in "
               f"{plan.out_dir / 'failed_runs.json'}); rerun the same command to retry them",
               file=sys.stderr)

@@ -158,6 +158,57 @@ def test_run_failing_every_attempt_is_reported_then_rerun(ray_cluster, local_swe
     assert not (out / "failed_runs.json").exists()
 
 
+def test_a_worker_dying_at_once_still_counts_its_attempts(ray_cluster):
+    # the attempt was reported to the ledger without waiting: a worker killed right after lost
+    # the report, and the job came back "failed after 0 attempt(s)"
+    from dus_agents.ray_backend import TaskResources, run_tasks
+
+    def die_at_once(i):
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    (outcome,) = run_tasks(die_at_once, [("k", (0,))], TaskResources(max_retries=2))
+    assert not outcome.ok and outcome.attempts == 3, outcome
+    assert outcome.error.startswith("WorkerCrashedError")
+
+
+def test_ctrl_c_leaves_the_tasks_to_the_session_and_leaving_early_cancels_them(
+        ray_cluster, monkeypatch):
+    # cancelling retriable tasks mid-run on Ctrl-C made Ray abort the driver about one time in
+    # four (a task-manager check failure: exit 1, Ray's processes left behind, not 130)
+    import ray
+
+    from dus_agents.ray_backend import TaskResources, run_tasks
+
+    def nap(i):
+        import time
+
+        time.sleep(0.3)
+        return i
+
+    cancelled = []
+    monkeypatch.setattr(ray, "cancel", lambda ref, **kw: cancelled.append(ref))
+    jobs = [(i, (i,)) for i in range(4)]
+    early = run_tasks(nap, jobs, TaskResources(num_cpus=1))
+    next(early)
+    early.close()  # a consumer that stops early: what is left is cancelled
+    assert 1 <= len(cancelled) <= 3
+    cancelled.clear()
+    real_wait, calls = ray.wait, []
+
+    def wait_then_ctrl_c(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(ray, "wait", wait_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        list(run_tasks(nap, jobs, TaskResources(num_cpus=1)))
+    assert cancelled == [] and len(calls) == 2
+
 # ----------------------------------------------------------------------------- RayVecEnv
 def test_ray_vec_env_conventions_and_actor_death(ray_cluster):
     from dus_agents.ppo import make_env_fn
