@@ -13,7 +13,7 @@ from gymnasium.error import ResetNeeded
 
 from dus_env import ENV_VERSION
 from dus_env.config import EnvConfig, config_from_dict, config_to_dict, get_preset
-from dus_env.data import make_dataset
+from dus_env.data import data_fingerprint, make_dataset
 from dus_env.decision import DecisionState
 from dus_env.reference import ReferenceCache, reference_curve, reference_key
 from dus_env.rewards import RewardStep, get_reward
@@ -346,9 +346,12 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
     def _reference_curve(self, model_seed: int, sampler_seed: int) -> tuple[float, ...]:
         """The uniform run's validation accuracy at reset and after each step, for these
         episode seeds (from memory, the disk cache, or a run of its own)."""
-        key = reference_key(self.config, model_seed, sampler_seed)
+        fixed = getattr(type(self.config.data), "cacheable", False)  # config fixes the data
+        key = reference_key(self.config, model_seed, sampler_seed,
+                            None if fixed else data_fingerprint(self.dataset))
         curve, self.reference_source = reference_curve(
-            key, lambda: self._run_reference(model_seed, sampler_seed), self._reference_cache)
+            key, lambda: self._run_reference(model_seed, sampler_seed), self._reference_cache,
+            self.config.steps_per_episode + 1)
         return tuple(curve)
 
     def _run_reference(self, model_seed: int, sampler_seed: int) -> list[float]:

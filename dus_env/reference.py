@@ -8,8 +8,9 @@ return telescopes to the final validation accuracy minus the reference's, so wha
 learns anyway and most of the seed noise cancel out.
 
 A reference curve depends on the task's config (all of it but the reward's name and scales),
-the two episode seeds, the code that trains and the CPU kernels torch runs it on;
-:func:`reference_key` is all of that, as JSON.
+the two episode seeds, the data (where the config does not fix it: a file on disk), the code
+that trains, the CPU kernels torch runs it on and torch's thread count; :func:`reference_key`
+is all of that, as JSON.
 Curves are computed once and kept in memory (:data:`MEMORY_CURVES` of them, shared by every env
 of a process) and, with ``reward.reference_cache=FOLDER``, on disk: one JSON file per curve,
 named by the hash of its key and holding the key itself. A folder written by another env
@@ -47,8 +48,14 @@ def code_versions() -> dict[str, Any]:
             "torch": torch.__version__, "cache_format": CACHE_FORMAT}
 
 
-def reference_key(config: EnvConfig, model_seed: int, sampler_seed: int) -> dict[str, Any]:
-    """Everything the reference run's validation curve depends on, as JSON-ready values."""
+def reference_key(config: EnvConfig, model_seed: int, sampler_seed: int,
+                  data: str | None = None) -> dict[str, Any]:
+    """Everything the reference run's validation curve depends on, as JSON-ready values.
+
+    ``data``: :func:`dus_env.data.data_fingerprint` of the dataset, for data kinds whose config
+    does not fix the data (a file on disk); synthetic and mfeat data pass None (their keys are
+    unchanged). A torch thread count other than 1 is recorded too: it changes the CPU kernels'
+    summation order, so the numbers."""
     from dus_env.sampler import uniform_index  # torch, loaded when a curve is asked for
     from dus_env.seeding import cpu_capability
 
@@ -68,7 +75,19 @@ def reference_key(config: EnvConfig, model_seed: int, sampler_seed: int) -> dict
     # cluster) never serves one path's curve to the other
     key = {"config": cfg, "seeds": [int(model_seed), int(sampler_seed)], **code_versions(),
            "torch_cpu_capability": cpu_capability()}
+    if data is not None:
+        key["data_fingerprint"] = data
+    threads = torch_threads()
+    if threads != 1:  # PPO's env workers run at 1 thread: the keys they always had
+        key["torch_threads"] = threads
     return json.loads(json.dumps(key))  # tuples as lists, as a cache file holds them
+
+
+def torch_threads() -> int:
+    """torch's intra-op thread count (what the reference run computes with)."""
+    import torch
+
+    return int(torch.get_num_threads())
 
 
 def _digest(key: Mapping[str, Any]) -> str:
@@ -115,20 +134,36 @@ class ReferenceCache:
     def path(self, key: Mapping[str, Any]) -> Path:
         return self.folder / f"{_digest(key)}.json"
 
-    def read(self, key: Mapping[str, Any]) -> list[float] | None:
+    def read(self, key: Mapping[str, Any], length: int | None = None) -> list[float] | None:
+        """The curve stored for ``key`` (None when there is none); ``length``: the number of
+        values a curve of this task has (steps per episode + 1). A damaged entry, or one whose
+        curve is not that many accuracies in [0, 1] (None for a diverged value), is refused
+        naming the file."""
         path = self.path(key)
         if not path.is_file():
             return None
+
+        def damaged(why: object) -> ValueError:
+            return ValueError(f"reference cache entry {str(path)!r} is damaged ({why}); remove it")
+
         try:
             entry = json.loads(path.read_text())
             stored, curve = entry["key"], entry["curve"]
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"reference cache entry {str(path)!r} is damaged ({exc}); remove "
-                             "it") from None
+            raise damaged(exc) from None
         diffs = _differences(dict(key), stored)
         if diffs:
             raise ValueError(f"reference cache entry {str(path)!r} was computed for another run "
                              "and is refused: " + "; ".join(diffs[:5]))
+        if not isinstance(curve, list) or (length is not None and len(curve) != length):
+            raise damaged(f"its curve is {type(curve).__name__} of "
+                          f"{len(curve) if isinstance(curve, list) else 'no'} values; expected "
+                          f"a list of {length if length is not None else 'the'} accuracies")
+        for value in curve:
+            if value is not None and not (isinstance(value, (int, float))
+                                          and not isinstance(value, bool)
+                                          and 0.0 <= value <= 1.0):
+                raise damaged(f"its curve holds {value!r}; expected accuracies in [0, 1]")
         return [float("nan") if v is None else float(v) for v in curve]
 
     def write(self, key: Mapping[str, Any], curve: list[float]) -> None:
@@ -138,15 +173,17 @@ class ReferenceCache:
 
 
 def reference_curve(key: Mapping[str, Any], compute: Callable[[], list[float]],
-                    cache: ReferenceCache | None = None) -> tuple[list[float], str]:
-    """The curve for ``key``: from memory, else from ``cache``, else ``compute()`` (then kept
-    in both). Returns the curve and where it came from (``memory``, ``disk``, ``computed``)."""
+                    cache: ReferenceCache | None = None, length: int | None = None
+                    ) -> tuple[list[float], str]:
+    """The curve for ``key``: from memory, else from ``cache`` (checked to hold ``length``
+    accuracies), else ``compute()`` (then kept in both). Returns the curve and where it came
+    from (``memory``, ``disk``, ``computed``)."""
     digest = _digest(key)
     with _LOCK:
         if digest in _MEMORY:
             _MEMORY.move_to_end(digest)
             return list(_MEMORY[digest]), "memory"
-    curve, source = (cache.read(key) if cache is not None else None), "disk"
+    curve, source = (cache.read(key, length) if cache is not None else None), "disk"
     if curve is None:
         curve, source = compute(), "computed"
         if cache is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -49,6 +50,60 @@ def make_dataset(config: Any, *, cache: bool = True) -> MultimodalDataset:
     return dataset
 
 
+def data_fingerprint(dataset: MultimodalDataset, splits: tuple[str, ...] = ("train", "val")
+                     ) -> str:
+    """A SHA-256 of what training on ``dataset`` reads from ``splits``: every tensor and label of
+    an in-memory split; of a file-backed one, every item's key, label and media paths with
+    their sizes and modification times (and preloaded tensors such as token ids).
+
+    Two datasets built from one config can differ when the config does not fix the data (a
+    features file found through an environment variable, a file rebuilt at the same path): the
+    paired reward's reference cache keys its curves on this. Computed once per dataset object.
+    """
+    import hashlib
+    import json
+    import os
+
+    with _LOCK:
+        known = _FINGERPRINTS.get(dataset, {}).get(splits)
+    if known is not None:
+        return known
+    digest = hashlib.sha256()
+
+    def tensor(name: str, t: Any) -> None:
+        t = t.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(t.numpy().tobytes())
+
+    for name in splits:
+        split = dataset.split(name)
+        if hasattr(split, "features"):
+            tensor(f"{name}/labels", split.labels)
+            for modality in sorted(split.features):
+                tensor(f"{name}/{modality}", split.features[modality])
+            continue
+        for modality in sorted(getattr(split, "preloaded", {})):
+            tensor(f"{name}/{modality}", split.preloaded[modality])
+        for item in split.items:
+            media = {}
+            for modality, path in sorted(item.media.items()):
+                try:
+                    st = os.stat(path)
+                    media[modality] = [str(path), st.st_size, st.st_mtime_ns]
+                except OSError:
+                    media[modality] = [str(path), None, None]
+            digest.update(json.dumps([name, item.key, item.label, media]).encode())
+    value = digest.hexdigest()
+    with _LOCK:
+        _FINGERPRINTS.setdefault(dataset, {})[splits] = value
+    return value
+
+
+_FINGERPRINTS: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], str]] = (
+    weakref.WeakKeyDictionary())
+"""Fingerprints of live datasets (datasets are read-only; one goes with its dataset)."""
+
+
 def clear_dataset_cache() -> None:
     """Forget every cached dataset."""
     with _LOCK:
@@ -62,5 +117,6 @@ __all__ = [
     "TensorDataset",
     "TensorSplit",
     "clear_dataset_cache",
+    "data_fingerprint",
     "make_dataset",
 ]

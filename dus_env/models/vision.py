@@ -2,9 +2,8 @@
 
 One residual network, written for 2D (images, spectrograms) or 3D (video) convolutions, with
 torchvision's layer names, so a torchvision ImageNet checkpoint (``resnet18-f37072fd.pth``,
-``resnet50-0676ba61.pth``) loads into it from a local file. When torchvision imports, its
-``resnet18`` / ``resnet50`` are used for the 2D networks instead (identical architecture and
-parameter names); without it (CI, the CPU torch build) the local implementation runs.
+``resnet50-0676ba61.pth``) loads into it from a local file. torchvision itself is never used,
+so a seed gives the same starting weights with or without it installed.
 
 Encoders by input shape (one sample, no batch axis):
 
@@ -134,21 +133,13 @@ ARCHS: dict[str, tuple[type[BasicBlock | Bottleneck], tuple[int, ...]]] = {
 }
 
 
-def resnet_trunk(arch: str, in_channels: int, *, prefer_torchvision: bool = True) -> nn.Module:
-    """A 2D ResNet trunk (``out_dim`` attribute set), torchvision's when it imports."""
-    if prefer_torchvision:
-        try:
-            import torchvision.models as tvm
-        except Exception:  # noqa: BLE001 - a broken torchvision install must not break encoders
-            tvm = None
-        if tvm is not None:
-            net = getattr(tvm, arch)(weights=None)
-            if in_channels != 3:
-                net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
-                nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
-            net.out_dim = net.fc.in_features
-            net.fc = nn.Identity()
-            return net
+def resnet_trunk(arch: str, in_channels: int) -> nn.Module:
+    """A 2D ResNet trunk (``out_dim`` attribute set): always this module's :class:`ResNet`.
+
+    torchvision's ResNet is never used, even where it imports: it builds a classifier layer
+    and initialises in another order, so one seed gave other starting weights on machines
+    with and without torchvision (and a paired-reward cache shared between them mixed the
+    two). torchvision checkpoints load into this one (:func:`load_local_weights`)."""
     block, layers = ARCHS[arch]
     return ResNet(block, layers, in_channels, dims=2)
 

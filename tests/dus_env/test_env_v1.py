@@ -500,3 +500,87 @@ def test_random_policy_runs_on_v1_and_heuristic_skips_absent_slots():
     assert req[2:].tolist() == [1.0, 1.0] and req[:2].sum() == pytest.approx(2.0)
     action, _ = RandomPolicy.for_env(env, seed=0).predict(obs)
     assert action.shape == (4,)
+
+
+def _features_file(path, seed):
+    from dus_env.data.features import save_features
+
+    rng = np.random.default_rng(seed)
+    arrays = {f"{s}/{m}": rng.normal(size=(24, 6)).astype(np.float16)
+              for s in ("train", "val", "test") for m in ("audio", "visual")}
+    arrays |= {f"{s}/labels": np.arange(24) % 6 for s in ("train", "val", "test")}
+    save_features(path, arrays, {"dataset": "toy", "modalities": ["audio", "visual"],
+                                 "class_names": list("abcdef")})
+    return path
+
+
+def test_a_features_file_rebuilt_at_the_same_path_gets_its_own_reference_curve(
+        tmp_path, monkeypatch):
+    # the key held only the config: a file rebuilt at one path (or found through
+    # $DUS_FEATURES_PATH) was served the other data's uniform curve from the disk cache
+    path = _features_file(tmp_path / "f.npz", seed=0)
+    cfg = {"data": {"path": str(path)}, "total_iterations": 4, "iters_per_step": 2,
+           "sampler": {"base_batch_size": 4, "min_batch_size": 2, "max_batch_size": 8},
+           "reward": {"name": "paired", "val_subset_size": 0,
+                      "reference_cache": str(tmp_path / "cache")}}
+    reference.clear_memory()
+    first = DUSEnv(preset="cremad_features", config=cfg)
+    _episode(first, [first.uniform_action] * 2, seed=0)
+    assert first.reference_source == "computed"
+    reference.clear_memory()
+    again = DUSEnv(preset="cremad_features", config=cfg)
+    _episode(again, [again.uniform_action] * 2, seed=0)
+    assert again.reference_source == "disk"  # the same file: the cached curve
+    _features_file(path, seed=1)  # rebuilt in place
+    reference.clear_memory()
+    rebuilt = DUSEnv(preset="cremad_features", config=cfg)
+    rewards = _episode(rebuilt, [rebuilt.uniform_action] * 2, seed=0)[0]
+    assert rebuilt.reference_source == "computed" and rewards == [0.0, 0.0]
+    monkeypatch.setenv("DUS_FEATURES_PATH", str(_features_file(tmp_path / "g.npz", seed=2)))
+    reference.clear_memory()
+    from_env = DUSEnv(preset="cremad_features", config={**cfg, "data": {"path": None}})
+    _episode(from_env, [from_env.uniform_action] * 2, seed=0)
+    assert from_env.reference_source == "computed"
+
+
+def test_a_torch_thread_count_other_than_one_is_part_of_the_reference_key():
+    # 1 and 2 threads sum in another order: a curve cached at one was served to the other,
+    # and uniform sampling then earned -0.40 points instead of exactly 0
+    from dus_env.reference import reference_key
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = reference_key(get_preset("tiny"), 1, 2)
+        torch.set_num_threads(2)
+        two = reference_key(get_preset("tiny"), 1, 2)
+    finally:
+        torch.set_num_threads(threads)
+    assert "torch_threads" not in one  # the keys PPO's 1-thread env workers always had
+    assert two == {**one, "torch_threads": 2}
+
+
+@pytest.mark.parametrize("curve, match", [  # tiny: 6 steps, so 7 accuracies
+    ([0.5] * 6, r"its curve is list of 6 values; expected a list of 7 accuracies"),
+    ([0.5] * 8, r"its curve is list of 8 values"),
+    (0.5, r"its curve is float of no values"),
+    ([0.5, 7.0] + [0.5] * 5, r"its curve holds 7\.0; expected accuracies in \[0, 1\]"),
+    ([0.5, "0.6"] + [0.5] * 5, r"its curve holds '0\.6'"),
+    ([0.5, True] + [0.5] * 5, r"its curve holds True"),
+])
+def test_a_cache_entry_whose_curve_does_not_fit_the_task_is_refused(tmp_path, curve, match):
+    folder = tmp_path / "cache"
+    cfg = {"reward": {"name": "paired", "reference_cache": str(folder)}}
+    reference.clear_memory()
+    env = DUSEnv(preset="tiny", config=cfg)
+    _episode(env, [[0, 4]], seed=0)
+    (entry,) = [p for p in folder.glob("*.json") if p.name != "cache.json"]
+    stored = json.loads(entry.read_text())
+    assert len(stored["curve"]) == env.config.steps_per_episode + 1 == 7
+    entry.write_text(json.dumps({**stored, "curve": curve}))
+    reference.clear_memory()
+    with pytest.raises(ValueError, match=f"reference cache entry .* is damaged \\({match}"):
+        _episode(DUSEnv(preset="tiny", config=cfg), [[0, 4]], seed=0)
+    entry.write_text(json.dumps({**stored, "curve": [None, *stored["curve"][1:]]}))
+    reference.clear_memory()
+    _episode(DUSEnv(preset="tiny", config=cfg), [[0, 4]], seed=0)  # None: a diverged value

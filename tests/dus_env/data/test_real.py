@@ -295,7 +295,7 @@ def test_local_resnet_matches_torchvision_layout(tmp_path: Path) -> None:
     missing = ModelConfig(encoder="resnet18", weights=(("resnet18", str(tmp_path / "no.pth")),))
     with pytest.raises(FileNotFoundError, match="no.pth does not exist"):
         ENCODERS.load("resnet18")((3, 16, 16), missing)
-    assert resnet_trunk("resnet50", 3, prefer_torchvision=False).out_dim == 2048
+    assert resnet_trunk("resnet50", 3).out_dim == 2048
 
 
 def test_text_encoders_and_errors() -> None:
@@ -574,3 +574,30 @@ def test_prepared_arrays_of_the_wrong_kind_are_media_errors_naming_the_file(
     with pytest.raises(MediaError, match=r"cliptest_ANG_0\.npy holds <U1 of shape \(2,\); "
                                          r"expected float \(F, T\)"):
         make_dataset(_cremad(cr, verify=True))
+
+
+def test_resnet_encoders_start_the_same_with_or_without_torchvision(monkeypatch) -> None:
+    # where torchvision imported, its ResNet was built: other random draws, so one seed gave
+    # other starting weights on machines with the extra (and a shared reference cache mixed them)
+    import sys
+    import types
+
+    from dus_env.seeding import torch_rng
+
+    def build():
+        with torch_rng(0, "cpu"):
+            return ENCODERS.load("resnet18")((1, 16, 16), ModelConfig(encoder="resnet18"))
+
+    without = build()
+    fake = types.ModuleType("torchvision")
+    fake.models = types.ModuleType("torchvision.models")
+
+    def refuse(**kwargs):
+        raise AssertionError("torchvision's ResNet was built")
+
+    fake.models.resnet18 = fake.models.resnet50 = refuse
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    monkeypatch.setitem(sys.modules, "torchvision.models", fake.models)
+    with_it = build()
+    for (name, a), (_, b) in zip(without.state_dict().items(), with_it.state_dict().items()):
+        assert torch.equal(a, b), name
