@@ -115,7 +115,8 @@ class Runner:
         trainer = MMLTrainer.build(trainer_config, self.config.model, self.dataset, self.base,
                                    seed, device=self.config.device)
         sampler = ModalitySampler(self.sampler_config, self.modalities,
-                                  self.dataset.split("train"), np.random.default_rng([seed, 7]))
+                                  self.dataset.split("train"), np.random.default_rng([seed, 7]),
+                                  fusion=trainer.host.use_fusion)
         return trainer, sampler
 
     def run(self, host: str, sizes: list[int], seed: int) -> dict[str, Any]:

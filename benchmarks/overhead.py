@@ -61,7 +61,8 @@ def bare_runner(config, dataset, seed: int, action: np.ndarray) -> Callable[[int
     trainer = MMLTrainer.build(config.trainer, config.model, dataset,
                                config.sampler.base_batch_size, model_seed, config.device)
     sampler = ModalitySampler(config.sampler, dataset.modalities, dataset.split("train"),
-                              np.random.default_rng(sampler_seed))
+                              np.random.default_rng(sampler_seed),
+                              fusion=trainer.host.use_fusion)
     sizes = multipliers_to_batch_sizes(action, config.sampler)
 
     def run(n: int) -> None:

@@ -218,7 +218,7 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         )
         self._sampler = ModalitySampler(
             cfg.sampler, self.modalities, self.dataset.split("train"),
-            np.random.default_rng(sampler_seed),
+            np.random.default_rng(sampler_seed), fusion=self._trainer.host.use_fusion,
         )
         self._decision.reset()
         self._last_sizes: tuple[int, ...] | None = None

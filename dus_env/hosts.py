@@ -48,6 +48,8 @@ class Host:
 
     name = "base"
     shared_head = False
+    use_fusion = False
+    """Whether :meth:`step` trains a paired (fusion) loss (the sampler then draws its rows)."""
 
     def __init__(self, config: TrainerConfig, base_batch_size: int, generator: torch.Generator):
         self.config = config
@@ -159,7 +161,8 @@ class OGMGEHost(JointHost):
                 p.grad.mul_(coeff)
                 if cfg.noise and p.grad.dim() >= 2:
                     std = float(p.grad.std()) + 1e-8
-                    p.grad.add_(torch.randn(p.grad.shape, generator=self.generator) * std)
+                    p.grad.add_(torch.randn(p.grad.shape, generator=self.generator,
+                                            device=p.grad.device, dtype=p.grad.dtype) * std)
         return {f"ogm_coeff/{m}": c for m, c in coeffs.items()}
 
 

@@ -324,6 +324,9 @@ class DUSBatchSampler(Sampler[list[int]]):
         generator: a numpy generator or an integer seed; the only source of randomness.
         n_iterations: windows per pass over this sampler (default: the controller's
             ``total_iterations``, one whole run).
+        fusion: False for a loop with no paired (fusion) loss (MLA-style, unimodal): windows
+            are then no longer than the largest batch, :attr:`fusion_size` is 0 and no paired
+            samples are counted, as the env does for such hosts.
     """
 
     def __init__(
@@ -332,6 +335,7 @@ class DUSBatchSampler(Sampler[list[int]]):
         n_samples: int,
         generator: np.random.Generator | int,
         n_iterations: int | None = None,
+        fusion: bool = True,
     ) -> None:
         check_integer("n_samples", n_samples, 1)
         if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
@@ -344,8 +348,11 @@ class DUSBatchSampler(Sampler[list[int]]):
         self.controller = controller
         self.n_iterations = controller.total_iterations if n_iterations is None else n_iterations
         check_integer("n_iterations", self.n_iterations, 1)
+        if not isinstance(fusion, bool):
+            raise TypeError(f"fusion must be True or False; got {fusion!r}")
         self._sampler = ModalitySampler(
-            controller.sampler_config, controller.modalities, _IndexSplit(n_samples), generator
+            controller.sampler_config, controller.modalities, _IndexSplit(n_samples), generator,
+            fusion=fusion,
         )
         self.batch_sizes: dict[str, int] = {}
         """Per-modality sizes of the window yielded last."""

@@ -120,6 +120,9 @@ class ModalitySampler:
         modalities: modality names, the order of every per-modality vector.
         split: the training split to draw from.
         rng: the only source of randomness (epoch permutations).
+        fusion: whether the host trains a paired (fusion) loss on the window's first rows
+            (joint, OGM-GE); without one (MLA, unimodal) a window is no longer than the largest
+            batch and no paired samples are counted.
     """
 
     def __init__(
@@ -128,8 +131,10 @@ class ModalitySampler:
         modalities: Sequence[str],
         split: DatasetSplit,
         rng: np.random.Generator,
+        fusion: bool = True,
     ) -> None:
         self.config = config
+        self.fusion = bool(fusion)
         self.modalities = tuple(modalities)
         self.split = split
         self.rng = rng
@@ -177,7 +182,9 @@ class ModalitySampler:
     def next_batch(self, batch_sizes: Sequence[int]) -> Batch:
         """The next window, for per-modality ``batch_sizes`` (in modality order)."""
         sizes = self._check(batch_sizes)
-        if self.config.fusion_batch == "fixed":
+        if not self.fusion:
+            fusion_size = 0
+        elif self.config.fusion_batch == "fixed":
             fusion_size = self.config.base_batch_size
         else:
             fusion_size = min(sizes.values())

@@ -78,7 +78,9 @@ class MMLTrainer:
         self.config = config
         self.model = model
         self.device = next(model.parameters()).device
-        self.host: Host = HOSTS.load(config.host)(config, base_batch_size, torch_generator(seed))
+        # the generator lives where the gradients do: OGM-GE's noise is drawn on that device
+        self.host: Host = HOSTS.load(config.host)(config, base_batch_size,
+                                                  torch_generator(seed, self.device))
         if self.host.shared_head != (model.shared_head is not None):
             raise ValueError(f"host {config.host!r} needs shared_head={self.host.shared_head}")
         if config.optimizer == "sgd":

@@ -51,7 +51,8 @@ def _plain_run(config, host: str, policy_name: str, seed: int, feed: str):
     controller = SamplingController.from_config(
         config, _policy(policy_name, layout, config.sampler.multipliers, seed))
     train = dataset.split("train")
-    windows = DUSBatchSampler(controller, len(train), np.random.default_rng(sampler_seed))
+    windows = DUSBatchSampler(controller, len(train), np.random.default_rng(sampler_seed),
+                              fusion=host not in ("mla", "unimodal"))  # no paired loss there
     for window in windows:
         idx = np.asarray(window)
         sizes, fusion = windows.batch_sizes, windows.fusion_size

@@ -86,3 +86,29 @@ def test_sampler_randomness_only_from_its_generator():
     first = a.next_batch((16, 16)).labels
     np.random.seed(999)
     assert torch.equal(first, b.next_batch((16, 16)).labels)
+
+
+def test_a_host_without_a_paired_loss_is_charged_no_fusion_rows():
+    # MLA and unimodal train no fusion loss, yet every window was at least n_b rows and
+    # paired_consumed grew by n_b an iteration: paired_samples and the epoch overstated
+    cfg = SamplerConfig(base_batch_size=16, min_batch_size=4, max_batch_size=32, budget="free")
+    with_fusion = ModalitySampler(cfg, ("a", "b"), _split(96), np.random.default_rng(0))
+    without = ModalitySampler(cfg, ("a", "b"), _split(96), np.random.default_rng(0), fusion=False)
+    for _ in range(6):
+        joint, alone = with_fusion.next_batch((8, 4)), without.next_batch((8, 4))
+        assert (joint.fusion_size, len(joint.labels)) == (16, 16)
+        assert (alone.fusion_size, len(alone.labels)) == (0, 8)
+    assert (with_fusion.paired_consumed, without.paired_consumed) == (96, 0)
+    assert (with_fusion.epoch, without.epoch) == (1.0, 0.5)
+    assert with_fusion.samples_consumed == without.samples_consumed == {"a": 48, "b": 24}
+
+
+@pytest.mark.parametrize("host, paired", [("joint", True), ("ogm_ge", True), ("mla", False),
+                                          ("unimodal", False)])
+def test_the_env_counts_paired_samples_only_for_hosts_with_a_paired_loss(host, paired):
+    from dus_env.env import DUSEnv
+
+    env = DUSEnv(preset="tiny", config={"trainer": {"host": host}})
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(env.uniform_action)
+    assert info["paired_consumed"] == (10 * 16 if paired else 0)
