@@ -24,6 +24,7 @@ from dus_agents.cli import train as train_agent
 from dus_agents.evaluation import make_env
 from dus_agents.evaluation.ray_sweep import RunFault
 from tests.conftest import ROOT
+from tests.support.faults import interrupt_on_call
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 POLICIES = "uniform,heuristic,random"
@@ -196,14 +197,7 @@ def test_ctrl_c_leaves_the_tasks_to_the_session_and_leaving_early_cancels_them(
     early.close()  # a consumer that stops early: what is left is cancelled
     assert 1 <= len(cancelled) <= 3
     cancelled.clear()
-    real_wait, calls = ray.wait, []
-
-    def wait_then_ctrl_c(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_wait(*args, **kwargs)
-
+    wait_then_ctrl_c, calls = interrupt_on_call(ray.wait, 2)
     monkeypatch.setattr(ray, "wait", wait_then_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         list(run_tasks(nap, jobs, TaskResources(num_cpus=1)))

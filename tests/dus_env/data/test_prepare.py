@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from tests.support import fixtures_real as fx
+from tests.support.faults import interrupt_on_call
 from dus_agents.cli import common as cli
 from dus_env.config import (
     CremadConfig, KineticsSoundsConfig, NVGestureConfig, SarcasmConfig, Twitter2015Config,
@@ -669,14 +670,8 @@ def test_cli_interrupted_run_leaves_no_out(tmp_path: Path, capsys: pytest.Captur
 
     raw = fx.cremad_raw(tmp_path / "raw")
     out = tmp_path / "out"
-    real, calls = prep.audio_features, []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
+    real = prep.audio_features
+    interrupted, _ = interrupt_on_call(real, 5)
     monkeypatch.setattr(prep, "audio_features", interrupted)
     code, _, err = _run(_cremad(raw, out), capsys)
     assert code == 130 and err.strip() == "python -m dus_agents.cli.prepare: interrupted"
