@@ -202,11 +202,12 @@ class RolloutCheckpointCallback(CheckpointCallback):
             self.save_now()
 
     def save_now(self) -> Path:
-        from dus_agents.ppo import save_checkpoint
+        from dus_agents.ppo import rng_states, save_checkpoint
 
         path = Path(self._checkpoint_path(extension="zip"))
         spec = self.env_spec or self.training_env.env_method("spec_dict", indices=[0])[0]
-        save_checkpoint(self.model, path, spec, {"monitor_rows": monitor_rows(self.monitor_dir)})
+        save_checkpoint(self.model, path, spec, {"monitor_rows": monitor_rows(self.monitor_dir),
+                                                 "rng": rng_states(self.training_env)})
         self._last_saved = self.num_timesteps
         if self.keep_last is not None:
             for old in list_checkpoints(self.save_path, self.name_prefix)[:-self.keep_last]:
@@ -282,7 +283,10 @@ class SelectionCallback(BaseCallback):
 
     The slice's seeds are the suite's validation seeds, which no training episode uses, and its
     tasks are training tasks: held-out tasks and test data are never read. Each evaluation is
-    appended to ``selection.jsonl``; a resumed run continues from the best recorded there.
+    appended to ``selection.jsonl``; each new best is also kept as ``best_policies/<timesteps>.zip``
+    (a few kilobytes). A resumed run drops the evaluations after its checkpoint from both (they
+    are redone) and puts back the best policy among those it keeps, so what it ships never
+    comes from the discarded part of the run.
 
     Args:
         env: a DUS-v1 env over the suite (paired reward), used only for evaluation.
@@ -301,6 +305,7 @@ class SelectionCallback(BaseCallback):
         self.run_dir, self.env_spec = Path(run_dir), env_spec
         self.best_path = self.run_dir / "best_policy.zip"
         self.log_path = self.run_dir / "selection.jsonl"
+        self.snapshots = self.run_dir / "best_policies"
         self.history: list[dict[str, Any]] = []
         for line in (self.log_path.read_text().splitlines() if self.log_path.is_file() else ()):
             try:
@@ -314,7 +319,26 @@ class SelectionCallback(BaseCallback):
         return max(self.history, key=lambda r: r["mean_return"], default=None)
 
     def _on_training_start(self) -> None:
-        self.history = [r for r in self.history if r["timesteps"] <= self.model.num_timesteps]
+        now = self.model.num_timesteps
+        kept = [r for r in self.history if r["timesteps"] <= now]
+        dropped = len(self.history) - len(kept)
+        if dropped:  # evaluations after the checkpoint are redone
+            atomic_write(self.log_path, "".join(json.dumps(r) + "\n" for r in kept))
+        for snapshot in self.snapshots.glob("*.zip") if self.snapshots.is_dir() else ():
+            if snapshot.stem.isdigit() and int(snapshot.stem) > now:
+                snapshot.unlink()
+        self.history = kept
+        best = self.best
+        if best is not None:  # the best policy among the evaluations kept, and no other
+            source = self.snapshots / f"{best['timesteps']}.zip"
+            if source.is_file():
+                if not (self.best_path.is_file()
+                        and self.best_path.read_bytes() == source.read_bytes()):
+                    atomic_write(self.best_path, source.read_bytes())
+            elif dropped:  # a run from before the snapshots: its best may be a dropped one
+                self.best_path.unlink(missing_ok=True)
+        elif dropped:
+            self.best_path.unlink(missing_ok=True)
         done = [r["timesteps"] for r in self.history]
         self._last = max(done) if done else -1
 
@@ -338,12 +362,16 @@ class SelectionCallback(BaseCallback):
         record = {"timesteps": int(self.model.num_timesteps),
                   "mean_return": float(np.mean(returns)), "returns": returns}
         best = self.best
+        if best is None or record["mean_return"] > best["mean_return"]:
+            # saved before it is logged: a run killed in between never logs a best it lacks
+            snapshot = self.snapshots / f"{record['timesteps']}.zip"
+            self.snapshots.mkdir(parents=True, exist_ok=True)
+            policy.save(snapshot, {"selected_at_timesteps": record["timesteps"],
+                                   "validation_mean_paired_return": record["mean_return"],
+                                   "validation_slice": [list(p) for p in self.pairs]})
+            atomic_write(self.best_path, snapshot.read_bytes())
         self.history.append(record)
         append_jsonl(self.log_path, record)
-        if best is None or record["mean_return"] > best["mean_return"]:
-            policy.save(self.best_path, {"selected_at_timesteps": record["timesteps"],
-                                         "validation_mean_paired_return": record["mean_return"],
-                                         "validation_slice": [list(p) for p in self.pairs]})
         self.logger.record("dus/selection/mean_paired_return", record["mean_return"])
         self._last = record["timesteps"]
         return record

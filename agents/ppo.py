@@ -590,6 +590,66 @@ class Checkpoint:
     counters: dict[str, Any]
 
 
+def rng_states(vec_env: Any) -> dict[str, Any]:
+    """The random state a resumed run needs to go on exactly as an uninterrupted one (JSON):
+    torch's, numpy's and Python's global generators (action sampling, minibatch order) and each
+    env's ``np_random`` at the start of its current episode (``envs``: None where an env does
+    not record it). Taken between rollouts, where every env of a fixed-length task has just
+    begun an episode."""
+    import random
+
+    import torch
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    try:
+        envs = vec_env.env_method("episode_rng_state")
+    except AttributeError:
+        envs = None
+    return {"torch": torch.get_rng_state().tolist(),
+            "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+            "python": [version, list(internal), gauss_next], "envs": envs}
+
+
+def _check_rng_states(rng: Any, where: str) -> None:
+    """A checkpoint's ``rng`` entry has the shapes :func:`rng_states` writes (ArtifactError)."""
+    def ints(value: Any, n: int | None = None, hi: int = 2**32) -> bool:
+        return (isinstance(value, list) and (n is None or len(value) == n)
+                and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < hi
+                        for v in value))
+
+    ok = (isinstance(rng, dict) and ints(rng.get("torch"), hi=256)
+          and isinstance(rng.get("numpy"), list) and len(rng["numpy"]) == 5
+          and rng["numpy"][0] == "MT19937" and ints(rng["numpy"][1], 624)
+          and isinstance(rng.get("python"), list) and len(rng["python"]) == 3
+          and ints(rng["python"][1], 625)
+          and (rng.get("envs") is None or isinstance(rng["envs"], list)))
+    if not ok:
+        raise ArtifactError(f"checkpoint {where!r} has a damaged random state ('rng'); refused")
+
+
+def restore_rng_states(rng: Mapping[str, Any], vec_env: Any) -> bool:
+    """Put :func:`rng_states` back: the global generators, and each env's episode state, so
+    its next reset redraws the episode it was in. False (nothing changed) when the envs' states
+    were not recorded or their count differs (another ``--n-envs``)."""
+    import random
+
+    import torch
+
+    envs = rng.get("envs")
+    if not isinstance(envs, list) or len(envs) != vec_env.num_envs or None in envs:
+        return False
+    for i, state in enumerate(envs):
+        vec_env.env_method("redo_episode", state, indices=[i])
+    vec_env._reset_seeds()  # the seeds SB3 set at build would reseed the next reset
+    numpy = rng["numpy"]
+    np.random.set_state((numpy[0], np.asarray(numpy[1], dtype=np.uint32), *numpy[2:]))
+    python = rng["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    torch.set_rng_state(torch.tensor(rng["torch"], dtype=torch.uint8))
+    return True
+
+
 def read_checkpoint(path: str | Path, env: Any | None = None) -> Checkpoint:
     """Read a checkpoint of :func:`save_checkpoint` as data (nothing is unpickled); with
     ``env``, its spec must match. Raises :class:`ArtifactError` naming the file."""
@@ -602,6 +662,8 @@ def read_checkpoint(path: str | Path, env: Any | None = None) -> Checkpoint:
     except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"checkpoint {where!r} has damaged training counters "
                             f"({type(exc).__name__}: {exc})") from None
+    if "rng" in counters:  # checkpoints from before it was recorded have none
+        _check_rng_states(counters["rng"], where)
     optimizer = tensors_from_bytes(artifact.entries[OPTIMIZER_ENTRY], where, OPTIMIZER_ENTRY)
     bad = nonfinite_tensor(optimizer)
     if bad is not None:

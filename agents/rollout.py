@@ -22,12 +22,14 @@ class EpisodeResult:
 
 
 def run_episode(env: Any, policy: Policy, seed: int | None = None,
-                deterministic: bool = True) -> EpisodeResult:
-    """Reset ``env`` with ``seed`` and step ``policy`` until the episode ends.
+                deterministic: bool = True, options: dict[str, Any] | None = None
+                ) -> EpisodeResult:
+    """Reset ``env`` with ``seed`` (and ``options``, e.g. DUS-v1's ``task`` and
+    ``episode_seed``) and step ``policy`` until the episode ends.
 
     Online policies (:class:`OnlinePolicy`) are told each reward after each step.
     """
-    obs, info = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed, options=options)
     infos, actions, total, state = [info], [], 0.0, None
     episode_start = np.ones((1,), dtype=bool)
     done = False

@@ -178,18 +178,37 @@ def episode_seed(seed: int, index: int) -> int:
 
 
 def compare_with_uniform(policy: Any, args: TrainArgs, n_episodes: int) -> dict[str, Any]:
-    """Deterministic replay of ``policy`` and the uniform sampler on the same fresh seeds."""
+    """Deterministic replay of ``policy`` and the uniform sampler on the same fresh seeds.
+
+    With ``--suite``: the suite's training tasks in turn, each on an episode seed outside every
+    task's pool and the validation seeds (DUS-v1 maps a plain reset seed to a training task
+    and a seed of its training pool: episodes the policy trained on)."""
+    import itertools
+
     import numpy as np
 
     from dus_agents import UniformPolicy, run_episode
 
     env = make_probe_env(args)
-    seeds = [10_000 + i for i in range(n_episodes)]
+    seeds: list[int] = []
+    tasks: list[str | None] = [None] * n_episodes
+    if args.suite:
+        suite = env.unwrapped.suite
+        used = set(suite.validation_seeds) | {s for t in (*suite.train, *suite.heldout)
+                                              for s in (t.seeds or ())}
+        seeds = list(itertools.islice((s for s in itertools.count(10_000) if s not in used),
+                                      n_episodes))
+        tasks = [suite.train[i % len(suite.train)].name for i in range(n_episodes)]
+    else:
+        seeds = [10_000 + i for i in range(n_episodes)]
     out: dict[str, Any] = {"seeds": seeds}
+    if args.suite:
+        out["tasks"] = tasks
     for name, pol in (("policy", policy), ("uniform", UniformPolicy.for_env(env))):
         returns, accs = [], []
-        for s in seeds:
-            result = run_episode(env, pol, seed=s, deterministic=True)
+        for s, task in zip(seeds, tasks):
+            options = None if task is None else {"task": task, "episode_seed": s}
+            result = run_episode(env, pol, seed=s, deterministic=True, options=options)
             returns.append(result.episode_return)
             val = result.infos[-1].get("validation") or {}
             accs.append(val.get("accuracy"))
@@ -264,6 +283,7 @@ def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
         build_ppo,
         read_checkpoint,
         restore_checkpoint,
+        restore_rng_states,
     )
     from dus_env.errors import ArtifactError
 
@@ -292,8 +312,13 @@ def train_ppo(args: TrainArgs, run_dir: Path, probe_env: Any, segment: int,
     if checkpoint is not None:
         restore_checkpoint(model, checkpoint)
         info["resumed_from"] = str(checkpoint.path)
-        set_random_seed(args.seed + model.num_timesteps)
-        vec_env.seed(args.seed + model.num_timesteps)
+        # its random state: the run goes on as if never stopped (where every env was between
+        # episodes); a checkpoint without one (older, or another --n-envs) reseeds instead
+        rng = checkpoint.counters.get("rng")
+        info["resumed_exactly"] = bool(rng) and restore_rng_states(rng, vec_env)
+        if not info["resumed_exactly"]:
+            set_random_seed(args.seed + model.num_timesteps)
+            vec_env.seed(args.seed + model.num_timesteps)
     elif args.suite and args.imitate_episodes:
         info["imitation"] = imitate_heuristic(model, args, probe_env)
     model.set_logger(make_logger(run_dir, segment))
@@ -346,8 +371,10 @@ def imitate_heuristic(model: Any, args: TrainArgs, probe_env: Any) -> dict[str, 
     from dus_agents.heuristic import HeuristicPolicy
 
     start = time.perf_counter()
+    # the run's own --set / --host overrides (its observation layout, its host), with a reward
+    # that reads no validation
     env = make_dus_env(dus_env.ENV_V1_ID, suite=args.suite,
-                       config={"reward": {"name": "discrepancy"}})
+                       config={**env_overrides(args), "reward": {"name": "discrepancy"}})
     teacher = HeuristicPolicy.for_env(env)
     observations, actions = [], []
     for episode in range(args.imitate_episodes):
@@ -509,8 +536,10 @@ def _train_in(args: TrainArgs, run_dir: Path, segment: int, probe_env: Any,
         policy, info = train_reinforce(args, run_dir, probe_env, segment)
     train_time = time.perf_counter() - start
     policy_path = run_dir / "policy.zip"
+    best = (info.get("selection") or {}).get("best")
+    selected = {"selected_at_timesteps": best["timesteps"]} if best else {}
     policy.save(policy_path, metadata={"args": dataclasses.asdict(args),
-                                       "timesteps": info["timesteps"]})
+                                       "timesteps": info["timesteps"], **selected})
 
     previous_summary = {}
     if (run_dir / "summary.json").exists():

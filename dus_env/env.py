@@ -26,6 +26,9 @@ from dus_env.sampler import (
 from dus_env.seeding import spawn_seeds
 from dus_env.trainer import EvalStats, MMLTrainer
 
+BIT_GENERATORS: tuple[str, ...] = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+"""numpy bit generators :meth:`DUSEnv.redo_episode` rebuilds (Gymnasium seeds with PCG64)."""
+
 
 def resolve_config(
     config: EnvConfig | Mapping[str, Any] | None = None, preset: str | None = None
@@ -205,7 +208,29 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
         if isinstance(seed, np.integer):  # numpy integers are seeds too
             seed = int(seed)
         super().reset(seed=seed)
+        self._episode_rng_state = self.np_random.bit_generator.state
         return self._start_episode(*self.episode_seeds(self.np_random))
+
+    def episode_rng_state(self) -> dict[str, Any] | None:
+        """``np_random``'s state (JSON-ready) when the current episode began drawing (after any
+        reseeding by ``reset(seed=...)``); None before the first reset. With
+        :meth:`redo_episode` a resumed training run restarts exactly this episode."""
+        return getattr(self, "_episode_rng_state", None)
+
+    def redo_episode(self, state: Mapping[str, Any]) -> None:
+        """Put ``np_random`` back to ``state`` (from :meth:`episode_rng_state`): the next
+        ``reset()`` without a seed draws that episode again, and the ones after it follow as
+        they did the first time."""
+        name = state.get("bit_generator") if isinstance(state, Mapping) else None
+        if name not in BIT_GENERATORS:
+            raise ValueError(f"state={state!r:.80} is not a numpy bit-generator state of "
+                             f"{list(BIT_GENERATORS)}")
+        generator = np.random.Generator(getattr(np.random, name)())
+        try:
+            generator.bit_generator.state = dict(state)
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
+            raise ValueError(f"state is not a valid {name} state ({exc})") from None
+        self.np_random = generator
 
     def _start_episode(self, model_seed: int, sampler_seed: int
                        ) -> tuple[np.ndarray, dict[str, Any]]:

@@ -208,6 +208,7 @@ class DUSEnvV1(DUSEnv):
             check_choice("task", options["task"], self._by_name)
         self._done = True  # a reset ends the episode, whether or not the next one starts
         super(DUSEnv, self).reset(seed=seed)  # gymnasium's: seeds np_random
+        self._episode_rng_state = self.np_random.bit_generator.state
         rng = self.np_random
         if "task" in options:
             task = self._by_name[options["task"]]

@@ -17,6 +17,11 @@ PPO trains in rollouts of ``n_steps * n_envs`` env steps, so the total is rounde
 number of rollouts; REINFORCE trains in whole episodes (each one a training run), so its total is
 rounded up to whole episodes. ``--resume DIR`` continues from the newest checkpoint in DIR and
 stops at the requested total (pass a larger ``--total-timesteps`` to extend a finished run).
+A checkpoint holds the random state too (torch's, numpy's, Python's and each env's at the
+start of its episode), so a resumed PPO run goes on exactly as one never stopped wherever its
+envs were between episodes at the checkpoint (tasks of one length: every preset); a checkpoint
+written without it, or resumed with another ``--n-envs``, reseeds (``summary.json``'s
+``resumed_exactly`` says which). REINFORCE resumes exactly too.
 
 ``--vec-env ray`` puts each PPO env in its own Ray actor (``dus_agents.ray_vec_env.RayVecEnv``):
 on this machine by default, on a running cluster with ``--address``. An actor whose process

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 
 import gymnasium as gym
@@ -152,6 +153,26 @@ def test_checkpoints_fall_between_rollouts(tmp_path):
         assert torch.equal(pa, pb)  # the last checkpoint holds the updated (final) weights
     assert loaded.counters["num_timesteps"] == 72
     assert not list(folder.glob("*.tmp"))
+    assert len(loaded.counters["rng"]["envs"]) == 1  # what an exact resume puts back
+
+
+def test_a_checkpoint_with_a_damaged_random_state_is_refused_naming_it(tmp_path):
+    from dus_agents.artifact import read_artifact, write_artifact
+    from dus_agents.ppo import ARTIFACT_KIND, TRAINING_ENTRY
+
+    folder = tmp_path / "ck"
+    train(seed=0, timesteps=24, callback=RolloutCheckpointCallback(24, folder, keep_last=1))
+    (path,) = list_checkpoints(folder)
+    artifact = read_artifact(path, ARTIFACT_KIND)
+    counters = json.loads(artifact.entries[TRAINING_ENTRY])
+    for damage in ({"torch": [999]}, {"numpy": ["MT19937", [1, 2], 0, 0, 0.0]}, "noise"):
+        bad = {**counters, "rng": damage if isinstance(damage, str)
+               else {**counters["rng"], **damage}}
+        entries = {**artifact.entries, TRAINING_ENTRY: json.dumps(bad).encode()}
+        write_artifact(path, ARTIFACT_KIND, artifact.env_spec, entries, artifact.metadata)
+        with pytest.raises(ArtifactError, match=f"checkpoint {str(path)!r} has a damaged "
+                                                r"random state \('rng'\); refused"):
+            read_checkpoint(path)
 
 
 def test_adopt_a_plain_sb3_zip(tmp_path):

@@ -513,3 +513,118 @@ def test_a_full_disk_mid_run_is_one_line_and_keeps_the_finished_checkpoints(tmp_
     assert train_agent.main(["--resume", str(run_dir), "--no-progress-bar"]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["timesteps"] == 48 and summary["resumed_from"].endswith("_24_steps.zip")
+
+
+def test_a_resumed_suite_run_ships_the_best_of_what_it_kept_and_logs_each_evaluation_once(
+        tmp_path, capsys, monkeypatch):
+    """Killed right after its evaluation at 72 (checkpoints at 48 and 96), where that policy
+    scored best: the resumed run redid 72 on another path, yet shipped the lost policy as
+    best_policy.zip / policy.zip, and selection.jsonl logged 72 twice."""
+    import torch
+
+    import dus_agents.callbacks as callbacks
+    from dus_agents.artifact import read_header
+    from dus_agents.ppo import PPOPolicy
+
+    real_returns, real_evaluate = callbacks.slice_returns, callbacks.SelectionCallback.evaluate
+    state = {"first": True, "at": None}
+
+    def returns(env, policy, pairs):  # the lost evaluation happens to score best
+        values = real_returns(env, policy, pairs)
+        return [v + 1.0 for v in values] if state["first"] and state["at"] == 72 else values
+
+    def evaluate(self):
+        state["at"] = self.model.num_timesteps
+        record = real_evaluate(self)
+        if state["first"] and record["timesteps"] == 72:
+            raise KeyboardInterrupt  # Ctrl-C after the evaluation at 72
+        return record
+
+    monkeypatch.setattr(callbacks, "slice_returns", returns)
+    monkeypatch.setattr(callbacks.SelectionCallback, "evaluate", evaluate)
+    run_dir = tmp_path / "k"
+    with pytest.raises(SystemExit) as interrupted:
+        train_agent.main([
+            "--suite", "tiny", "--n-envs", "1", "--eval-freq", "24", "--eval-tasks", "1",
+            "--checkpoint-freq", "48", "--keep-checkpoints", "10", "--no-progress-bar",
+            "--eval-episodes", "0", "--total-timesteps", "96", "--out-dir", str(tmp_path),
+            "--run-name", "k"])
+    assert interrupted.value.code == 130
+    assert read_header(run_dir / "best_policy.zip")["metadata"]["selected_at_timesteps"] == 72
+    state["first"] = False
+    assert train_agent.main(["--resume", str(run_dir), "--no-progress-bar"]) == 0
+    capsys.readouterr()
+    log = [json.loads(line) for line in (run_dir / "selection.jsonl").read_text().splitlines()]
+    assert [r["timesteps"] for r in log] == [0, 24, 48, 72, 96]
+    best = json.loads((run_dir / "summary.json").read_text())["selection"]["best"]
+    assert best == max(log, key=lambda r: r["mean_return"]) and best["mean_return"] < 1.0
+    improvements, top = [], None  # one snapshot per new best, none from the lost path
+    for record in log:
+        if top is None or record["mean_return"] > top:
+            improvements.append(record["timesteps"])
+            top = record["mean_return"]
+    assert sorted(int(p.stem) for p in (run_dir / "best_policies").glob("*.zip")) == improvements
+    for name in ("best_policy.zip", "policy.zip"):
+        assert read_header(run_dir / name)["metadata"]["selected_at_timesteps"] == \
+            best["timesteps"], name
+    kept = PPOPolicy.load(run_dir / "best_policies" / f"{best['timesteps']}.zip")
+    shipped = PPOPolicy.load(run_dir / "policy.zip")
+    for (key, a), b in zip(kept.policy.state_dict().items(),
+                           shipped.policy.state_dict().values()):
+        assert torch.equal(a, b), key
+
+
+def test_imitation_uses_the_runs_overrides_and_the_replay_uses_fresh_suite_episodes(
+        tmp_path, capsys):
+    # --imitate-episodes built its env without --set: another observation layout crashed it
+    # (RuntimeError: shape '[12, 4, 11]' is invalid); the summary's replay against uniform,
+    # "fresh episodes", used reset seeds DUS-v1 maps into training pools
+    from dus_env.suites import get_suite
+
+    assert train_agent.main([
+        "--suite", "tiny", "--n-envs", "1", "--imitate-episodes", "1",
+        "--set", "monitor.history_length=4", "--total-timesteps", "24", "--eval-freq", "24",
+        "--eval-tasks", "1", "--eval-episodes", "3", "--no-progress-bar",
+        "--out-dir", str(tmp_path), "--run-name", "i"]) == 0
+    capsys.readouterr()
+    summary = json.loads((tmp_path / "i" / "summary.json").read_text())
+    assert summary["imitation"]["episodes"] == 1
+    replay = summary["replay_vs_uniform"]
+    suite = get_suite("tiny")
+    used = set(suite.validation_seeds) | {s for t in (*suite.train, *suite.heldout)
+                                          for s in (t.seeds or ())}
+    assert len(replay["seeds"]) == 3 and not used & set(replay["seeds"])
+    assert replay["tasks"] == [suite.train[i % len(suite.train)].name for i in range(3)]
+
+
+@pytest.mark.parametrize("flags", [
+    ["--preset", "tiny", "--n-envs", "2"],  # subprocess envs
+    ["--suite", "tiny", "--n-envs", "1", "--eval-freq", "24", "--eval-tasks", "1"],
+])
+def test_a_resumed_ppo_run_goes_on_exactly_as_an_uninterrupted_one(flags, tmp_path):
+    # --resume reseeded (seed + timesteps): the episodes after the checkpoint and the final
+    # weights differed from a run that was never stopped
+    import torch
+
+    from dus_agents.ppo import PPOPolicy
+
+    common = [*flags, "--no-progress-bar", "--eval-episodes", "0", "--checkpoint-freq", "24",
+              "--out-dir", str(tmp_path)]
+    whole = run(*common, "--total-timesteps", "48", "--run-name", "whole", timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    first = run(*common, "--total-timesteps", "24", "--run-name", "split", timeout=300)
+    assert first.returncode == 0, first.stderr
+    resumed = run("--resume", str(tmp_path / "split"), "--total-timesteps", "48",
+                  "--no-progress-bar", timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((tmp_path / "split" / "summary.json").read_text())
+    assert summary["resumed_exactly"] is True
+
+    def trained(name):
+        rows = [{k: v for k, v in e.items() if "time" not in k}
+                for e in episodes(tmp_path / name)]
+        return rows, PPOPolicy.load(tmp_path / name / "policy.zip").policy.state_dict()
+
+    (rows_a, weights_a), (rows_b, weights_b) = trained("whole"), trained("split")
+    assert rows_a == rows_b and len(rows_a) == 8  # 48 steps of 6-step episodes
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
