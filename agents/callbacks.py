@@ -332,9 +332,7 @@ class SelectionCallback(BaseCallback):
         if best is not None:  # the best policy among the evaluations kept, and no other
             source = self.snapshots / f"{best['timesteps']}.zip"
             if source.is_file():
-                if not (self.best_path.is_file()
-                        and self.best_path.read_bytes() == source.read_bytes()):
-                    atomic_write(self.best_path, source.read_bytes())
+                atomic_write(self.best_path, source.read_bytes())
             elif dropped:  # a run from before the snapshots: its best may be a dropped one
                 self.best_path.unlink(missing_ok=True)
         elif dropped:

@@ -612,20 +612,66 @@ def rng_states(vec_env: Any) -> dict[str, Any]:
 
 
 def _check_rng_states(rng: Any, where: str) -> None:
-    """A checkpoint's ``rng`` entry has the shapes :func:`rng_states` writes (ArtifactError)."""
-    def ints(value: Any, n: int | None = None, hi: int = 2**32) -> bool:
-        return (isinstance(value, list) and (n is None or len(value) == n)
-                and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < hi
-                        for v in value))
+    """A checkpoint's ``rng`` entry is what :func:`rng_states` writes: each part is put into a
+    fresh generator of its kind (never the global ones), so a resume cannot fail half-way
+    through restoring it. Raises :class:`ArtifactError` naming the file and the part."""
+    import random
 
-    ok = (isinstance(rng, dict) and ints(rng.get("torch"), hi=256)
-          and isinstance(rng.get("numpy"), list) and len(rng["numpy"]) == 5
-          and rng["numpy"][0] == "MT19937" and ints(rng["numpy"][1], 624)
-          and isinstance(rng.get("python"), list) and len(rng["python"]) == 3
-          and ints(rng["python"][1], 625)
-          and (rng.get("envs") is None or isinstance(rng["envs"], list)))
-    if not ok:
-        raise ArtifactError(f"checkpoint {where!r} has a damaged random state ('rng'); refused")
+    import torch
+
+    from dus_env.env import BIT_GENERATORS
+
+    def refuse(part: str, why: str) -> None:
+        raise ArtifactError(f"checkpoint {where!r} has a damaged random state ('rng'), "
+                            f"part {part!r}: {why}; refused")
+
+    if not isinstance(rng, dict):
+        refuse("rng", f"expected a JSON object, got {type(rng).__name__}")
+    for part, check in (("torch", _torch_state_check(torch)), ("numpy", _numpy_state_check),
+                        ("python", lambda v: random.Random().setstate(
+                            (v[0], tuple(v[1]), v[2])))):
+        value = rng.get(part)
+        if not isinstance(value, list):
+            refuse(part, f"expected a list, got {type(value).__name__}")
+        try:
+            check(value)
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError, RuntimeError) as exc:
+            refuse(part, f"{type(exc).__name__}: {exc}")
+    envs = rng.get("envs")
+    if envs is None:
+        return
+    if not isinstance(envs, list):
+        refuse("envs", f"expected a list or null, got {type(envs).__name__}")
+    for i, state in enumerate(envs):
+        if state is None:
+            continue
+        name = state.get("bit_generator") if isinstance(state, dict) else None
+        if name not in BIT_GENERATORS:
+            refuse(f"envs[{i}]", f"not a numpy bit-generator state of {list(BIT_GENERATORS)}")
+        try:
+            getattr(np.random, name)().state = dict(state)
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
+            refuse(f"envs[{i}]", f"not a valid {name} state ({type(exc).__name__}: {exc})")
+
+
+def _torch_state_check(torch: Any) -> Callable[[list], None]:
+    def check(value: list) -> None:
+        if not all(isinstance(v, int) and 0 <= v < 256 for v in value):
+            raise ValueError("expected bytes (integers 0-255)")
+        torch.Generator().set_state(torch.tensor(value, dtype=torch.uint8))
+    return check
+
+
+def _numpy_state_check(value: list) -> None:
+    if len(value) != 5 or value[0] != "MT19937":
+        raise ValueError("expected ['MT19937', keys, pos, has_gauss, cached_gaussian]")
+    keys = value[1]
+    if not (isinstance(keys, list) and len(keys) == 624
+            and all(isinstance(k, int) and 0 <= k < 2**32 for k in keys)):
+        raise ValueError("expected 624 unsigned 32-bit keys")
+    if not (isinstance(value[2], int) and 0 <= value[2] <= 624):
+        raise ValueError(f"position {value[2]!r} is not an integer in [0, 624]")
+    np.random.RandomState().set_state((value[0], np.asarray(keys, dtype=np.uint32), *value[2:]))
 
 
 def restore_rng_states(rng: Mapping[str, Any], vec_env: Any) -> bool:

@@ -165,13 +165,23 @@ def test_a_checkpoint_with_a_damaged_random_state_is_refused_naming_it(tmp_path)
     (path,) = list_checkpoints(folder)
     artifact = read_artifact(path, ARTIFACT_KIND)
     counters = json.loads(artifact.entries[TRAINING_ENTRY])
-    for damage in ({"torch": [999]}, {"numpy": ["MT19937", [1, 2], 0, 0, 0.0]}, "noise"):
+    env_state = counters["rng"]["envs"][0]
+    damages = (("torch", {"torch": [999]}), ("torch", {"torch": [1, 2, 3]}),
+               ("numpy", {"numpy": ["MT19937", [1, 2], 0, 0, 0.0]}),
+               ("numpy", {"numpy": [*counters["rng"]["numpy"][:2], 9999, 0, 0.0]}),
+               ("python", {"python": [3, [1, 2, 3], None]}),
+               ("envs", {"envs": "noise"}),
+               ("envs[0]", {"envs": [{**env_state, "bit_generator": "os.system"}]}),
+               ("envs[0]", {"envs": [{**env_state, "state": {"state": "x", "inc": 1}}]}),
+               ("rng", "noise"))
+    for part, damage in damages:
         bad = {**counters, "rng": damage if isinstance(damage, str)
                else {**counters["rng"], **damage}}
         entries = {**artifact.entries, TRAINING_ENTRY: json.dumps(bad).encode()}
         write_artifact(path, ARTIFACT_KIND, artifact.env_spec, entries, artifact.metadata)
-        with pytest.raises(ArtifactError, match=f"checkpoint {str(path)!r} has a damaged "
-                                                r"random state \('rng'\); refused"):
+        with pytest.raises(ArtifactError, match=f"checkpoint {re.escape(repr(str(path)))} has a "
+                                                rf"damaged random state \('rng'\), part "
+                                                rf"{re.escape(repr(part))}: .*; refused"):
             read_checkpoint(path)
 
 
