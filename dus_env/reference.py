@@ -16,6 +16,8 @@ of a process) and, with ``reward.reference_cache=FOLDER``, on disk: one JSON fil
 named by the hash of its key and holding the key itself. A folder written by another env
 version, package version or torch build is refused (its ``cache.json`` says which), and an
 entry whose stored key differs from the one asked for is refused naming the fields that differ.
+The disk cache only saves time: a curve that cannot be written (a full disk, a read-only
+folder) is used from memory, with a :class:`ReferenceCacheWarning`, and the episode goes on.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import hashlib
 import json
 import math
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -101,6 +104,10 @@ def _differences(want: Any, got: Any, where: str = "") -> list[str]:
             out += _differences(want.get(k), got.get(k), f"{where}.{k}" if where else str(k))
         return out
     return [] if want == got else [f"{where}: {got!r} (cache) vs {want!r} (this env)"]
+
+
+class ReferenceCacheWarning(RuntimeWarning):
+    """A reference curve could not be written to the disk cache (it is still used)."""
 
 
 class ReferenceCache:
@@ -187,7 +194,13 @@ def reference_curve(key: Mapping[str, Any], compute: Callable[[], list[float]],
     if curve is None:
         curve, source = compute(), "computed"
         if cache is not None:
-            cache.write(key, curve)
+            try:
+                cache.write(key, curve)
+            except OSError as exc:  # the cache only saves time: the episode goes on
+                warnings.warn(f"reference cache entry {str(cache.path(key))!r} could not be "
+                              f"written ({type(exc).__name__}: {exc}); the curve is used from "
+                              "memory and recomputed in other processes",
+                              ReferenceCacheWarning, stacklevel=2)
     with _LOCK:
         _MEMORY[digest] = list(curve)
         while len(_MEMORY) > MEMORY_CURVES:

@@ -259,6 +259,39 @@ def test_a_cache_hit_gives_the_rewards_recomputation_gives(tmp_path):
     assert fresh.reference_source == "disk" and from_disk == computed
 
 
+def test_a_full_disk_under_the_reference_cache_does_not_end_the_episode(tmp_path, monkeypatch):
+    import errno
+
+    from dus_env import files
+
+    cache = tmp_path / "cache"
+    cfg = {"reward": {"name": "paired", "reference_cache": str(cache)}}
+    skew = [[3, 13, 8, 8]] * 6
+    reference.clear_memory()
+    expected = _episode(DUSEnvV1(preset="tiny", config={"reward": {"name": "paired"}}),
+                        skew, seed=4)[0]
+    reference.clear_memory()
+    env = DUSEnvV1(preset="tiny", config=cfg)  # its cache.json is written
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    with pytest.warns(reference.ReferenceCacheWarning,
+                      match=r"reference cache entry '.*\.json' could not be written "
+                            r"\(OSError: \[Errno 28\] No space left on device\)"):
+        rewards = _episode(env, skew, seed=4)[0]
+    assert env.reference_source == "computed" and rewards == expected
+    assert sorted(p.name for p in cache.iterdir()) == ["cache.json"]  # no partial entry
+    again = _episode(env, skew, seed=4)[0]  # this process still has it
+    assert env.reference_source == "memory" and again == expected
+    monkeypatch.undo()  # space again: another process computes it and caches it
+    reference.clear_memory()
+    fresh = DUSEnvV1(preset="tiny", config=cfg)
+    assert _episode(fresh, skew, seed=4)[0] == expected and fresh.reference_source == "computed"
+    assert len(list(cache.glob("*.json"))) == 2
+
+
 def test_a_reference_cache_from_other_code_or_another_run_is_refused(tmp_path):
     folder = tmp_path / "cache"
     env = DUSEnv(preset="tiny", config={"reward": {"name": "paired",
