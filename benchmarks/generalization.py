@@ -27,6 +27,7 @@ significant.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sys
 import tempfile
@@ -43,7 +44,7 @@ from benchmarks.oracle import oracle_policy, resolve_tasks
 from dus_agents.evaluation.runs import run_one
 from dus_agents.evaluation.stats import paired_difference, t_interval
 from dus_agents.heuristic import HeuristicPolicy, UniformPolicy
-from dus_agents.cli.common import check_at_least, comma_list
+from dus_agents.cli.common import check_at_least, check_option, comma_list
 from dus_env.errors import UsageError
 from dus_env.suites import Task
 
@@ -72,8 +73,9 @@ class Args(common.BenchArgs):
     """Training rows of the linear probes."""
     resume: bool = False
     """Keep the tasks already in --out that were run with the same settings (policies,
-    generalist, ppo-default, oracle, seeds, probe rows) and run only the rest: an interrupted
-    run loses no finished task."""
+    generalist, ppo-default, oracle, seeds, probe rows) and the same policy and oracle files
+    (SHA-256), and run only the rest: an interrupted run loses no finished task. A file from
+    other settings or files, or holding tasks --tasks does not list, is refused."""
     jobs: int = 1
     """Worker processes the tasks are spread over (each task's runs stay in one process; the
     numbers do not depend on it). Each finished task is written to --out at once."""
@@ -104,15 +106,9 @@ def _policies(args: Args, task: Task, wanted: list[str]) -> dict[str, tuple[Any,
         elif name == "heuristic":
             out[name] = (env, HeuristicPolicy.for_env(env))
         elif name == "generalist":
-            given = args.generalist
-            spec = ("pretrained" if given in ("", "pretrained") else given
-                    if given.startswith(("ppo:", "sampled:")) else f"ppo:{given}")
-            out[name] = (env, make_policy(spec, env))
+            out[name] = (env, make_policy(_generalist_spec(args.generalist), env))
         elif name == "oracle":
-            schedules = {}
-            for path in comma_list("--oracle", args.oracle):
-                schedules.update(json.loads(Path(path).read_text())["tasks"])
-            found = schedules.get(task.name)
+            found = _oracle_entries(args)[0].get(task.name)
             out[name] = None if found is None else (env, oracle_policy(env, found))
         elif name == "ppo-default":
             policy = PPOPolicy.load(args.ppo_default)
@@ -124,9 +120,108 @@ def _policies(args: Args, task: Task, wanted: list[str]) -> dict[str, tuple[Any,
     return out
 
 
+def _generalist_spec(given: str) -> str:
+    """--generalist as a policy spec: ``pretrained``, ``ppo:PATH``, ``sampled:...``."""
+    return ("pretrained" if given in ("", "pretrained") else given
+            if given.startswith(("ppo:", "sampled:")) else f"ppo:{given}")
+
+
+def _spec_file(spec: str) -> Path:
+    """The file a generalist spec reads (the shipped policy for ``pretrained``)."""
+    from dus_agents.registry import pretrained_path
+
+    spec = spec.removeprefix("sampled:")
+    return pretrained_path() if spec == "pretrained" else Path(spec.split(":", 1)[1])
+
+
+def _oracle_entries(args: Args) -> tuple[dict[str, Any], dict[str, list[int]]]:
+    """Every --oracle file's tasks (task name -> its entry) and each file's search seeds;
+    an unreadable file, or one without its tasks or search seeds, is a usage error."""
+    entries: dict[str, Any] = {}
+    seeds: dict[str, list[int]] = {}
+    for path in comma_list("--oracle", args.oracle):
+        try:
+            found = json.loads(Path(path).read_text())
+            tasks, searched = found["tasks"], found["search_seeds"]
+            if not (isinstance(tasks, dict) and isinstance(searched, list)
+                    and all(isinstance(v, int) for v in searched)):
+                raise TypeError("'tasks' must be an object and 'search_seeds' a list of seeds")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"--oracle={path!r} is not a benchmarks.oracle result "
+                             f"({type(exc).__name__}: {exc})") from None
+        entries.update(tasks)
+        seeds[path] = searched
+    return entries, seeds
+
+
+def test_seeds(args: Args, task: Task) -> list[int]:
+    """The episode seeds a task is tested on (0..N-1: --synthetic-seeds or --real-seeds)."""
+    synthetic = task.config.data.name == "synthetic"
+    return list(range(args.synthetic_seeds if synthetic else args.real_seeds))
+
+
+def check_inputs(args: Args, wanted: list[str], tasks: list[Task]) -> dict[str, str]:
+    """Every file the wanted policies read, checked before any run: the generalist loads for
+    every task's env, each oracle file holds what it should and was not searched on a test seed
+    of a task it serves (it would be reported on the runs it was tuned on), the ppo-default
+    artefact loads. Returns each file's SHA-256 (what a --resume must find unchanged); a
+    problem is a usage error naming the flag."""
+    from dus_agents.ppo import PPOPolicy
+    from dus_agents.registry import make_policy
+
+    digests: dict[str, str] = {}
+
+    def digest(flag: str, path: Path) -> None:
+        try:
+            digests[f"{flag}={path}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise UsageError(f"{flag}={str(path)!r} cannot be read ({exc})") from None
+
+    if "generalist" in wanted:
+        spec = _generalist_spec(args.generalist)
+        try:
+            path = _spec_file(spec)
+        except OSError as exc:
+            raise UsageError(f"--generalist={args.generalist!r}: {exc}") from None
+        digest("--generalist", path)
+        for task in tasks:
+            try:
+                make_policy(spec, _v1_env(task))
+            except (OSError, ValueError) as exc:
+                raise UsageError(f"--generalist={args.generalist!r} cannot act in task "
+                                 f"{task.name!r}: {exc}") from None
+    if "oracle" in wanted:
+        entries, searched = _oracle_entries(args)
+        for path, seeds in searched.items():
+            digest("--oracle", Path(path))
+            served = [t for t in tasks if t.name in entries]
+            tested = sorted({s for t in served for s in test_seeds(args, t)} & set(seeds))
+            if tested:
+                raise UsageError(
+                    f"--oracle={path!r} was searched on seeds {tested} that are test seeds "
+                    f"of this run (0..N-1 of --synthetic-seeds/--real-seeds): it would be "
+                    "reported on the runs it was tuned on; search it on other seeds")
+        for task in tasks:
+            if task.name in entries:
+                try:
+                    oracle_policy(_v1_env(task), entries[task.name])
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise UsageError(f"--oracle: the entry of task {task.name!r} is not a "
+                                     f"schedule or DUS-H settings for it ({exc})") from None
+    if "ppo-default" in wanted:
+        digest("--ppo-default", Path(args.ppo_default))
+        try:
+            policy = PPOPolicy.load(args.ppo_default)
+            policy.env_spec["observation_size"], policy.env_spec["n_modalities"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise UsageError(f"--ppo-default={args.ppo_default!r} is not a DUS-v0 PPO "
+                             f"artefact ({type(exc).__name__}: {exc})") from None
+    return digests
+
+
 def evaluate_task(args: Args, task: Task, wanted: list[str]) -> dict[str, Any]:
     synthetic = task.config.data.name == "synthetic"
-    seeds = list(range(args.synthetic_seeds if synthetic else args.real_seeds))
+    seeds = test_seeds(args, task)
     runs = _policies(args, task, wanted)
     acc: dict[str, dict[int, float]] = {}
     rows: dict[str, list[dict[str, Any]]] = {}
@@ -225,7 +320,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     check_at_least("--real-seeds", args.real_seeds, 2)
     check_at_least("--jobs", args.jobs, 1)
     common.setup(args)
-    wanted = comma_list("--policies", args.policies)
+    wanted = list(dict.fromkeys(comma_list("--policies", args.policies)))
+    for name in wanted:
+        check_option("--policies", name, POLICIES)
+    if "uniform" not in wanted:
+        raise UsageError(f"--policies={args.policies!r} lacks 'uniform': every gain is "
+                         "measured against it")
     if "ppo-default" in wanted and not args.ppo_default:
         wanted.remove("ppo-default")
     if "oracle" in wanted and not args.oracle:
@@ -236,41 +336,50 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         return _run(args, wanted)
 
 
-def _settings(args: Args, wanted: list[str]) -> dict[str, Any]:
-    """What decides a task's numbers (a resumed run keeps only tasks run with the same)."""
+def _settings(args: Args, wanted: list[str], inputs: dict[str, str]) -> dict[str, Any]:
+    """What decides a task's numbers (a resumed run keeps only tasks run with the same):
+    the flags, and the SHA-256 of every file the policies read (``inputs``)."""
     return {"policies": wanted, "generalist": args.generalist, "ppo_default": args.ppo_default,
             "oracle": args.oracle, "synthetic_seeds": args.synthetic_seeds,
-            "real_seeds": args.real_seeds, "probe_max_train": args.probe_max_train}
+            "real_seeds": args.real_seeds, "probe_max_train": args.probe_max_train,
+            "inputs": inputs}
 
 
-def _finished(args: Args, wanted: list[str]) -> dict[str, Any]:
-    """The tasks of an earlier run in --out with the same settings (--resume)."""
+def _finished(args: Args, settings: dict[str, Any], order: list[Task]) -> dict[str, Any]:
+    """The tasks of an earlier run in --out with the same settings and input files
+    (--resume); a file from other settings, changed inputs, or other tasks is refused."""
     earlier = common.earlier_run(args.out, args.resume)
     if earlier is None:
         return {}
-    settings = earlier.get("settings")
-    if settings is None:  # files written before settings were recorded
-        settings = {**_settings(args, wanted), "policies": earlier.get("policies"),
-                    "generalist": earlier.get("generalist")}
-        command = earlier.get("command", [])
-        for flag, key in (("--ppo-default", "ppo_default"), ("--oracle", "oracle")):
-            settings[key] = command[command.index(flag) + 1] if flag in command else ""
-    if settings != _settings(args, wanted):
-        raise UsageError(f"--resume: {args.out} was run with other settings ({settings}); "
-                         f"this run has {_settings(args, wanted)}")
-    return dict(earlier.get("tasks", {}))
+    theirs = earlier.get("settings")
+    if not isinstance(theirs, dict) or "inputs" not in theirs:
+        raise UsageError(f"--resume: {args.out} does not record the settings and input files "
+                         "its tasks were run with; run without --resume (or move it away)")
+    if theirs != settings:
+        changed = sorted(k for k in set(theirs) | set(settings)
+                         if theirs.get(k) != settings.get(k))
+        raise UsageError(f"--resume: {args.out} was run with other settings or input files "
+                         f"(differing: {', '.join(changed)}; {theirs}); this run has {settings}")
+    tasks = dict(earlier.get("tasks", {}))
+    other = sorted(set(tasks) - {t.name for t in order})
+    if other:
+        raise UsageError(f"--resume: {args.out} holds tasks that --tasks={args.tasks!r} does "
+                         f"not list ({', '.join(other)}); a resumed run would drop them: list "
+                         "them too, or write to another --out")
+    return tasks
 
 
 def _run(args: Args, wanted: list[str]) -> dict[str, Any]:
     log = common.logger("generalization")
-    finished = _finished(args, wanted)
+    order = [task for _, task in resolve_tasks(args.tasks)]
+    settings = _settings(args, wanted, check_inputs(args, wanted, order))
+    finished = _finished(args, settings, order)
     result: dict[str, Any] = {"machine": common.machine_info(), "command": sys.argv,
                               "policies": wanted, "generalist": args.generalist,
-                              "settings": _settings(args, wanted), "tasks": {}}
+                              "settings": settings, "tasks": {}}
     if finished:
         result["resumed_tasks"] = sorted(finished)
     start = time.perf_counter()
-    order = [task for _, task in resolve_tasks(args.tasks)]
     done: dict[str, Any] = {}
     for task in order:
         if task.name in finished:

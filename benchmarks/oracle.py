@@ -74,15 +74,17 @@ class Args(common.BenchArgs):
     """``heuristic`` family: folder of the DUS-H reference runs (empty: a temporary one)."""
     resume: bool = False
     """Keep the tasks already in --out that were found with the same settings (family,
-    reward, trials, phases, search seeds, seed) and search only the rest."""
+    reward, trials, phases, search seeds, seed) and search only the rest (a file from other
+    settings, or holding tasks --tasks does not list, is refused)."""
 
     SMOKE: ClassVar[dict[str, Any]] = {"tasks": "tiny:heldout", "trials": 3,
                                         "search_seeds": "500"}
 
 
 def resolve_tasks(spec: str) -> list[tuple[str, Task]]:
-    """``SUITE:SPLIT`` / ``SUITE:TASK`` items -> (suite name, task) pairs."""
-    out = []
+    """``SUITE:SPLIT`` / ``SUITE:TASK`` items -> (suite name, task) pairs, each task once
+    (the first item naming it; ``mfeat-views:heldout,real:heldout`` overlap)."""
+    out: list[tuple[str, Task]] = []
     for item in comma_list("--tasks", spec):
         suite_name, _, what = item.partition(":")
         if not what:
@@ -92,7 +94,7 @@ def resolve_tasks(spec: str) -> list[tuple[str, Task]]:
             tasks = suite.split(what) if what in ("train", "heldout") else (suite.task(what),)
         except ValueError as exc:
             raise UsageError(f"--tasks item {item!r}: {exc}") from None
-        out += [(suite_name, t) for t in tasks]
+        out += [(suite_name, t) for t in tasks if t.name not in {o.name for _, o in out}]
     return out
 
 
@@ -207,15 +209,22 @@ def _settings(args: Args, seeds: list[int]) -> dict[str, Any]:
             "phases": args.phases, "search_seeds": seeds, "seed": args.seed}
 
 
-def _finished(args: Args, seeds: list[int]) -> dict[str, Any]:
-    """The tasks of an earlier run in --out with the same settings (--resume)."""
+def _finished(args: Args, seeds: list[int], todo: list[tuple[str, Task]]) -> dict[str, Any]:
+    """The tasks of an earlier run in --out with the same settings (--resume); a file from
+    other settings, or holding tasks this --tasks does not list, is refused."""
     earlier = common.earlier_run(args.out, args.resume)
     if earlier is None:
         return {}
     if earlier.get("settings") != _settings(args, seeds):
         raise UsageError(f"--resume: {args.out} was run with other settings "
                          f"({earlier.get('settings')}); this run has {_settings(args, seeds)}")
-    return dict(earlier.get("tasks", {}))
+    tasks = dict(earlier.get("tasks", {}))
+    other = sorted(set(tasks) - {task.name for _, task in todo})
+    if other:
+        raise UsageError(f"--resume: {args.out} holds tasks that --tasks={args.tasks!r} does "
+                         f"not list ({', '.join(other)}); a resumed run would drop them: list "
+                         "them too, or write to another --out")
+    return tasks
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -225,9 +234,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     check_at_least("--trials", args.trials, 1)
     check_at_least("--phases", args.phases, 1)
     check_at_least("--jobs", args.jobs, 1)
-    seeds = [_seed(s) for s in comma_list("--search-seeds", args.search_seeds)]
+    seeds = list(dict.fromkeys(_seed(s) for s in comma_list("--search-seeds", args.search_seeds)))
     todo = resolve_tasks(args.tasks)
-    done = _finished(args, seeds)
+    done = _finished(args, seeds, todo)
     common.setup(args)
     log = common.logger("oracle")
     result: dict[str, Any] = {"machine": common.machine_info(), "command": sys.argv,
@@ -262,9 +271,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 def _seed(text: str) -> int:
     try:
-        return int(text)
+        seed = int(text)
     except ValueError:
         raise UsageError(f"--search-seeds: {text!r} is not an integer") from None
+    if seed < 0:
+        raise UsageError(f"--search-seeds: {seed} is negative; episode seeds are integers >= 0")
+    return seed
 
 
 if __name__ == "__main__":
