@@ -48,6 +48,9 @@ Times are for 2 CPU cores, one thread per process.
   the DUS-v1 sections (``benchmarks.results_sections``) and docs/PRETRAINED.md.
 * ``machine``: prints the machine description every benchmark records.
 
+* ``fit_heuristic``: DUS-H's four settings fit on a suite's training tasks by a seeded Optuna
+  search against DUS-H (training seeds only), saved as a policy artefact.
+
 ``bash benchmarks/run_all.sh`` runs them all in order and regenerates docs/RESULTS.md (about
-1.5 hours). benchmarks/README.md lists the JSON each one writes, file by file and key by key.
+1.5 hours for the DUS-v0 evidence, about 4 hours more for DUS-v1). benchmarks/README.md lists the JSON each one writes, file by file and key by key.
 """

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate docs/RESULTS.md from scratch: every evidence benchmark, then the page.
-# About 1.5 hours on 2 CPU cores (one torch/BLAS thread per process). Outputs go to $RESULTS
+# Steps 1-4 take about 1.5 hours on 2 CPU cores (one torch/BLAS thread per process), step 5
+# (DUS-v1) about 4 hours more. Outputs go to $RESULTS
 # (default results/, git-ignored); the page and its plots to docs/RESULTS.md and docs/results/.
 # The quality sweep is resumable: rerunning skips training runs already in a results.csv.
 # benchmarks/README.md lists the JSON each step writes and make_results reads.

@@ -80,7 +80,7 @@ def uniform_index(multipliers: Sequence[float]) -> int:
 
 HEURISTIC_DEFAULTS: dict[str, float] = {"gamma": 1.0, "warmup": 0.1, "min_multiplier": 0.5,
                                          "max_multiplier": 2.0}
-"""DUS-H's defaults (METHOD.md): inverse-score exponent, uniform warm-up share of the run, and the
+"""DUS-H's defaults: inverse-score exponent, uniform warm-up share of the run, and the
 bounds of the requested multiplier."""
 
 

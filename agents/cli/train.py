@@ -60,7 +60,8 @@ PROG = "dus-train"
 def build_parser():
     return cli.build_parser(
         TrainArgs, prog=PROG,
-        description="Train a DUS sampling agent (PPO or online REINFORCE) on DUS-v0.",
+        description="Train a DUS sampling agent (PPO or online REINFORCE) on DUS-v0 (a preset) "
+                    "or DUS-v1 (--suite).",
         epilog="presets: " + preset_help(),
     )
 

@@ -44,8 +44,10 @@ class EvaluateArgs:
     policies: str = "uniform,heuristic"
     """Comma list of policies: uniform, random, heuristic (DUS-H at full resolution),
     heuristic-grid (DUS-H snapped to the action grid), reinforce (a fresh online agent),
-    pretrained (the generalist shipped with the package), or a saved policy as ppo:PATH /
-    reinforce:PATH (a file or a train_agent.py run directory)."""
+    pretrained (the generalist shipped with the package; presets with history_length 8, i.e. all
+    but tiny), or a saved policy as ppo:PATH / reinforce:PATH (a file or a train_agent.py run
+    directory); sampled:SPEC (sampled:pretrained, sampled:ppo:PATH) replays a PPO policy by
+    sampling its actions."""
     hosts: str = "joint"
     """Comma list of host MML methods: joint, mla, ogm_ge, unimodal."""
     preset: str = "default"

@@ -155,7 +155,7 @@ register_preset("fashion", _fashion, "two-view Fashion-MNIST (rotated + noisy), 
 
 
 # --------------------------------------------------------------------------- real benchmarks
-# The paper setups (METHOD.md, last section; reference/paper.md "Optimisation"): ResNet-18 from
+# The paper setups (arXiv 2503.03792, its optimisation settings): ResNet-18 from
 # scratch per modality, SGD lr 1e-2 momentum 0.9 wd 1e-4, batch 64 for audio-video; ResNet-50 +
 # BERT-base, Adam 2e-5, batch 32 for image-text; batch 2 for NVGesture (3D ResNet-18 stands in
 # for I3D). 100 epochs (the sources give 100-120); one env step is one epoch, so
