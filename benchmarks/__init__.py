@@ -52,5 +52,6 @@ Times are for 2 CPU cores, one thread per process.
   search against DUS-H (training seeds only), saved as a policy artefact.
 
 ``bash benchmarks/run_all.sh`` runs them all in order and regenerates docs/RESULTS.md (about
-1.5 hours for the DUS-v0 evidence, about 4 hours more for DUS-v1). benchmarks/README.md lists the JSON each one writes, file by file and key by key.
+1.5 hours for the DUS-v0 evidence, about 4 hours more for DUS-v1). benchmarks/README.md lists
+the JSON each one writes, file by file and key by key.
 """

@@ -17,6 +17,11 @@ replay is the fitted rule exactly, for any number of modalities up to the suite'
 it loads through the package's safe loader like any other ``ppo:`` policy (a starting point
 for ``dus-train`` too).
 
+``--out`` is rewritten (atomically) after every finished trial, so a run stopped by Ctrl-C,
+SIGTERM or a fault keeps the trials it finished: such a file says ``"complete": false`` (and
+``trials_planned``) and ``benchmarks.make_results --update`` refuses to render it; the
+finished search's file says ``"complete": true`` and is written before the policy.
+
     python -m benchmarks.fit_heuristic --suite mixed --trials 24 \\
         --out results/fit_heuristic.json --policy-out results/fitted-heuristic.zip
     python -m benchmarks.fit_heuristic --smoke
@@ -35,7 +40,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from benchmarks import common
-from dus_agents.cli.common import check_at_least
+from dus_agents.cli.common import check_at_least, check_output_file
 from dus_env.errors import UsageError
 
 SPACE: dict[str, tuple[float, float, bool]] = {
@@ -193,14 +198,34 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         raise UsageError(f"--suite={args.suite!r}: training tasks {unpinned} have no pinned "
                          "seed pool; the fit reads training seeds only")
     pairs = [(t.name, s) for t in tasks for s in t.seeds[: args.seeds_per_task]]
+    if args.policy_out:  # a bad path fails now, not after the search (losing --out with it)
+        check_output_file("--policy-out", args.policy_out)
+        if args.out and Path(args.policy_out).resolve() == Path(args.out).resolve():
+            raise UsageError(f"--policy-out={args.policy_out!r} is --out's path; give the "
+                             "policy artefact a file of its own")
     common.setup(args)
     log = common.logger("fit_heuristic")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+    machine = common.machine_info()
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="dus_fit_") as tmp:
-        trials: list[dict[str, Any]] = []
+    trials: list[dict[str, Any]] = []
 
+    def record(complete: bool) -> dict[str, Any]:
+        """The search so far as --out's JSON (``complete``: every trial finished)."""
+        best = max(trials, key=lambda t: t["value"])
+        return {
+            "machine": machine, "command": sys.argv, "suite": args.suite,
+            "reward": args.reward, "tasks": [t.name for t in tasks],
+            "seeds_per_task": args.seeds_per_task, "pairs": len(pairs),
+            "space": {k: list(v) for k, v in SPACE.items()},
+            "defaults": dict(HEURISTIC_DEFAULTS), "complete": complete,
+            "trials_planned": args.trials, "trials": trials,
+            "best": {k: best[k] for k in ("number", "settings", "value", "interval")},
+            "seconds": time.perf_counter() - start,
+        }
+
+    with tempfile.TemporaryDirectory(prefix="dus_fit_") as tmp:
         def objective(trial: optuna.Trial) -> float:
             params = {name: trial.suggest_float(name, lo, hi, log=log_scale)
                       for name, (lo, hi, log_scale) in SPACE.items()}
@@ -211,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                            "interval": t_interval(returns).as_dict(), "returns": returns})
             log.info("trial %d: %+.3f vs DUS-H over %d pairs (%s)", trial.number, value,
                      len(pairs), ", ".join(f"{k}={v:.3g}" for k, v in settings.items()))
+            common.write_json(args.out, record(complete=False))  # a stop keeps this trial
             return value
 
         with Evaluator(args.suite, args.reference_cache or tmp, args.jobs,
@@ -219,15 +245,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                                         sampler=optuna.samplers.TPESampler(seed=args.seed))
             study.enqueue_trial(dict(HEURISTIC_DEFAULTS))
             study.optimize(objective, n_trials=args.trials)
-    best = max(trials, key=lambda t: t["value"])
-    result: dict[str, Any] = {
-        "machine": common.machine_info(), "command": sys.argv, "suite": args.suite,
-        "reward": args.reward, "tasks": [t.name for t in tasks], "seeds_per_task": args.seeds_per_task,
-        "pairs": len(pairs), "space": {k: list(v) for k, v in SPACE.items()},
-        "defaults": dict(HEURISTIC_DEFAULTS), "trials": trials,
-        "best": {k: best[k] for k in ("number", "settings", "value", "interval")},
-        "seconds": time.perf_counter() - start,
-    }
+    result = record(complete=True)
+    best = result["best"]
+    common.write_json(args.out, result)  # before the policy: a failure there keeps the search
     print(f"best of {len(trials)} trials (#{best['number']}): "
           + ", ".join(f"{k}={v:.3g}" for k, v in best["settings"].items())
           + f"; mean paired return vs DUS-H on the fit's {len(pairs)} training pairs "
@@ -235,10 +255,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
           f"{len(trials)} noisy scores)")
     if args.policy_out:
         path = write_policy(args.policy_out, args.suite, best["settings"], args.strength,
-                            {"fit_heuristic": result["best"], "suite": args.suite})
+                            {"fit_heuristic": best, "suite": args.suite})
         result["policy"] = str(path)
         print(f"wrote {path}: replay it as ppo:{path}")
-    common.write_json(args.out, result)
+        common.write_json(args.out, result)
     if args.smoke:
         print("smoke ok")
     return result

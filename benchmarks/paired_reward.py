@@ -31,8 +31,9 @@ import numpy as np
 
 from benchmarks import common
 from dus_agents.heuristic import HeuristicPolicy
-from dus_agents.cli.common import check_at_least, comma_list
+from dus_agents.cli.common import check_at_least, check_option, comma_list
 from dus_env.env import DUSEnv
+from dus_env.errors import UsageError
 
 POLICIES: tuple[str, ...] = ("uniform", "heuristic", "skew")
 
@@ -81,17 +82,56 @@ def episode(env: DUSEnv, policy: Any, seed: int) -> tuple[float, float]:
     return total, time.perf_counter() - start
 
 
+def _integers(flag: str, value: str, items: list[str], low: int, high: int | None,
+              valid: str) -> list[int]:
+    """``items`` (of ``flag=value``) as integers in ``[low, high]``, or a :class:`UsageError`
+    naming the flag, the value, the item and ``valid`` (what the flag takes)."""
+    out = []
+    for item in items:
+        try:
+            number = int(item)
+        except ValueError:
+            raise UsageError(f"{flag}={value!r}: {item!r} is not an integer; valid: "
+                             f"{valid}") from None
+        if number < low or (high is not None and number > high):
+            raise UsageError(f"{flag}={value!r}: {number} is out of range; valid: {valid}")
+        out.append(number)
+    return out
+
+
+def check_lists(args: Args) -> tuple[tuple[int, ...], list[int], list[str]]:
+    """(``--skew``, ``--val-subsets``, ``--suites``) parsed and checked against the preset and
+    the suites before any episode runs: a :class:`UsageError` naming the flag, the value and
+    the valid choices or range otherwise."""
+    from dus_env.config import get_preset
+    from dus_env.suites import SUITES
+
+    config = get_preset(args.preset)
+    modalities, grid = list(config.modalities), list(config.sampler.multipliers)
+    items = [v.strip() for v in args.skew.split(",")]  # one per modality, repeats allowed
+    if len(items) != len(modalities):
+        raise UsageError(f"--skew={args.skew!r} needs one grid index per modality of preset "
+                         f"{args.preset!r} ({len(modalities)}: {modalities})")
+    skew = tuple(_integers("--skew", args.skew, items, 0, len(grid) - 1,
+                           f"integers in [0, {len(grid) - 1}] (indices into "
+                           f"sampler.multipliers={grid})"))
+    subsets = _integers("--val-subsets", args.val_subsets,
+                        comma_list("--val-subsets", args.val_subsets), 0, None,
+                        "a comma list of integers >= 0 (0: the whole validation split)")
+    suites = comma_list("--suites", args.suites)
+    for suite in suites:
+        check_option("--suites", suite, SUITES)
+    return skew, subsets, suites
+
+
 def returns_and_cost(args: Args, subset: int) -> dict[str, Any]:
     from dus_env import reference
 
-    skew = tuple(int(v) for v in comma_list("--skew", args.skew))
+    skew = check_lists(args)[0]
     envs = {"val_delta": DUSEnv(preset=args.preset,
                                 config={"reward": {"val_subset_size": subset}}),
             "paired": DUSEnv(preset=args.preset, config={"reward": {
                 "name": "paired", "val_subset_size": subset}})}
-    if len(skew) != len(envs["paired"].modalities):
-        raise SystemExit(f"--skew={args.skew!r} needs one index per modality "
-                         f"{list(envs['paired'].modalities)}")
     seeds = list(range(args.seeds))
     reference.clear_memory()
     cold: list[float] = []
@@ -136,7 +176,7 @@ def reset_costs(args: Args) -> dict[str, Any]:
     from dus_env.env_v1 import DUSEnvV1
 
     out = {}
-    for suite in comma_list("--suites", args.suites):
+    for suite in check_lists(args)[2]:
         env = DUSEnvV1(suite=suite)
         arms: dict[str, list[float]] = {"cold": [], "warm": []}
         names = [t.name for t in env._pool]
@@ -161,8 +201,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = common.parse(Args, argv)
     check_at_least("--seeds", args.seeds, 2)
     check_at_least("--resets", args.resets, 1)
+    subsets = check_lists(args)[1]
     common.setup(args)
-    subsets = [int(v) for v in comma_list("--val-subsets", args.val_subsets)]
     result = {"machine": common.machine_info(), "command": sys.argv,
               "by_subset": [returns_and_cost(args, s) for s in subsets],
               "reset": reset_costs(args)}

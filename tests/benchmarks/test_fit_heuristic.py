@@ -58,6 +58,8 @@ def test_fit_smoke_writes_a_search_whose_first_trial_is_dus_h_and_a_loadable_pol
     fit = json.loads(out.read_text())
     trials = fit["trials"]
     assert len(trials) == 3 and fit["pairs"] == len(trials[0]["returns"]) > 0
+    assert fit["complete"] is True and fit["trials_planned"] == 3
+    assert fit["policy"] == str(artefact)
     # DUS-H's defaults come first and earn exactly 0 against DUS-H on every pair
     assert trials[0]["settings"] == HEURISTIC_DEFAULTS
     assert trials[0]["returns"] == [0.0] * fit["pairs"] and trials[0]["value"] == 0.0
@@ -221,3 +223,92 @@ def test_a_paired_best_fit_is_shown_beside_the_paired_one_trial_by_trial(tmp_pat
     assert f"median {ratio:.2f}" in section
     # DUS-H (trial 0) scores 0 on every pair under both rewards: no spread to compare
     assert "The trials both fits tried with the same settings (1)" in section
+
+
+# ----------------------------------------------------------------- what a run keeps
+FIT = ["--suite", "tiny", "--seeds-per-task", "1", "--jobs", "1"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("a directory", "is a directory; give a file path"),
+    ("--out's path", "is --out's path; give the policy artefact a file of its own"),
+])
+def test_a_policy_out_that_cannot_take_the_policy_is_refused_before_the_search(
+        case, message, monkeypatch, capsys, tmp_path):
+    """It used to fail with IsADirectoryError after the whole search, and lose --out too."""
+    from benchmarks import common, fit_heuristic
+
+    def started(*_, **__):
+        raise AssertionError("the search started before --policy-out was checked")
+
+    monkeypatch.setattr(fit_heuristic, "Evaluator", started)
+    out = tmp_path / "fit.json"
+    policy = tmp_path if case == "a directory" else out
+    with pytest.raises(SystemExit) as exc:
+        common.run(fit_heuristic.main, [*FIT, "--trials", "2", "--out", str(out),
+                                        "--policy-out", str(policy)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1, err
+    assert f"error: --policy-out={str(policy)!r} {message}" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_search_is_written_before_the_policy(monkeypatch, tmp_path):
+    """A policy that fails to write (a full disk) keeps the finished search in --out."""
+    import errno
+
+    from benchmarks import common, fit_heuristic
+
+    def full(*_, **__):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fit_heuristic, "write_policy", full)
+    out, policy = tmp_path / "fit.json", tmp_path / "fitted.zip"
+    with pytest.raises(OSError, match="No space left"):
+        common.run(fit_heuristic.main, [*FIT, "--trials", "2", "--out", str(out),
+                                        "--policy-out", str(policy)])
+    fit = json.loads(out.read_text())
+    assert fit["complete"] is True and [t["number"] for t in fit["trials"]] == [0, 1]
+    assert "policy" not in fit and not policy.exists()
+
+
+def test_sigterm_mid_search_keeps_the_finished_trials_marked_incomplete(monkeypatch, capsys,
+                                                                        tmp_path):
+    """SIGTERM during trial 3 (common.run's handler: exit status 143): --out holds trials 0-2,
+    ``"complete": false``, and make_results --update refuses to render it."""
+    import os
+    import signal
+    import time
+
+    from benchmarks import common, fit_heuristic, make_results
+
+    real, calls = fit_heuristic._returns, []
+
+    def returns(settings, pairs):
+        calls.append(settings)
+        if len(calls) == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)  # the handler's SystemExit ends this at once
+        return real(settings, pairs)
+
+    monkeypatch.setattr(fit_heuristic, "_returns", returns)
+    results = tmp_path / "results"
+    out = results / "fit_heuristic.json"
+    start = time.monotonic()
+    with pytest.raises(SystemExit) as exc:
+        common.run(fit_heuristic.main, [*FIT, "--trials", "6", "--out", str(out)])
+    assert exc.value.code == 143 and time.monotonic() - start < 30
+    fit = json.loads(out.read_text())
+    assert fit["complete"] is False and fit["trials_planned"] == 6
+    assert [t["number"] for t in fit["trials"]] == [0, 1, 2]
+    assert [t["settings"] for t in fit["trials"]] == calls[:3]
+    assert fit["trials"][0]["returns"] == [0.0] * fit["pairs"]  # DUS-H against itself
+    assert fit["best"]["value"] == max(t["value"] for t in fit["trials"])
+    assert list(results.iterdir()) == [out]  # no temp file left beside it
+    capsys.readouterr()
+    page = tmp_path / "RESULTS.md"
+    with pytest.raises(SystemExit) as exc:
+        common.run(make_results.main, ["--update", "--results", str(results), "--out",
+                                       str(page)])
+    assert exc.value.code == 2 and not page.exists()
+    assert "fit_heuristic.json is the partial record" in capsys.readouterr().err
