@@ -296,11 +296,14 @@ def smoke_setup(args: A) -> A:
 
 
 def _smoke_fixture() -> str:
-    """A tiny generated idx folder (the tests' fixture writer)."""
+    """A tiny generated idx folder (the tests' fixture writer), removed when the process ends."""
+    import atexit
     import gzip
+    import shutil
     import struct
 
     folder = Path(tempfile.mkdtemp(prefix="dus_fashion_"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 200), ("t10k", 80)):
         labels = np.arange(n) % 10

@@ -21,6 +21,35 @@ ROOT = Path(__file__).resolve().parents[1]
 """The repository checkout."""
 
 
+@pytest.fixture
+def benchmark_process_state():
+    """Put back what ``benchmarks.common.setup`` changes in this process when a test calls a
+    benchmark's ``main`` in-process: the BLAS/OpenMP thread variables (which every later
+    subprocess would inherit), the threadpoolctl limit, torch's thread count and the
+    ``benchmarks`` logger's handlers and level."""
+    import logging
+
+    from benchmarks import common
+
+    saved = {var: os.environ.get(var) for var in common.THREAD_VARS}
+    threads = torch.get_num_threads()
+    log = logging.getLogger("benchmarks")
+    handlers, level, propagate = list(log.handlers), log.level, log.propagate
+    yield
+    for var, value in saved.items():
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value
+    if common._limits is not None:
+        common._limits.restore_original_limits()
+        common._limits = None
+    torch.set_num_threads(threads)
+    log.handlers[:] = handlers
+    log.setLevel(level)
+    log.propagate = propagate
+
+
 def run_script(script: str, *args: str, timeout: float = 300, check: bool = True,
                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``python ROOT/script args...`` in a fresh interpreter (cwd ROOT), output captured."""

@@ -395,7 +395,7 @@ except SystemExit as exc:
 
 
 # ----------------------------------------------------------------------------- benchmark
-def test_benchmark_smoke(ray_cluster, tmp_path, capsys):
+def test_benchmark_smoke(ray_cluster, tmp_path, capsys, benchmark_process_state):
     from benchmarks import ray_scaling
 
     out = tmp_path / "ray.json"

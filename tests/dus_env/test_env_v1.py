@@ -27,6 +27,8 @@ V1 = dus_env.ENV_V1_ID
 
 @pytest.mark.parametrize("kwargs", [{"preset": "tiny"}, {"preset": "default"},
                                     {"suite": "tiny"}, {"suite": "synthetic-mix"},
+                                    {"suite": "mfeat-views"}, {"suite": "real"},
+                                    {"suite": "mixed"},
                                     {"suite": "tiny", "config": {"reward": {"name": "paired"}}},
                                     {"suite": "tiny",
                                      "config": {"reward": {"name": "paired_best"}}}])

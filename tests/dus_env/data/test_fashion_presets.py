@@ -222,3 +222,29 @@ def test_readme_preset_table_is_in_sync():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "| `fashion` |" in (Path(ROOT) / "README.md").read_text()
+
+
+def test_both_checkers_on_the_fashion_preset_as_gym_make_builds_it(tmp_path: Path, monkeypatch):
+    """The preset exactly as ``gym.make`` builds it (the official 60,000 / 10,000 counts it
+    checks for), on a generated copy found through the env var as a user's would be."""
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    import dus_env
+    from dus_agents.base import make_dus_env
+
+    monkeypatch.setenv(fm.ENV_VAR, str(write_copy(tmp_path / "fmnist", n_train=60000,
+                                                  n_test=10000)))
+    fm.clear_cache()
+    try:
+        env = make_dus_env(dus_env.ENV_ID, preset="fashion")
+        assert env.unwrapped.config == get_preset("fashion")  # nothing changed for the test
+        with warnings.catch_warnings(record=True) as records:
+            warnings.simplefilter("always")
+            gym_check_env(env.unwrapped)
+            sb3_check_env(env.unwrapped, warn=True)
+        assert [str(w.message) for w in records] == []
+    finally:
+        fm.clear_cache()
