@@ -14,6 +14,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import dus_env
 from dus_env.config import EnvConfig, SyntheticConfig, TrainerConfig, get_preset
 from dus_env.env import DUSEnv
+from tests.support.rng import isolated_global_rng
 
 # Warnings the checkers may raise that are expected for this env, with the reason:
 ALLOWED_WARNINGS: tuple[str, ...] = ()  # none needed so far; add (substring, reason) here
@@ -26,11 +27,20 @@ def _unexpected(records):
     ]
 
 
-def test_registered_and_made_by_id():
+def test_registered_and_made_by_id(caplog):
     env = gym.make("dus_env/DUS-v0", preset="tiny")
     assert isinstance(env.unwrapped, DUSEnv)
-    dus_env._register_envs()  # idempotent
     env.close()
+    # registering again (a second import path, a reload) is a silent no-op: gymnasium warns
+    # "Overriding environment ..." and swaps in a new spec if an id is registered twice
+    ids = (dus_env.ENV_ID, dus_env.ENV_V1_ID)
+    specs = [gym.spec(env_id) for env_id in ids]
+    with warnings.catch_warnings(record=True) as records, caplog.at_level("DEBUG"):
+        warnings.simplefilter("always")
+        dus_env._register_envs()
+    assert [str(w.message) for w in records] == []
+    assert caplog.records == []
+    assert all(gym.spec(env_id) is spec for env_id, spec in zip(ids, specs))
 
 
 CPU_PRESETS = ("default", "tiny", "mfeat", "mfeat3")
@@ -89,15 +99,16 @@ def test_same_seed_same_actions_identical_trajectories():
 
 def test_reset_and_step_leave_global_rng_untouched():
     env = DUSEnv(preset="tiny")
-    torch.manual_seed(1234)
-    np.random.seed(1234)
-    torch_state = torch.get_rng_state()
-    np_state = np.random.get_state()
-    env.reset(seed=3)
-    for _ in range(3):
-        env.step(env.action_space.sample())
-    assert torch.equal(torch_state, torch.get_rng_state())
-    after = np.random.get_state()
+    with isolated_global_rng():
+        torch.manual_seed(1234)
+        np.random.seed(1234)
+        torch_state = torch.get_rng_state()
+        np_state = np.random.get_state()
+        env.reset(seed=3)
+        for _ in range(3):
+            env.step(env.action_space.sample())
+        torch_after, after = torch.get_rng_state(), np.random.get_state()
+    assert torch.equal(torch_state, torch_after)
     assert np_state[0] == after[0] and np.array_equal(np_state[1], after[1])
 
 

@@ -5,6 +5,7 @@ import torch
 from dus_env.config import SamplerConfig
 from dus_env.data.base import TensorSplit
 from dus_env.sampler import ModalitySampler, multipliers_to_batch_sizes, resolve_batch_sizes
+from tests.support.rng import isolated_global_rng
 
 
 def _split(n=96):
@@ -82,10 +83,12 @@ def test_sampler_randomness_only_from_its_generator():
     cfg = SamplerConfig(base_batch_size=16, min_batch_size=8, max_batch_size=32)
     a = ModalitySampler(cfg, ("a", "b"), _split(), np.random.default_rng(5))
     b = ModalitySampler(cfg, ("a", "b"), _split(), np.random.default_rng(5))
-    np.random.seed(123)
-    first = a.next_batch((16, 16)).labels
-    np.random.seed(999)
-    assert torch.equal(first, b.next_batch((16, 16)).labels)
+    with isolated_global_rng():
+        np.random.seed(123)
+        first = a.next_batch((16, 16)).labels
+        np.random.seed(999)
+        second = b.next_batch((16, 16)).labels
+    assert torch.equal(first, second)
 
 
 def test_a_host_without_a_paired_loss_is_charged_no_fusion_rows():

@@ -23,10 +23,19 @@ def test_layout_sizes_slices_and_bounds():
     assert layout.action_space().nvec.tolist() == [5, 5, 5]
 
 
-def test_for_parts_equals_from_config():
-    cfg = get_preset("tiny")
-    assert ObservationLayout.from_config(cfg) == ObservationLayout.for_parts(
-        2, cfg.monitor, cfg.sampler)
+def test_from_config_and_for_parts_read_each_field_from_its_setting():
+    # tiny: 2 modalities, H=4 gap history, the 5-value grid 0.5 .. 2 as indices
+    assert ObservationLayout.from_config(get_preset("tiny")) == ObservationLayout(
+        n_modalities=2, history_length=4, discrepancy="gap", n_actions=5, action_mode="grid",
+        multiplier_range=(0.5, 2.0))
+    assert ObservationLayout.from_config(get_preset("tiny")).size == 2 * 4 * 2 + 2 + 1 + 2 == 21
+    # none of the defaults: each field follows its own setting
+    cfg = get_preset("tiny").replace(
+        monitor=MonitorConfig(history_length=3, discrepancy="ratio"),
+        sampler=SamplerConfig(multipliers=(0.25, 1.0, 4.0), action="multipliers"))
+    assert ObservationLayout.from_config(cfg) == ObservationLayout(
+        n_modalities=2, history_length=3, discrepancy="ratio", n_actions=3,
+        action_mode="multipliers", multiplier_range=(0.25, 4.0))
     assert ObservationLayout.for_parts(4, MonitorConfig(history_length=2),
                                        SamplerConfig()).size == 2 * 2 * 4 + 2 * 4 + 1
 

@@ -20,7 +20,7 @@ from dus_agents.cli import train as train_agent
 from dus_agents.cli.common import field_docs
 from dus_agents.registry import make_policy
 from dus_agents.training import TrainArgs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, rollout_observations
 
 # one env: the step arithmetic below (rollouts, checkpoints) assumes it
 TINY = ["--preset", "tiny", "--n-envs", "1", "--no-progress-bar", "--eval-episodes", "1"]
@@ -57,6 +57,9 @@ def test_suite_run_anchored_on_dus_h_end_to_end(tmp_path):
     assert config["args"]["anchor"] == "heuristic"
     assert config["env_config"]["reward"]["reference_policy"] == "heuristic"
     assert list((run_dir / "reference_cache").glob("*.json"))
+    import numpy as np
+    import torch
+
     from dus_agents.heuristic import HeuristicPolicy
 
     env = gym.make(dus_env.ENV_V1_ID, suite="tiny")
@@ -64,7 +67,15 @@ def test_suite_run_anchored_on_dus_h_end_to_end(tmp_path):
     assert policy.policy.anchor["rule"] == "heuristic"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["selection"]["curve"][0] == [0, 0.0]  # the start is DUS-H: exactly 0
-    assert HeuristicPolicy.for_env(env)  # the rule it is anchored on runs on this env too
+    # the rule the saved policy is anchored on picks what DUS-H picks on this env's steps
+    heuristic = HeuristicPolicy.for_env(env)
+    obs = rollout_observations(env, heuristic, n_episodes=2)
+    want = heuristic.predict(obs, deterministic=True)[0]
+    present = env.unwrapped.layout.present(obs)
+    with torch.no_grad():
+        got = policy.policy.heuristic_indices(torch.as_tensor(obs)).numpy()
+    np.testing.assert_array_equal(got[present], want[present])
+    assert len(set(want[present].tolist())) > 2  # DUS-H did move off uniform on these
 
 
 @pytest.mark.parametrize("agent", ["ppo", "reinforce"])
