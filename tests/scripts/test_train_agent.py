@@ -413,13 +413,21 @@ def test_an_out_dir_that_cannot_be_made_is_refused_as_dus_evaluate_does(capsys):
     assert err.rstrip().endswith("choose another --out-dir") and err.count("\n") == 1
 
 
+TERMINAL_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                   "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT]); "
+                   "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+"""``python -c`` prefix: exec the command with SIGINT as a terminal's shell leaves it. A test
+process started in the background by a non-interactive shell has SIGINT ignored, and an ignored
+(or blocked) SIGINT is inherited: the run would never see the Ctrl-C this test sends."""
+
+
 def test_ctrl_c_to_the_process_group_exits_130_and_keeps_the_checkpoints(tmp_path):
     """SIGINT reaches the SubprocVecEnv workers too (as a terminal's Ctrl-C does): closing
     the env after them must not replace the interrupt with a traceback."""
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "train_agent.py"), "--preset", "tiny", "--total-timesteps",
-         "3000", "--checkpoint-freq", "48", "--out-dir", str(tmp_path), "--run-name", "k",
-         "--no-progress-bar", "--eval-episodes", "0"],  # 2 envs in subprocesses by default
+        [sys.executable, "-c", TERMINAL_SIGINT, str(ROOT / "train_agent.py"), "--preset", "tiny",
+         "--total-timesteps", "3000", "--checkpoint-freq", "48", "--out-dir", str(tmp_path),
+         "--run-name", "k", "--no-progress-bar", "--eval-episodes", "0"],  # 2 envs: subprocesses
         cwd=ROOT, env=env_vars(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     checkpoints = tmp_path / "k" / "checkpoints"
