@@ -617,8 +617,6 @@ def _check_rng_states(rng: Any, where: str) -> None:
     through restoring it. Raises :class:`ArtifactError` naming the file and the part."""
     import random
 
-    import torch
-
     from dus_env.env import BIT_GENERATORS
 
     def refuse(part: str, why: str) -> None:
@@ -627,7 +625,7 @@ def _check_rng_states(rng: Any, where: str) -> None:
 
     if not isinstance(rng, dict):
         refuse("rng", f"expected a JSON object, got {type(rng).__name__}")
-    for part, check in (("torch", _torch_state_check(torch)), ("numpy", _numpy_state_check),
+    for part, check in (("torch", _torch_state_check), ("numpy", _numpy_state_check),
                         ("python", lambda v: random.Random().setstate(
                             (v[0], tuple(v[1]), v[2])))):
         value = rng.get(part)
@@ -654,12 +652,12 @@ def _check_rng_states(rng: Any, where: str) -> None:
             refuse(f"envs[{i}]", f"not a valid {name} state ({type(exc).__name__}: {exc})")
 
 
-def _torch_state_check(torch: Any) -> Callable[[list], None]:
-    def check(value: list) -> None:
-        if not all(isinstance(v, int) and 0 <= v < 256 for v in value):
-            raise ValueError("expected bytes (integers 0-255)")
-        torch.Generator().set_state(torch.tensor(value, dtype=torch.uint8))
-    return check
+def _torch_state_check(value: list) -> None:
+    import torch
+
+    if not all(isinstance(v, int) and 0 <= v < 256 for v in value):
+        raise ValueError("expected bytes (integers 0-255)")
+    torch.Generator().set_state(torch.tensor(value, dtype=torch.uint8))
 
 
 def _numpy_state_check(value: list) -> None:
