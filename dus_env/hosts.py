@@ -8,9 +8,12 @@ per-modality batch sizes.
 * ``joint``: unimodal CE per modality on its own rows + concat-fusion CE on the paired rows,
   one update. Prediction: the fusion head.
 * ``ogm_ge``: ``joint`` whose encoder gradients are modulated (OGM-GE, CVPR 2022): the dominant
-  modality's by 1 - tanh(alpha (rho - 1)), rho the ratio of its summed true-class confidence on
-  the paired rows (from its additive share of the fusion logits) to the others' mean; then
-  Gaussian noise with the gradient's own std (generalisation enhancement), within an epoch window.
+  modality's by 1 - tanh(alpha (rho - 1)) (or OGM-GE's own 1 - tanh(alpha rho):
+  ``trainer.ogm_ge.coefficient``), rho the ratio of its summed true-class confidence on the
+  paired rows (from its additive share of the fusion logits) to the others' mean; then Gaussian
+  noise with the gradient's own std (generalisation enhancement), within an epoch window. With
+  three or more modalities only the dominant one (the largest rho, if above 1; every one tied
+  for it) is damped, as with two.
 * ``mla``: alternating unimodal updates through one shared head (MLA, CVPR 2024), the head's
   weight gradient projected by the orthogonal-weight-modification matrix P (switchable).
   Prediction: entropy-weighted sum of the per-modality logits (per sample, or per batch).
@@ -131,22 +134,27 @@ class OGMGEHost(JointHost):
     def coefficients(
         self, model: MultimodalClassifier, paired: Mapping[str, torch.Tensor], labels: torch.Tensor
     ) -> dict[str, float]:
-        """Modulation coefficient per modality (1 for every non-dominant modality)."""
+        """Modulation coefficient per modality: below 1 for the dominant modality (the largest
+        ratio rho of its summed true-class confidence to the others' mean, when that ratio
+        exceeds 1; every modality tied for it), 1 for every other."""
         with torch.no_grad():
             parts = model.fusion_contributions(paired)
             score = {
                 m: torch.softmax(out, dim=1).gather(1, labels[:, None]).sum().item()
                 for m, out in parts.items()
             }
-        coeffs = {}
         total = sum(score.values())
         n_other = len(score) - 1
-        for m, s in score.items():
-            others = (total - s) / n_other
-            rho = s / max(others, 1e-12)
-            alpha = self.config.ogm_ge.alpha
-            coeffs[m] = 1.0 - float(torch.tanh(torch.tensor(alpha * (rho - 1.0)))) if rho > 1 else 1.0
-        return coeffs
+        rho = {m: s / max((total - s) / n_other, 1e-12) for m, s in score.items()}
+        top = max(rho.values())
+        cfg = self.config.ogm_ge
+        shift = 1.0 if cfg.coefficient == "shifted" else 0.0
+        # tanh in float32, as every published OGM-GE number of this package was computed
+        return {
+            m: 1.0 - float(torch.tanh(torch.tensor(cfg.alpha * (r - shift))))
+            if r > 1.0 and r == top else 1.0
+            for m, r in rho.items()
+        }
 
     def _modify_gradients(self, model, batch, paired):
         cfg = self.config.ogm_ge

@@ -54,6 +54,10 @@ class EvalStats:
     """Macro-F1 (scikit-learn); None for a quick evaluation."""
     map: float | None = None
     """Mean average precision (scikit-learn); None for a quick evaluation."""
+    sum_heads_accuracy: float | None = None
+    """Accuracy of the sum of the modalities' own logits (each modality's head, or MLA's shared
+    head): the ``joint`` host's second prediction beside its fusion head; None for a quick
+    evaluation."""
     finite: bool = True
     """Whether every output probability was finite. Non-finite fused probabilities count as 0
     in the metrics; weights that went non-finite show up here (the env's divergence check)."""
@@ -158,14 +162,18 @@ class MMLTrainer:
         self, inputs: Mapping[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Fused probabilities and each modality's own probabilities for a batch of inputs."""
+        fused, logits = self._outputs(inputs)
+        return fused, {m: class_probabilities(v) for m, v in logits.items()}
+
+    @torch.no_grad()
+    def _outputs(
+        self, inputs: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Fused probabilities and each modality's own logits."""
         self.model.eval()
         features = {m: self.model.encode(m, x.to(self.device)) for m, x in inputs.items()}
         fused = self.host.fuse(self.model, features)
-        per = {
-            m: class_probabilities(self.model.unimodal_logits(m, f))
-            for m, f in features.items()
-        }
-        return fused, per
+        return fused, {m: self.model.unimodal_logits(m, f) for m, f in features.items()}
 
     def evaluate(
         self,
@@ -177,16 +185,19 @@ class MMLTrainer:
         """Metrics of the current model on ``split`` (or on the rows ``indices`` of it).
 
         ``full=False`` computes only the accuracies (fast; what the env's reward reads each
-        step); ``full=True`` adds macro-F1 and MAP from scikit-learn.
+        step); ``full=True`` adds macro-F1 and MAP from scikit-learn, and the accuracy of the
+        sum of the heads.
         """
         idx = np.arange(len(split)) if indices is None else np.asarray(indices)
-        fused, per = [], {m: [] for m in self.model.modalities}
+        fused, per, summed = [], {m: [] for m in self.model.modalities}, []
         for start in range(0, len(idx), chunk_size):
             rows = idx[start : start + chunk_size]
-            f, p = self.predict({m: split.get(m, rows) for m in self.model.modalities})
+            f, logits = self._outputs({m: split.get(m, rows) for m in self.model.modalities})
             fused.append(f.cpu())
             for m in per:
-                per[m].append(p[m].cpu())
+                per[m].append(class_probabilities(logits[m]).cpu())
+            if full:
+                summed.append(sum(logits.values()).cpu())
         labels = split.labels[torch.as_tensor(idx, dtype=torch.long)].numpy()
         probs = torch.cat(fused).double().numpy()
         per_modality = {m: torch.cat(v).numpy() for m, v in per.items()}
@@ -209,6 +220,8 @@ class MMLTrainer:
             n_samples=len(idx),
             macro_f1=metrics.macro_f1(labels, probs),
             map=metrics.mean_average_precision(labels, probs),
+            sum_heads_accuracy=metrics.accuracy(
+                labels, np.nan_to_num(torch.cat(summed).double().numpy(), nan=-np.inf)),
             finite=finite,
         )
 

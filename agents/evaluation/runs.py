@@ -30,7 +30,7 @@ MAIN_METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "map")
 def header_for(modalities: Sequence[str]) -> list[str]:
     """The columns of ``results.csv`` for these modalities."""
     per = [f"{p}_{m}" for p in ("acc", "probe", "samples") for m in modalities]
-    return [*KEY_FIELDS, "budget", *MAIN_METRICS, *per, "paired_samples",
+    return [*KEY_FIELDS, "budget", *MAIN_METRICS, "sum_heads_accuracy", *per, "paired_samples",
             "final_val_accuracy", "best_val_accuracy", "best_val_step", "best_val_iteration",
             "steps", "episode_return", "diverged", "wall_time"]
 
@@ -127,6 +127,7 @@ def run_one(env: DUSEnv, spec: str, preset: str, seed: int, probe_max_train: int
         "policy": spec, "host": env.config.trainer.host, "preset": preset, "seed": seed,
         "budget": env.config.sampler.budget,
         "accuracy": test.accuracy, "macro_f1": test.macro_f1, "map": test.map,
+        "sum_heads_accuracy": test.sum_heads_accuracy,
     }
     for m in modalities:
         row[f"acc_{m}"] = test.modality_accuracy[m]

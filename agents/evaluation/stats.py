@@ -89,12 +89,14 @@ def _number(value: Any) -> float:
 
 
 def metric_columns(rows: Sequence[Mapping[str, Any]], main: Sequence[str]) -> list[str]:
-    """The metrics to summarise: ``main`` first, then every per-modality column present
-    (``acc_*``, ``probe_*``, ``samples_*``), then validation and time columns. A column
+    """The metrics to summarise: ``main`` first, then the sum of heads' accuracy, every
+    per-modality column present (``acc_*``, ``probe_*``, ``samples_*``), then validation and
+    time columns. A column
     counts as present where some row has a value in it (``results.csv`` holding runs of
     several presets has every preset's modality columns, empty in the others' rows)."""
     present = {k for r in rows for k, v in r.items() if v not in (None, "")}
     cols = [c for c in main if c in present]
+    cols += [c for c in ("sum_heads_accuracy",) if c in present and c not in cols]
     for prefix in ("acc_", "probe_", "samples_"):
         cols += sorted(c for c in present if c.startswith(prefix) and c not in cols)
     cols += [c for c in ("paired_samples", "best_val_accuracy", "final_val_accuracy",

@@ -83,7 +83,13 @@ class OGMGEConfig:
     """Options of the OGM-GE host (on-the-fly gradient modulation + generalisation noise)."""
 
     alpha: float = 0.8
-    """Modulation strength in 1 - tanh(alpha * (rho - 1))."""
+    """Modulation strength (see ``coefficient``)."""
+    coefficient: Literal["shifted", "original"] = "shifted"
+    """The dominant modality's gradient scale at ratio rho > 1: ``shifted`` is
+    1 - tanh(alpha * (rho - 1)) (this package's default, from its method spec: it is 1 at
+    rho = 1, so a modality that barely leads is barely damped); ``original`` is OGM-GE's own
+    1 - tanh(alpha * rho) (CVPR 2022, Eq. 10), which drops to 1 - tanh(alpha) as soon as rho
+    exceeds 1."""
     noise: bool = True
     """Add Gaussian noise with the modulated gradient's own std (generalisation enhancement)."""
     start_epoch: float = 0.0

@@ -1,8 +1,10 @@
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from dus_env.config import HOSTS, MLAConfig, TrainerConfig, get_preset
+from dus_env.config import HOSTS, MLAConfig, OGMGEConfig, TrainerConfig, get_preset
 from dus_env.data import make_dataset
 from dus_env.hosts import MLAHost, OGMGEHost
 from dus_env.models import MultimodalClassifier
@@ -76,6 +78,56 @@ def test_ogm_ge_coefficient_lowers_dominant_modality_gradient():
     # rho = confidence(strong) / confidence(weak) > 1 -> 1 - tanh(alpha (rho - 1)) < 1
     assert coeffs["strong"] < 0.5
     assert coeffs["weak"] == 1.0
+
+
+class _FixedContributions:
+    """A stand-in model whose fusion contributions are given logits (one per modality)."""
+
+    def __init__(self, logits):
+        self.logits = logits
+
+    def fusion_contributions(self, paired):
+        return self.logits
+
+
+def _confident(p_true: float, labels: torch.Tensor, n_classes: int = 4) -> torch.Tensor:
+    """Logits whose softmax puts ``p_true`` on each row's label."""
+    probs = torch.full((len(labels), n_classes), (1 - p_true) / (n_classes - 1))
+    probs[torch.arange(len(labels)), labels] = p_true
+    return probs.log()
+
+
+@pytest.mark.parametrize("coefficient", ["shifted", "original"])
+def test_ogm_ge_coefficient_formulas(coefficient):
+    labels = torch.arange(16) % 4
+    model = _FixedContributions({"a": _confident(0.8, labels), "b": _confident(0.4, labels)})
+    cfg = TrainerConfig(host="ogm_ge", ogm_ge=OGMGEConfig(alpha=0.8, coefficient=coefficient))
+    coeffs = OGMGEHost(cfg, 16, torch_generator(0)).coefficients(model, {}, labels)
+    rho = (16 * 0.8) / (16 * 0.4)  # summed true-class confidence over the other's
+    expected = 1 - math.tanh(0.8 * (rho - 1 if coefficient == "shifted" else rho))
+    assert coeffs["a"] == pytest.approx(expected, abs=1e-6)  # tanh is taken in float32
+    assert coeffs["b"] == 1.0
+
+
+def test_ogm_ge_damps_only_the_dominant_of_three_modalities():
+    labels = torch.arange(16) % 4
+    host = OGMGEHost(TrainerConfig(host="ogm_ge"), 16, torch_generator(0))
+    # rho: a 0.9 / 0.45 = 2.0, b 0.8 / 0.5 = 1.6 (also above 1), c 0.1 / 0.85
+    model = _FixedContributions({m: _confident(p, labels)
+                                 for m, p in (("a", 0.9), ("b", 0.8), ("c", 0.1))})
+    coeffs = host.coefficients(model, {}, labels)
+    assert coeffs["a"] == pytest.approx(1 - math.tanh(0.8 * (2.0 - 1)), abs=1e-6)
+    assert coeffs["b"] == 1.0 and coeffs["c"] == 1.0
+    # modalities tied for the largest ratio are damped alike, whatever their order
+    tied = _FixedContributions({m: _confident(p, labels)
+                                for m, p in (("c", 0.1), ("a", 0.9), ("b", 0.9))})
+    coeffs = host.coefficients(tied, {}, labels)
+    assert coeffs["a"] == coeffs["b"] < 1.0 and coeffs["c"] == 1.0
+
+
+def test_ogm_ge_coefficient_choice_is_checked():
+    with pytest.raises(ValueError, match=r"trainer.ogm_ge.coefficient='orignal'.*'shifted', 'original'"):
+        OGMGEConfig(coefficient="orignal")
 
 
 def test_ogm_ge_scales_encoder_gradients_in_training():

@@ -64,3 +64,24 @@ def test_quick_and_full_evaluation_agree_on_accuracy():
     assert quick.accuracy == full.accuracy
     assert quick.modality_accuracy == full.modality_accuracy
     assert quick.macro_f1 is None and 0.0 <= full.macro_f1 <= 1.0 and 0.0 <= full.map <= 1.0
+
+
+def test_full_evaluation_reports_the_sum_of_the_heads():
+    """The joint host predicts from its fusion head; the method spec also reports the sum of the
+    modality heads' logits, the prediction of late fusion by summing."""
+    _, data, trainer, sampler = _trainer_and_sampler()
+    for _ in range(20):
+        trainer.train_step(sampler.next_batch((16, 16)))
+    val = data.split("val")
+    rows = np.arange(len(val))
+    with torch.no_grad():
+        trainer.model.eval()
+        summed = sum(trainer.model.unimodal_logits(m, trainer.model.encode(m, val.get(m, rows)))
+                     for m in data.modalities)
+    expected = float((summed.argmax(dim=1) == val.labels).double().mean())
+    full = trainer.evaluate(val, chunk_size=50)  # chunked: the sums are gathered across chunks
+    assert full.sum_heads_accuracy == expected
+    # a prediction of its own: here it differs from the fusion head's on some rows
+    fused, _ = trainer.predict({m: val.get(m, rows) for m in data.modalities})
+    assert not torch.equal(fused.argmax(dim=1), summed.argmax(dim=1))
+    assert trainer.evaluate(val, full=False).sum_heads_accuracy is None

@@ -42,8 +42,8 @@ def test_end_to_end_outputs(tmp_path):
     rows = _rows(out)
     assert len(rows) == 3 * 2 * 2 == len(set(_keys(rows)))
     for row in rows:
-        for col in ("accuracy", "macro_f1", "map", "acc_strong", "acc_weak", "probe_strong",
-                    "probe_weak", "final_val_accuracy", "best_val_accuracy"):
+        for col in ("accuracy", "macro_f1", "map", "sum_heads_accuracy", "acc_strong", "acc_weak",
+                    "probe_strong", "probe_weak", "final_val_accuracy", "best_val_accuracy"):
             assert 0.0 <= float(row[col]) <= 1.0, (col, row[col])
         # renormalised budget: about the same total unimodal samples for every policy (exact
         # unless clipping to [min_batch_size, max_batch_size] binds after the rescaling)
@@ -57,7 +57,8 @@ def test_end_to_end_outputs(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert {"confidence", "baseline", "metrics", "n_runs", "groups"} <= set(summary)
     assert summary["n_runs"] == 12 and summary["confidence"] == 0.95
-    assert {"accuracy", "macro_f1", "map", "probe_weak", "samples_weak"} <= set(summary["metrics"])
+    assert {"accuracy", "macro_f1", "map", "sum_heads_accuracy", "probe_weak",
+            "samples_weak"} <= set(summary["metrics"])
     groups = {(g["host"], g["policy"]): g for g in summary["groups"]}
     assert set(groups) == {(h, p) for h in ("joint", "mla")
                            for p in ("uniform", "heuristic", "random")}
