@@ -30,6 +30,21 @@ BIT_GENERATORS: tuple[str, ...] = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "S
 """numpy bit generators :meth:`DUSEnv.redo_episode` rebuilds (Gymnasium seeds with PCG64)."""
 
 
+def reset_options(options: Any, valid: tuple[str, ...]) -> dict[str, Any]:
+    """``reset(options=...)`` as a dict, checked: None or a mapping whose keys are in
+    ``valid`` (DUS-v0 takes none; DUS-v1 takes ``task`` and ``episode_seed``)."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"reset options={options!r:.80} has type {type(options).__name__}; "
+                        "expected a dict or None")
+    unknown = sorted(str(k) for k in options if k not in valid)
+    if unknown:
+        takes = f"valid: {sorted(valid)}" if valid else "this env takes none"
+        raise ValueError(f"reset options {unknown} are not valid; {takes}")
+    return dict(options)
+
+
 def resolve_config(
     config: EnvConfig | Mapping[str, Any] | None = None, preset: str | None = None
 ) -> EnvConfig:
@@ -207,6 +222,7 @@ class DUSEnv(gym.Env[np.ndarray, np.ndarray]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         if isinstance(seed, np.integer):  # numpy integers are seeds too
             seed = int(seed)
+        reset_options(options, ())
         super().reset(seed=seed)
         self._episode_rng_state = self.np_random.bit_generator.state
         return self._start_episode(*self.episode_seeds(self.np_random))

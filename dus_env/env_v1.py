@@ -11,7 +11,7 @@ from gymnasium.utils import seeding
 
 from dus_env.config import EnvConfig, config_from_dict
 from dus_env.decision import SlotDecisionState
-from dus_env.env import DUSEnv, resolve_config
+from dus_env.env import DUSEnv, reset_options, resolve_config
 from dus_env.errors import check_choice
 from dus_env.slots import V1_MULTIPLIERS
 from dus_env.suites import SPLITS, Suite, Task, get_suite
@@ -116,13 +116,23 @@ class DUSEnvV1(DUSEnv):
         self.multipliers = multipliers
         """The action grid every task uses (None: each task's own)."""
         if suite is not None:
+            if not isinstance(suite, (str, Suite)):
+                raise TypeError(f"suite={suite!r:.80} has type {type(suite).__name__}; expected "
+                                "a suite name (str) or a Suite")
             if preset is not None or isinstance(config, EnvConfig):
                 raise ValueError("with suite=..., config may only be a dict of overrides "
                                  "applied to every task; preset=... is not used")
+            if config is not None and not isinstance(config, Mapping):
+                raise TypeError(f"config={config!r:.80} has type {type(config).__name__}; with "
+                                "suite=... expected a dict of overrides applied to every task, "
+                                "or None")
             self.suite = get_suite(suite) if isinstance(suite, str) else suite
             overrides = dict(config or {})
             self.tasks = tuple(self._task_with(t, overrides) for t in self.suite.tasks)
         else:
+            if split != "train":
+                raise ValueError(f"split={split!r} needs suite=...: an env of one task "
+                                 "(preset=... or config=...) has no splits")
             self.suite = None
             cfg = resolve_config(config, preset)
             self.tasks = (self._task_with(Task(name=preset or "custom", config=cfg), {}),)
@@ -194,11 +204,7 @@ class DUSEnvV1(DUSEnv):
         task name of the suite, any split) and ``episode_seed`` (an int, bypassing the pool)."""
         if isinstance(seed, np.integer):
             seed = int(seed)
-        options = dict(options or {})
-        unknown = set(options) - {"task", "episode_seed"}
-        if unknown:
-            raise ValueError(f"reset options {sorted(unknown)} are not valid; valid: "
-                             "['episode_seed', 'task']")
+        options = reset_options(options, ("episode_seed", "task"))
         if "episode_seed" in options:
             value = options["episode_seed"]
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:

@@ -358,3 +358,18 @@ def test_a_device_without_data_is_refused_like_a_missing_one():
     env refuses it with the check ``dus-train --ppo device=...`` shares."""
     with pytest.raises(ValueError, match=r"device='meta' holds no data; training needs a device"):
         DUSEnv(preset="tiny", config={"device": "meta"})
+
+
+def test_reset_options_are_checked():
+    """DUS-v0 takes no reset options: a task name meant for DUS-v1 is refused, not ignored."""
+    env = gym.make("dus_env/DUS-v0", preset="tiny")
+    with pytest.raises(ValueError, match=r"reset options \['task'\] are not valid; this env "
+                                         r"takes none"):
+        env.reset(seed=0, options={"task": "tiny-3"})
+    with pytest.raises(TypeError, match=r"reset options='junk' has type str; expected a dict "
+                                        r"or None"):
+        env.reset(seed=0, options="junk")
+    first, _ = env.reset(seed=0, options={})  # what vector envs pass by default
+    again, _ = env.reset(seed=0, options=None)
+    assert np.array_equal(first, again)
+    env.close()

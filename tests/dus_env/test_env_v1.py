@@ -419,6 +419,26 @@ def test_loose_arguments_are_refused_with_their_name():
     assert env.reset(seed=0, options={"episode_seed": np.int64(3)})[1]["episode_seed"] == 3
 
 
+def test_arguments_of_the_wrong_kind_are_refused_with_their_name_and_type():
+    """Through gym.make, as users build the env (each failed with an AttributeError or a
+    "dictionary update sequence" ValueError that named nothing, or was silently ignored)."""
+    with pytest.raises(TypeError, match=r"suite=3 has type int; expected a suite name \(str\) "
+                                        r"or a Suite"):
+        gym.make("dus_env/DUS-v1", suite=3)
+    with pytest.raises(TypeError, match=r"config='tiny' has type str; with suite=\.\.\. expected "
+                                        r"a dict of overrides"):
+        gym.make("dus_env/DUS-v1", suite="tiny", config="tiny")
+    with pytest.raises(ValueError, match=r"split='heldout' needs suite=\.\.\.: an env of one "
+                                         r"task \(preset=\.\.\. or config=\.\.\.\) has no splits"):
+        gym.make("dus_env/DUS-v1", preset="tiny", split="heldout")
+    env = gym.make("dus_env/DUS-v1", suite="tiny")
+    with pytest.raises(TypeError, match=r"reset options='tiny-3' has type str; expected a dict "
+                                        r"or None"):
+        env.reset(seed=0, options="tiny-3")
+    assert env.reset(seed=0, options={})[1]["task"] in {"tiny-2", "tiny-3"}
+    env.close()
+
+
 def test_a_task_that_fails_to_build_leaves_the_env_as_it_was():
     """A held-out task whose data is missing: every reset onto it raises, the env keeps the
     task it had (config, data, decision state agree), and the interrupted episode has ended."""
