@@ -201,19 +201,27 @@ class SamplingController:
                 raise TypeError(
                     f"outputs[{m!r}] must be a (logits, labels) pair; got {type(pair).__name__}"
                 )
-            logits, labels = pair
-            if getattr(logits, "ndim", 0) == 2 and logits.shape[1] != self.n_classes:
+            logits = _as_tensor(f"outputs[{m!r}] logits", pair[0])
+            labels = _as_tensor(f"outputs[{m!r}] labels", pair[1])
+            if not logits.is_floating_point():
+                raise TypeError(
+                    f"outputs[{m!r}] logits have dtype {logits.dtype}; expected floating-point "
+                    "logits"
+                )
+            if logits.ndim == 2 and logits.shape[1] != self.n_classes:
                 raise ValueError(
                     f"outputs[{m!r}] has logits for {logits.shape[1]} classes, but the "
                     f"controller was built for n_classes={self.n_classes}"
                 )
-            labels = torch.as_tensor(labels)
             if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.n_classes):
                 raise ValueError(
                     f"outputs[{m!r}] has labels in [{int(labels.min())}, {int(labels.max())}]; "
                     f"valid: class indices in [0, {self.n_classes - 1}]"
                 )
-            scores[m] = batch_score(*pair)
+            try:
+                scores[m] = batch_score(logits, labels)
+            except ValueError as exc:  # shape mismatch, empty batch: say which modality
+                raise ValueError(f"outputs[{m!r}]: {exc}") from None
         return self.observe_scores(scores)
 
     def observe_scores(self, scores: Mapping[str, float]) -> bool:
@@ -293,6 +301,18 @@ class SamplingController:
                 f"expected {m} integer indices into sampler.multipliers, {per} ({exc})")
 
 
+def _as_tensor(name: str, value: Any) -> torch.Tensor:
+    """``value`` as a tensor (a tensor as is; numpy arrays and nested sequences converted), or
+    a ``TypeError`` naming ``name`` when it is none of those."""
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(
+            f"{name} has type {type(value).__name__}; expected a torch.Tensor, a numpy array or "
+            "a nested sequence of numbers"
+        ) from None
+
+
 class _IndexSplit:
     """A split whose 'inputs' and 'labels' are the row indices themselves, so that
     :class:`ModalitySampler` can be reused to draw index windows."""
@@ -315,12 +335,16 @@ class DUSBatchSampler(Sampler[list[int]]):
     running across the boundary), exactly as the env's :class:`ModalitySampler` draws them.
     Modality ``j`` trains on the first :attr:`batch_sizes`\\ ``[j]`` rows of the window and any
     paired loss on the first :attr:`fusion_size` rows. Sizes are read from the controller when
-    a window is drawn, so use it with ``num_workers=0`` (workers prefetch windows ahead of the
-    controller's decisions).
+    a window is drawn, so each window must be observed (:meth:`SamplingController.observe`)
+    before the next is drawn: use it with ``num_workers=0``. A ``DataLoader`` with workers
+    draws windows ahead of the controller's decisions, and :meth:`next_window` refuses that
+    with a ``RuntimeError`` (once the controller's budget is spent its sizes no longer change,
+    and windows may be drawn without observing).
 
     Args:
         controller: decides the batch sizes (its sampler config sets the fusion-batch rule).
-        n_samples: size of the training set.
+        n_samples: size of the training set; at least the largest batch
+            (``sampler.max_batch_size``), or a window would repeat rows.
         generator: a numpy generator or an integer seed; the only source of randomness.
         n_iterations: windows per pass over this sampler (default: the controller's
             ``total_iterations``, one whole run).
@@ -337,7 +361,20 @@ class DUSBatchSampler(Sampler[list[int]]):
         n_iterations: int | None = None,
         fusion: bool = True,
     ) -> None:
+        if not isinstance(controller, SamplingController):
+            raise TypeError(
+                f"controller has type {type(controller).__name__}; expected a "
+                "SamplingController (from dus_agents.make_controller or "
+                "SamplingController.from_config)"
+            )
         check_integer("n_samples", n_samples, 1)
+        needed = controller.sampler_config.max_batch_size
+        if n_samples < needed:
+            raise ValueError(
+                f"n_samples={n_samples} is smaller than the largest batch "
+                f"(max_batch_size={needed}), so a window would repeat rows; valid: n_samples >= "
+                f"{needed} (or a controller with a smaller max_batch_size)"
+            )
         if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
             generator = np.random.default_rng(int(generator))
         if not isinstance(generator, np.random.Generator):
@@ -360,6 +397,9 @@ class DUSBatchSampler(Sampler[list[int]]):
         """Rows of the window yielded last that the paired (fusion) loss trains on."""
         self.window_epoch = 0.0
         """Epochs of the stream drawn before the window yielded last (OGM-GE's epoch window)."""
+        self._drawn_at: tuple[list[Decision], int] | None = None
+        """The controller's run (its decision list) and iteration when the last window was
+        drawn: the next window needs an observed iteration in between."""
 
     @property
     def samples_consumed(self) -> dict[str, int]:
@@ -377,8 +417,25 @@ class DUSBatchSampler(Sampler[list[int]]):
         return self._sampler.epoch
 
     def next_window(self) -> list[int]:
-        """The next window, for the controller's current batch sizes."""
-        batch = self._sampler.next_batch(self.controller.batch_size_tuple)
+        """The next window, for the controller's current batch sizes.
+
+        Raises ``RuntimeError`` when the window drawn last has not been observed yet (while
+        the controller still decides): this window's sizes are not decided until it is.
+        """
+        controller = self.controller
+        drawn_at = (controller.decisions, controller.iteration)
+        last = self._drawn_at
+        if (last is not None and last[0] is drawn_at[0] and last[1] == drawn_at[1]
+                and not controller.done):
+            raise RuntimeError(
+                "DUSBatchSampler: a window was requested before the controller observed the "
+                f"previous one (controller.iteration={controller.iteration} both times). Batch "
+                "sizes are decided one iteration at a time from the previous iteration's "
+                "outputs, so call controller.observe(...) after every window and use "
+                "DataLoader(..., num_workers=0): workers draw windows ahead of the decisions."
+            )
+        batch = self._sampler.next_batch(controller.batch_size_tuple)
+        self._drawn_at = drawn_at
         self.batch_sizes = dict(batch.batch_sizes)
         self.fusion_size = batch.fusion_size
         self.window_epoch = batch.epoch

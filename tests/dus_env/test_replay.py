@@ -267,3 +267,101 @@ def test_from_config_needs_n_classes_for_mfeat():
 def test_batch_sampler_bad_generator():
     with pytest.raises(TypeError, match="numpy Generator or an int seed"):
         DUSBatchSampler(_controller(), 100, torch.Generator())
+
+
+def test_batch_sampler_rejects_what_is_not_a_controller():
+    with pytest.raises(TypeError, match=r"controller has type object; expected a "
+                                        r"SamplingController"):
+        DUSBatchSampler(object(), 100, 0)
+
+
+def test_batch_sampler_needs_a_dataset_as_large_as_the_largest_batch():
+    controller = _controller()  # tiny: max_batch_size=32
+    with pytest.raises(ValueError, match=r"n_samples=10 is smaller than the largest batch "
+                                         r"\(max_batch_size=32\).*valid: n_samples >= 32"):
+        DUSBatchSampler(controller, 10, 0)
+    windows = DUSBatchSampler(controller, 32, 0)  # exactly the largest batch fits
+    for window in windows:
+        assert len(set(window)) == len(window), "a window repeated rows"
+        controller.observe_scores({"strong": 0.5, "weak": 0.5})
+
+
+def _observe_window(controller, windows, y):
+    sizes = windows.batch_sizes
+    return controller.observe({m: (torch.zeros(sizes[m], 4), y[: sizes[m]]) for m in sizes})
+
+
+def test_batch_sampler_refuses_a_dataloader_that_draws_ahead():
+    """Workers prefetch windows before the controller has seen the iteration that decides
+    their sizes; the sampler must refuse instead of handing out stale batch sizes."""
+    controller = _controller(HeuristicPolicy(ObservationLayout.from_config(get_preset("tiny")),
+                                             get_preset("tiny").sampler.multipliers))
+    windows = DUSBatchSampler(controller, 200, 0)
+    data = torch.utils.data.TensorDataset(torch.arange(200) % 4)
+    with pytest.raises(RuntimeError, match=r"before the controller observed the previous one.*"
+                                           r"num_workers=0"):
+        for (y,) in DataLoader(data, batch_sampler=windows, num_workers=1):
+            _observe_window(controller, windows, y)
+    # drawing by hand without observing is refused the same way
+    windows = DUSBatchSampler(controller, 200, 0)
+    windows.next_window()
+    with pytest.raises(RuntimeError, match="num_workers=0"):
+        windows.next_window()
+
+
+def test_batch_sampler_over_several_loader_epochs_and_past_the_budget():
+    controller = _controller(RandomPolicy(ObservationLayout.from_config(get_preset("tiny")),
+                                          get_preset("tiny").sampler.multipliers, seed=0))
+    windows = DUSBatchSampler(controller, 200, 0, n_iterations=25)  # budget: 60 iterations
+    loader = DataLoader(torch.utils.data.TensorDataset(torch.arange(200) % 4),
+                        batch_sampler=windows)  # num_workers=0
+    for _ in range(3):  # 75 iterations: the last 15 past the budget, still observed
+        for (y,) in loader:
+            assert len(y) == max(max(windows.batch_sizes.values()), windows.fusion_size)
+            _observe_window(controller, windows, y)
+    assert controller.iteration == 75 and controller.done
+    assert len(controller.decisions) == controller.steps_per_episode
+    last = controller.batch_sizes
+    for (y,) in loader:  # the budget is spent: sizes are final, observing is optional
+        assert windows.batch_sizes == last
+    controller.reset()  # a new run on the same sampler
+    for (y,) in loader:
+        _observe_window(controller, windows, y)
+    assert controller.iteration == 25
+    controller.reset()
+    windows.next_window()  # drawn at iteration 0, then that run is abandoned unobserved
+    controller.reset()
+    assert len(windows.next_window()) == max(max(controller.batch_sizes.values()), 16)
+
+
+def test_observe_takes_numpy_outputs_like_tensors():
+    rng = np.random.default_rng(0)
+    logits = {m: rng.normal(size=(5, 4)).astype(np.float32) for m in ("strong", "weak")}
+    labels = {m: rng.integers(0, 4, 5) for m in ("strong", "weak")}
+    as_numpy, as_torch = _controller(), _controller()
+    as_numpy.observe({m: (logits[m], labels[m]) for m in logits})
+    as_torch.observe({m: (torch.as_tensor(logits[m]), torch.as_tensor(labels[m]))
+                      for m in logits})
+    assert as_numpy.iteration == 1
+    assert as_numpy.monitor_state.batch_values == as_torch.monitor_state.batch_values
+    np.testing.assert_array_equal(as_numpy.observation(), as_torch.observation())
+
+
+def test_bad_logits_name_the_modality():
+    controller = _controller()
+    good = (torch.zeros(3, 4), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"outputs\['weak'\]: logits has 0 rows"):
+        controller.observe({"strong": good, "weak": (torch.zeros(0, 4), torch.zeros(0))})
+    with pytest.raises(ValueError, match=r"outputs\['strong'\]: logits of shape \(4,\) and "
+                                         r"labels of shape \(1,\) do not match"):
+        controller.observe({"strong": (torch.zeros(4), torch.zeros(1)), "weak": good})
+    with pytest.raises(TypeError, match=r"outputs\['weak'\] logits has type NoneType; expected "
+                                        r"a torch.Tensor, a numpy array"):
+        controller.observe({"strong": good, "weak": (None, torch.zeros(3))})
+    with pytest.raises(TypeError, match=r"outputs\['weak'\] labels has type str"):
+        controller.observe({"strong": good, "weak": (torch.zeros(3, 4), "abc")})
+    with pytest.raises(TypeError, match=r"outputs\['strong'\] logits have dtype torch.int64; "
+                                        r"expected floating-point"):
+        controller.observe({"strong": (torch.zeros(3, 4, dtype=torch.long), good[1]),
+                            "weak": good})
+    assert controller.iteration == 0  # nothing half-fed
