@@ -27,10 +27,12 @@ import io
 import json
 import math
 import platform
+import random
 import time
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,8 @@ MAX_TOTAL_BYTES = 512 * 2**20
 """Largest uncompressed size of all members read from one artefact (512 MiB)."""
 MAX_HEADER_BYTES = 4 * 2**20
 """Largest ``dus_artifact.json`` accepted (4 MiB)."""
+KINDS: tuple[str, ...] = ("ppo", "reinforce")
+"""The kinds of policy an artefact may hold (its header's ``kind``)."""
 
 STRICT_SPEC_KEYS: tuple[str, ...] = (
     "env_id",
@@ -81,6 +85,18 @@ class Artifact:
     """Every member the archive lists."""
     versions: dict[str, Any] = field(default_factory=dict)
     """What it was written with (the header's ``versions``; :func:`_versions`)."""
+
+
+@contextmanager
+def global_random_kept() -> Iterator[None]:
+    """Leave Python's global ``random`` generator as the block found it. The first import of
+    stable_baselines3 loads rich, whose import draws from that generator, and loading a policy
+    draws no global random numbers (``dus_env.metrics`` does the same around scikit-learn)."""
+    state = random.getstate()
+    try:
+        yield
+    finally:
+        random.setstate(state)
 
 
 def tensor_bytes(obj: Any) -> bytes:
@@ -301,9 +317,13 @@ SPEC_CHECKS: dict[str, tuple[Any, str]] = {
     "history_length": (lambda v: _is_int(v, 1), "a positive integer"),
     "base_batch_size": (lambda v: _is_int(v, 1), "a positive integer"),
     "discrepancy": (lambda v: v in ("gap", "ratio"), "one of ['gap', 'ratio']"),
-    "multipliers": (lambda v: isinstance(v, list) and len(v) > 0
-                    and all(_is_number(x) and x > 0 for x in v),
-                    "a non-empty list of positive numbers"),
+    "multipliers": (lambda v: isinstance(v, list) and len(v) >= 2
+                    and all(_is_number(x) and x > 0 for x in v)
+                    and all(a < b for a, b in zip(v, v[1:])),
+                    "a strictly increasing list of at least 2 positive numbers (the action "
+                    "grid)"),
+    "layout": (lambda v: v in ("v0", "v1"),
+               "one of ['v0', 'v1'] ('v1': DUS-v1, modality slots; absent: DUS-v0)"),
     "modalities": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
                    "a list of names"),
     "monitor_ema_beta": (lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
@@ -319,6 +339,11 @@ def _check_header(header: Any, path: Path, kind: str | None) -> int:
         raise ArtifactError(
             f"policy file {str(path)!r} has a malformed {ARTIFACT_ENTRY!r} (needs 'kind' and "
             "'env_spec')"
+        )
+    if not isinstance(header["kind"], str) or header["kind"] not in KINDS:
+        raise ArtifactError(
+            f"policy file {str(path)!r}: {ARTIFACT_ENTRY!r} kind={header['kind']!r} is not "
+            f"valid; valid kinds: {list(KINDS)}"
         )
     version = header.get("format_version", 1)
     if not isinstance(version, int) or version > FORMAT_VERSION:

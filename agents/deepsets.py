@@ -34,12 +34,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3.common.distributions import MultiCategoricalDistribution
-from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
+from dus_agents.artifact import global_random_kept
 from dus_agents.sb3_files import ACTIVATIONS, check_widths
 from dus_env.slots import GLOBAL_PARTS, SlotLayout
+
+with global_random_kept():  # the first import of stable_baselines3 loads rich, which draws
+    from stable_baselines3.common.distributions import MultiCategoricalDistribution
+    from stable_baselines3.common.policies import ActorCriticPolicy
 
 MASKED_LOGIT = -1e9
 """Logit of every non-uniform index of an absent slot (its probability underflows to 0)."""

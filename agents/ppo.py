@@ -9,8 +9,10 @@ Files are data, never code. A PPO artefact (:mod:`dus_agents.artifact`, format 2
 policy network's tensors (``policy.pt``, read with ``torch.load(weights_only=True)``) and its
 layout, spaces and settings as JSON (``policy.json``); loading rebuilds the network from the
 JSON and never unpickles. It checks the sizes the JSON declares against the file's tensors
-before allocating anything, refuses NaN/inf weights, and draws no global random numbers (the
-DeepSets network is built on torch's ``meta`` device, the MLP inside ``fork_rng``).
+before allocating anything, refuses NaN/inf weights, refuses a header whose env spec does not
+describe the network (:func:`check_spec_fits_network`), and draws no global random numbers (the
+DeepSets network is built on torch's ``meta`` device, the MLP inside ``fork_rng``, and the first
+import of stable_baselines3 leaves Python's ``random`` as it was: :func:`import_sb3`).
 Training checkpoints are the same artefact plus the optimiser's tensors and the training
 counters (:func:`save_checkpoint` / :func:`load_checkpoint`). Plain SB3 model zips (rl-zoo3
 outputs) are adopted with :meth:`PPOPolicy.from_sb3`, which reads them through
@@ -20,6 +22,7 @@ outputs) are adopted with :meth:`PPOPolicy.from_sb3`, which reads them through
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -31,10 +34,12 @@ import gymnasium as gym
 import numpy as np
 
 from dus_agents.artifact import (
+    ARTIFACT_ENTRY,
     ArtifactError,
     check_compatible,
     check_state_shapes,
     env_spec_of,
+    global_random_kept,
     nonfinite_tensor,
     read_artifact,
     state_dict_from_bytes,
@@ -365,12 +370,21 @@ def policy_layout(policy: Any) -> dict[str, Any]:
     return layout
 
 
+def import_sb3() -> None:
+    """Import stable_baselines3's policies leaving Python's global ``random`` state as it was:
+    its first import loads rich, whose import draws from that generator, and loading a policy
+    draws no global random numbers."""
+    with global_random_kept():
+        importlib.import_module("stable_baselines3.common.policies")
+
+
 def build_policy(layout: Mapping[str, Any], where: str,
                  state: Mapping[str, Any] | None = None) -> Any:
     """The policy network ``layout`` (:func:`policy_layout`) describes; with ``state`` (checked
     by :func:`dus_agents.artifact.check_state_dict`), holding those weights.
 
-    Building it never touches torch's global random state. With ``state``, the sizes the
+    Building it never touches torch's, numpy's or Python's global random state (the first
+    import of stable_baselines3 is made by :func:`import_sb3`). With ``state``, the sizes the
     layout declares are checked against the tensors in ``state`` before anything is
     allocated: the DeepSets network is built on torch's ``meta`` device and then given the
     file's tensors, the MLP's shapes are computed from its settings first."""
@@ -390,6 +404,7 @@ def build_policy(layout: Mapping[str, Any], where: str,
     if not isinstance(settings, Mapping):
         raise ArtifactError(f"policy file {where!r}: {POLICY_ENTRY!r} settings={settings!r} is "
                             "not valid; expected a JSON object")
+    import_sb3()
     try:
         if kind == "mlp":
             if state is not None:
@@ -545,24 +560,73 @@ class PPOPolicy:
                 f"policy file {where!r}: its network takes {obs_size} observation values but "
                 f"its recorded env spec says {artifact.env_spec.get('observation_size')}"
             )
-        nvec = getattr(policy.action_space, "nvec", None)  # None: multipliers (a Box)
-        if nvec is not None:
-            spec = artifact.env_spec
-            slots = len(nvec)
-            if spec.get("layout") == "v1" and spec["max_modalities"] != slots:
-                raise ArtifactError(
-                    f"policy file {where!r}: its network has {slots} modality slots but its "
-                    f"recorded env spec says max_modalities={spec['max_modalities']}"
-                )
-            grid = spec.get("multipliers")
-            if isinstance(grid, list) and any(int(n) != len(grid) for n in nvec):
-                raise ArtifactError(
-                    f"policy file {where!r}: its network picks among {sorted(set(map(int, nvec)))}"
-                    f" grid values but its recorded env spec has multipliers={grid} "
-                    f"({len(grid)} values)"
-                )
+        check_spec_fits_network(artifact.env_spec, policy, where)
         policy.set_training_mode(False)
         return cls(policy, artifact.env_spec)
+
+
+def check_spec_fits_network(spec: Mapping[str, Any], policy: Any, where: str) -> None:
+    """Refuse, naming the file and the field, a header whose env spec does not describe the
+    network it sits next to: a plain loop (:func:`dus_agents.loop.make_controller`) builds its
+    observation and grid from the header's ``layout``, ``max_modalities`` / ``n_modalities``,
+    ``history_length`` and ``multipliers``, so each must fit the network's own input and output
+    sizes (``observation_size`` is checked against the network by the caller)."""
+    from dus_env.config import MonitorConfig, SamplerConfig
+    from dus_env.slots import SlotLayout
+    from dus_env.spaces import ObservationLayout
+
+    nvec = getattr(policy.action_space, "nvec", None)  # None: multipliers (a Box)
+    if nvec is None:
+        return
+    nvec = [int(n) for n in nvec]
+    slots, obs_size = len(nvec), int(np.prod(policy.observation_space.shape))
+    v1 = spec.get("layout") == "v1"
+
+    def refuse(name: str, why: str) -> None:
+        shown = repr(spec[name]) if name in spec else "(absent)"
+        raise ArtifactError(f"policy file {where!r}: {ARTIFACT_ENTRY!r} env_spec.{name}={shown} "
+                            f"does not fit its network: {why}")
+
+    if v1 and spec["max_modalities"] != slots:
+        raise ArtifactError(
+            f"policy file {where!r}: its network has {slots} modality slots but its "
+            f"recorded env spec says max_modalities={spec['max_modalities']}"
+        )
+    if not v1 and "n_modalities" in spec and spec["n_modalities"] != slots:
+        refuse("n_modalities", f"it acts on {slots} modalities")
+    grid = spec.get("multipliers")
+    if isinstance(grid, list) and any(n != len(grid) for n in nvec):
+        raise ArtifactError(
+            f"policy file {where!r}: its network picks among {sorted(set(nvec))}"
+            f" grid values but its recorded env spec has multipliers={grid} "
+            f"({len(grid)} values)"
+        )
+    if grid is None and any(n != len(SamplerConfig().multipliers) for n in nvec):
+        refuse("multipliers", f"its network picks among {sorted(set(nvec))} grid values and a "
+                              f"plain loop would use the default grid of "
+                              f"{len(SamplerConfig().multipliers)}")
+    history = spec.get("history_length", MonitorConfig().history_length)
+
+    def size(slotted: bool) -> int | None:
+        """The observation size of the layout the header describes (``slotted``: DUS-v1)."""
+        try:
+            return (SlotLayout(slots, history, "gap", nvec[0]) if slotted else
+                    ObservationLayout(slots, history, "gap", nvec[0])).size
+        except ValueError:
+            return None
+
+    def described(slotted: bool) -> str:
+        return (f"a DUS-v1 (layout='v1') observation of {slots} slots" if slotted else
+                f"a DUS-v0 observation of {slots} modalities") + \
+            f" with history_length={history}"
+
+    if size(v1) != obs_size:
+        if size(not v1) == obs_size:
+            refuse("layout", f"it takes {obs_size} observation values, the size of "
+                             f"{described(not v1)}, but the header describes {described(v1)}, "
+                             f"{size(v1)} values")
+        refuse("history_length", f"it takes {obs_size} observation values, but the header "
+                                 f"describes {described(v1)}, {size(v1)} values")
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from dus_agents.artifact import KINDS
 from dus_agents.base import Policy
 from dus_agents.heuristic import HeuristicPolicy, RandomPolicy, UniformPolicy
 from dus_env.errors import check_choice
@@ -16,8 +17,10 @@ actions are requested multipliers; ``heuristic-grid`` the same rule snapped to t
 ``reinforce`` a new online agent that learns in the run), or ``pretrained``, the generalist
 shipped with the package (a DUS-v1 policy: :func:`pretrained_path`)."""
 PRETRAINED_FILE = "generalist.zip"
-ARTIFACT_KINDS: tuple[str, ...] = ("ppo", "reinforce")
+ARTIFACT_KINDS: tuple[str, ...] = KINDS
 """Saved policies, written ``kind:PATH``."""
+SAMPLED = "sampled:"
+"""Prefix of a PPO policy replayed by sampling its actions (``sampled:SPEC``)."""
 
 
 def _fresh(name: str) -> Callable[[Any, int], Policy]:
@@ -31,8 +34,6 @@ def _fresh(name: str) -> Callable[[Any, int], Policy]:
         from dus_agents.reinforce import ReinforceAgent
 
         return lambda env, seed: ReinforceAgent.for_env(env, seed=seed)
-    if name == "pretrained":
-        return lambda env, seed: load_policy("ppo", str(pretrained_path()), env)
     raise NotImplementedError(f"policy {name!r} is not available yet")
 
 
@@ -50,7 +51,7 @@ def env_layout(spec: str) -> str:
     """Which env a policy spec acts in: ``v1`` (DUS-v1: slots, any modality count) for the
     pretrained policy and artefacts recorded on DUS-v1, ``full`` (DUS-v0 with requested
     multipliers as actions) for the full-resolution heuristic, else ``v0``."""
-    spec = spec.removeprefix("sampled:")
+    spec = spec.removeprefix(SAMPLED)
     if spec == "pretrained":
         return "v1"
     if spec == "heuristic":
@@ -76,6 +77,31 @@ def load_policy(kind: str, path: str, env: Any | None = None) -> Policy:
     return ReinforceAgent.load(path, env, frozen=True)
 
 
+def saved_policy(spec: str, env: Any | None = None, seed: int = 0) -> Policy | None:
+    """The saved policy ``spec`` names, loaded (and checked against ``env``'s spec when
+    given): ``pretrained``, ``ppo:PATH`` / ``reinforce:PATH``, or ``sampled:SPEC`` of a PPO one
+    (:class:`dus_agents.ppo.SampledPolicy`, its own generator seeded with ``seed``). None when
+    ``spec`` is the name of a policy built fresh (``uniform``, ``heuristic``, ...). One parser
+    for :func:`make_policy` and :func:`dus_agents.loop.make_controller`."""
+    if spec.startswith(SAMPLED):
+        from dus_agents.ppo import SampledPolicy
+
+        inner = saved_policy(spec.removeprefix(SAMPLED), env, seed)
+        if inner is None:
+            raise ValueError(f"policy spec {spec!r}: sampled: needs a PPO policy; valid forms: "
+                             "'sampled:pretrained', 'sampled:ppo:PATH'")
+        return SampledPolicy(inner, seed)
+    if spec == "pretrained":
+        return load_policy("ppo", str(pretrained_path()), env)
+    if ":" in spec:
+        kind, path = spec.split(":", 1)
+        if not path:
+            raise ValueError(f"policy spec {spec!r} has no path after {kind + ':'!r}; write "
+                             f"{kind}:PATH")
+        return load_policy(kind, path, env)
+    return None
+
+
 def make_policy(spec: str, env: Any, seed: int = 0) -> Policy:
     """The policy ``spec`` names, for ``env``.
 
@@ -86,14 +112,8 @@ def make_policy(spec: str, env: Any, seed: int = 0) -> Policy:
     A missing file raises ``FileNotFoundError``, a corrupt one ``dus_agents.artifact.ArtifactError``,
     an incompatible one ``dus_agents.artifact.IncompatibleEnvError``, each naming the path.
     """
-    if spec.startswith("sampled:"):
-        from dus_agents.ppo import SampledPolicy
-
-        return SampledPolicy(make_policy(spec.removeprefix("sampled:"), env, seed), seed)
-    if ":" in spec:
-        kind, path = spec.split(":", 1)
-        if not path:
-            raise ValueError(f"policy spec {spec!r} has no path after {kind + ':'!r}")
-        return load_policy(kind, path, env)
+    saved = saved_policy(spec, env, seed)
+    if saved is not None:
+        return saved
     check_choice("policy", spec, POLICY_NAMES)
     return _fresh(spec)(env, seed)

@@ -1,9 +1,12 @@
 """Loading a policy file is side-effect free, bounded, and refuses a malformed one by name.
 
 * loading touches no global random state (the network is built on torch's ``meta`` device or
-  inside ``fork_rng``, then given the file's tensors);
-* a damaged zip, a ``policy.pt`` that is not a state dict, settings out of range and a DUS-v1
-  header without ``max_modalities`` raise :class:`ArtifactError` naming the file;
+  inside ``fork_rng``, then given the file's tensors; the first import of stable_baselines3,
+  whose rich draws from Python's ``random``, puts that generator back);
+* a damaged zip, a ``policy.pt`` that is not a state dict, settings out of range, a DUS-v1
+  header without ``max_modalities`` and a header that does not describe its own network
+  (layout, history length, grid, slots) raise :class:`ArtifactError` naming the file, through
+  ``load_policy`` and through ``make_controller`` alike;
 * the sizes ``policy.json`` declares are checked against the file's tensors before anything is
   allocated;
 * NaN / inf weights are refused at load, not at the first decision.
@@ -13,8 +16,11 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -24,11 +30,14 @@ import pytest
 import torch
 
 import dus_env
+from dus_agents import make_controller
 from dus_agents.artifact import read_header
+from dus_agents.heuristic import UniformPolicy
 from dus_agents.ppo import PPOPolicy
 from dus_agents.registry import load_policy, pretrained_path
 from dus_agents.reinforce import ReinforceAgent
-from dus_env.errors import ArtifactError
+from dus_env.errors import ArtifactError, IncompatibleEnvError
+from tests.conftest import ROOT
 from tests.support import security_payloads as sp
 from tests.support.rng import isolated_global_rng
 
@@ -140,6 +149,51 @@ def test_loading_leaves_the_global_torch_rng_unchanged(which, mlp_file, reinforc
         load()
         after = torch.random.get_rng_state()
     assert torch.equal(after, before)
+
+
+FRESH_LOAD = """
+import random, sys
+import numpy as np, torch
+from dus_agents import make_controller
+from dus_agents.ppo import PPOPolicy
+from dus_agents.registry import load_policy, pretrained_path
+{setup}
+assert "stable_baselines3" not in sys.modules
+random.seed(7); np.random.seed(7); torch.manual_seed(7)
+def states():
+    return (random.getstate(), np.random.get_state()[1].tolist(), torch.get_rng_state().tolist())
+before = states()
+{call}
+assert "stable_baselines3" in sys.modules and "rich" in sys.modules
+after = states()
+print([name for name, a, b in zip(("random", "numpy", "torch"), before, after) if a != b])
+"""
+
+
+@pytest.mark.parametrize("which", ["load_policy pretrained", "make_controller pretrained",
+                                   "make_controller sampled:pretrained", "load_policy mlp file",
+                                   "from_sb3", "import dus_agents.deepsets"])
+def test_the_first_load_in_a_fresh_process_leaves_every_global_rng_unchanged(which, mlp_file,
+                                                                             tmp_path):
+    """The first load imports stable_baselines3, whose rich draws from Python's ``random``
+    on import: in a fresh interpreter (nothing imported yet), Python's, numpy's and torch's
+    global generators are as they were."""
+    setup = "assert 'rich' not in sys.modules  # its import draws from random"
+    call = {"load_policy pretrained": "load_policy('ppo', str(pretrained_path()))",
+            "make_controller pretrained": "make_controller(('a', 'b'), 6, 40, 'pretrained')",
+            "make_controller sampled:pretrained":
+                "make_controller(('a', 'b'), 6, 40, 'sampled:pretrained', seed=3)",
+            "load_policy mlp file": f"load_policy('ppo', {str(mlp_file)!r})",
+            "from_sb3": f"PPOPolicy.from_sb3({str(tmp_path / 'sb3.zip')!r}, env)",
+            "import dus_agents.deepsets": "import dus_agents.deepsets"}[which]
+    if which == "from_sb3":
+        sp.save_tiny_ppo(tmp_path / "sb3.zip", gym.make(dus_env.ENV_ID, preset="tiny"))
+        setup = "import gymnasium as gym, dus_env\nenv = gym.make(dus_env.ENV_ID, preset='tiny')"
+        # (the env imports scikit-learn, and so rich, leaving random as it was: dus_env.metrics)
+    proc = subprocess.run([sys.executable, "-c", FRESH_LOAD.format(setup=setup, call=call)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
 
 
 @pytest.mark.parametrize("which", ["pretrained", "ppo file"])
@@ -256,7 +310,14 @@ def test_a_dus_v1_header_without_max_modalities_is_refused_when_read(tmp_path):
     ("history_length", "8", r"env_spec.history_length='8' is not valid; expected a positive "
                             r"integer"),
     ("multipliers", [0.5, -1.0], r"env_spec.multipliers=\[0.5, -1.0\] is not valid; expected "
-                                 r"a non-empty list of positive numbers"),
+                                 r"a strictly increasing list of at least 2 positive numbers"),
+    ("multipliers", [2.0, 1.0, 0.5], r"env_spec.multipliers=\[2.0, 1.0, 0.5\] is not valid; "
+                                     r"expected a strictly increasing list"),
+    ("multipliers", [1.0, 1.0], r"env_spec.multipliers=\[1.0, 1.0\] is not valid; expected a "
+                                r"strictly increasing list"),
+    ("multipliers", [1.0], r"env_spec.multipliers=\[1.0\] is not valid; expected a strictly "
+                           r"increasing list of at least 2"),
+    ("layout", "v2", r"env_spec.layout='v2' is not valid; expected one of \['v0', 'v1'\]"),
     ("discrepancy", "gapp", r"env_spec.discrepancy='gapp' is not valid; expected one of"),
     ("observation_size", True, r"env_spec.observation_size=True is not valid"),
 ])
@@ -271,6 +332,86 @@ def test_damaged_env_spec_entries_are_refused_when_the_header_is_read(field, val
     with pytest.raises(ArtifactError, match=match) as err:
         read_header(path)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("kind", [3, None, ["ppo"], "sac"])
+def test_a_header_kind_that_is_not_a_known_kind_is_refused_naming_the_field(kind, tmp_path):
+    header = json.loads(_member(pretrained_path(), "dus_artifact.json"))
+    header["kind"] = kind
+    path = _edited(pretrained_path(), tmp_path / "k.zip",
+                   {"dus_artifact.json": json.dumps(header).encode()})
+    match = re.escape(f"'dus_artifact.json' kind={kind!r} is not valid; valid kinds: "
+                      "['ppo', 'reinforce']")
+    for kind_asked in ("ppo", "reinforce"):
+        _refused(path, match, kind=kind_asked)
+    with pytest.raises(ArtifactError, match=match):
+        read_header(path)
+
+
+def _header_edited(src: Path, dst: Path, **changes) -> Path:
+    """``src`` with its header's env spec changed (a value of None removes the entry)."""
+    header = json.loads(_member(src, "dus_artifact.json"))
+    for key, value in changes.items():
+        if value is None:
+            header["env_spec"].pop(key)
+        else:
+            header["env_spec"][key] = value
+    return _edited(src, dst, {"dus_artifact.json": json.dumps(header).encode()})
+
+
+@pytest.mark.parametrize("network, changes, match", [
+    ("deepsets", {"history_length": 4},
+     r"env_spec.history_length=4 does not fit its network: it takes 78 observation values, but "
+     r"the header describes a DUS-v1 \(layout='v1'\) observation of 4 slots with "
+     r"history_length=4, 46 values"),
+    ("deepsets", {"layout": None},
+     r"env_spec.layout=\(absent\) does not fit its network: it takes 78 observation values, the "
+     r"size of a DUS-v1 \(layout='v1'\) observation of 4 slots with history_length=8, but the "
+     r"header describes a DUS-v0 observation of 4 modalities with history_length=8, 73 values"),
+    ("deepsets", {"max_modalities": 1},
+     r"its network has 4 modality slots but its recorded env spec says max_modalities=1"),
+    ("mlp", {"history_length": 2},
+     r"env_spec.history_length=2 does not fit its network: it takes \d+ observation values, but "
+     r"the header describes a DUS-v0 observation of 2 modalities with history_length=2"),
+    ("mlp", {"layout": "v1", "max_modalities": 2},
+     r"env_spec.layout='v1' does not fit its network: it takes \d+ observation values, the size "
+     r"of a DUS-v0 observation of 2 modalities"),
+    ("mlp", {"n_modalities": 3}, r"env_spec.n_modalities=3 does not fit its network: it acts "
+                                 r"on 2 modalities"),
+])
+def test_a_header_that_does_not_describe_its_network_is_refused_by_load_and_the_loop(
+        network, changes, match, mlp_file, tmp_path):
+    """A plain loop builds its observation from the header's layout, history length, slots
+    and grid: each must fit the network, or the first decision would fail inside SB3 naming
+    neither the file nor the field."""
+    src = pretrained_path() if network == "deepsets" else mlp_file
+    path = _header_edited(src, tmp_path / "h.zip", **changes)
+    _refused(path, match)
+    with pytest.raises(ArtifactError, match=match) as err:
+        make_controller(("a", "b"), 6, 100, f"ppo:{path}")
+    assert str(path) in str(err.value)
+
+
+def test_the_loop_checks_the_observation_size_before_the_first_decision(reinforce_file,
+                                                                         tmp_path, env):
+    """A header whose history length does not give the observation size it records (here a
+    REINFORCE file, whose own payload records its layout) is refused naming the file; an
+    object whose env spec records another size is refused before its first predict."""
+    path = _header_edited(reinforce_file, tmp_path / "r.zip", history_length=2)
+    size = env.unwrapped.spec_dict()["observation_size"]
+    with pytest.raises(ArtifactError, match=rf"its recorded env spec says observation_size="
+                                            rf"{size}, but its 2 modalities .* history_length=2"
+                       ) as err:
+        make_controller(("a", "b"), 6, 100, f"reinforce:{path}")
+    assert str(path) in str(err.value)
+    policy = UniformPolicy(env.unwrapped.layout, env.unwrapped.config.sampler.multipliers)
+    policy.env_spec = {**env.unwrapped.spec_dict(), "observation_size": size + 5}
+    predicted = []
+    policy.predict = lambda *args, **kwargs: predicted.append(1)
+    with pytest.raises(IncompatibleEnvError, match=rf"policy UniformPolicy takes {size + 5} "
+                                                   rf"observation values .* give {size}"):
+        make_controller(("a", "b"), 6, 100, policy)
+    assert predicted == []
 
 
 def test_a_header_grid_that_does_not_fit_the_network_is_refused(tmp_path):
