@@ -15,7 +15,7 @@
    cache cleared before every reset (cold) against the same resets with the cache filled
    (warm); medians.
 
-    python -m benchmarks.paired_reward            # default preset, 20 seeds (about 3 minutes)
+    python -m benchmarks.paired_reward            # default preset, 20 seeds (about 6 minutes)
     python -m benchmarks.paired_reward --smoke    # tiny preset, seconds
 """
 
