@@ -30,7 +30,8 @@ Times are for 2 CPU cores, one thread per process.
   its reference run (cold vs warm). ``python -m benchmarks.paired_reward``: about 6 minutes.
 * ``oracle``: per held-out task, the best open-loop schedule (piecewise-constant per-modality
   multipliers) an Optuna search finds on validation seeds, reported on test seeds.
-  ``python -m benchmarks.oracle``: about 20 minutes for its 19 default tasks at 24 trials.
+  ``python -m benchmarks.oracle``: about 30 minutes for its 19 default tasks at the default
+  30 trials (about 25 at run_all.sh's 24).
   ``--family heuristic``: DUS-H's settings tuned per task against DUS-H instead (the headroom
   above DUS-H): about 55 minutes at 24 trials x 8 seeds on one core.
 * ``generalization``: held-out tasks x uniform, DUS-H, PPO trained on ``default``, the

@@ -19,7 +19,7 @@ only: the rules are reported on test seeds by ``benchmarks.generalization``, pol
 ``--reward`` scores an episode by the final validation accuracy (``paired``) or by the best
 one so far (``paired_best``: what model selection on validation keeps).
 
-    python -m benchmarks.oracle --out results/oracle.json      # held-out tasks (about 40 min)
+    python -m benchmarks.oracle --out results/oracle.json      # held-out tasks (about 30 min)
     python -m benchmarks.oracle --family heuristic --reward paired_best \
         --search-seeds 500,501,502,503,504,505,506,507 --jobs 2 --out results/headroom.json
     python -m benchmarks.oracle --smoke
